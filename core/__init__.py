@@ -1,0 +1,1 @@
+"""genforge.core: hookspecs, registry, specs, data, trainer, checkpoints and the CLI."""

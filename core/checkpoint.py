@@ -1,0 +1,134 @@
+"""Checkpoints: safetensors weights plus a weights_only-loadable state file, written atomically.
+
+    checkpoints/step-00000100/
+        model.safetensors   every weight and buffer of the model (G, D, encoder...)
+        ema.safetensors     EMA of the generator's state (when EMA is on)
+        state.pt            step, optimizers, grad scalers, RNG: torch.load(weights_only=True)
+        meta.json           step, run id, time
+
+A checkpoint is written into a hidden temporary folder, fsynced, then renamed into
+place, so a process killed at any moment leaves the previous checkpoint whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from genforge.core.errors import UserError
+
+PREFIX = "step-"
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    model: dict[str, torch.Tensor]
+    ema: dict[str, torch.Tensor] | None
+    state: dict
+    meta: dict
+
+    @property
+    def step(self) -> int:
+        return int(self.meta["step"])
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
+
+
+def write_checkpoint(folder: Path, name: str, model: dict, state: dict, meta: dict, ema: dict | None = None) -> Path:
+    """Write checkpoint `name` under `folder` atomically and return its path."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / name
+    tmp = folder / f".tmp-{name}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        save_file(_contiguous(model), str(tmp / "model.safetensors"))
+        if ema is not None:
+            save_file(_contiguous(ema), str(tmp / "ema.safetensors"))
+        torch.save(state, tmp / "state.pt")
+        (tmp / "meta.json").write_text(json.dumps({**meta, "time": time.time()}, indent=1))
+        for file in tmp.iterdir():
+            _fsync(file)
+        _fsync(tmp)
+        if final.exists():
+            old = folder / f".old-{name}-{os.getpid()}"
+            final.rename(old)
+            tmp.rename(final)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(final)
+        _fsync(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def step_checkpoints(folder: Path) -> list[Path]:
+    """Completed step checkpoints, oldest first (temporary folders are never listed)."""
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if p.is_dir() and p.name.startswith(PREFIX) and p.name[len(PREFIX):].isdigit()]
+    return sorted(found, key=lambda p: int(p.name[len(PREFIX):]))
+
+
+def prune(folder: Path, keep: int) -> None:
+    for old in step_checkpoints(folder)[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def read_checkpoint(path: Path) -> Checkpoint:
+    """Load a checkpoint folder; a damaged one is a one-line UserError."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+        model = load_file(str(path / "model.safetensors"))
+        ema = load_file(str(path / "ema.safetensors")) if (path / "ema.safetensors").exists() else None
+        state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
+    except FileNotFoundError as exc:
+        raise UserError(f"checkpoint {path} is incomplete ({Path(exc.filename).name} missing); "
+                        "pick another with --checkpoint") from None
+    except Exception as exc:  # noqa: BLE001  safetensors, pickle and JSON each raise their own types
+        raise UserError(f"checkpoint {path} is corrupt ({type(exc).__name__}); pick another with --checkpoint") from None
+    return Checkpoint(path, model, ema, state, meta)
+
+
+def find_checkpoint(run_dir: Path, which: str | None = None) -> Path:
+    """The checkpoint folder for `which`: None or "latest", "best", a step number, or a path."""
+    folder = Path(run_dir) / "checkpoints"
+    if which in (None, "latest"):
+        found = step_checkpoints(folder)
+        if not found:
+            raise UserError(f"{run_dir} has no checkpoint yet; train it first (genforge train --resume {run_dir})")
+        return found[-1]
+    if which.isdigit():
+        path = folder / f"{PREFIX}{int(which):08d}"
+    elif (folder / which).is_dir():
+        path = folder / which
+    else:
+        path = Path(which)
+    if not path.is_dir():
+        names = ", ".join(p.name for p in step_checkpoints(folder)) or "none"
+        raise UserError(f"no checkpoint {which!r} in {run_dir}; available: {names}")
+    return path

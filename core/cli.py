@@ -1,0 +1,308 @@
+"""The `genforge` command. Heavy libraries (torch, onnx) are imported inside commands only,
+so `genforge --help` and `genforge plugins` stay fast."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from genforge import __version__
+from genforge.core.errors import UserError
+from genforge.core.registry import get_registry
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="genforge")
+def cli():
+    """genforge: train image generators, export them to ONNX and TensorRT, benchmark them.
+
+    \b
+    Quick start (the embedded digits data, no download):
+      genforge train --model dcgan --dataset digits --epochs 5 --out runs/dcgan
+      genforge sample runs/dcgan --n 64 --out grid.png
+    """
+
+
+def print_table(title: str, columns: list[str], rows: list[list]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*["" if v is None else str(v) for v in row])
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
+
+
+# -- plugins, models, datasets -------------------------------------------------------------
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def plugins(as_json):
+    """List loaded plugins (built-in and installed), what they register, and load errors."""
+    registry = get_registry()
+    for kind in ("models", "datasets", "metrics", "backends"):
+        registry.specs(kind)
+    infos = [info.as_dict() for info in registry.plugins.values()]
+    if as_json:
+        click.echo(json.dumps(infos, indent=2))
+        return
+    rows = []
+    for info in infos:
+        registered = "; ".join(f"{k}: {', '.join(v)}" for k, v in info["registered"].items())
+        rows.append([info["name"], info["version"], "built-in" if info["builtin"] else info["distribution"],
+                     ", ".join(info["hooks"]), registered, "; ".join(info["errors"]) or "ok"])
+    print_table("plugins", ["name", "version", "from", "hooks", "registers", "status"], rows)
+
+
+@cli.command()
+def models():
+    """List the model plugins."""
+    rows = [[s.name, s.family, "yes" if s.conditional else "no",
+             ",".join(map(str, s.image_sizes)) if s.image_sizes else "any", s.plugin, s.description]
+            for s in get_registry().specs("models").values()]
+    print_table("models", ["name", "family", "conditional", "image sizes", "plugin", "description"], rows)
+
+
+@cli.group(invoke_without_command=True)
+@click.pass_context
+def datasets(ctx):
+    """List the dataset plugins (or `datasets show NAME`)."""
+    if ctx.invoked_subcommand is None:
+        rows = [[s.name, "yes" if s.labelled else "optional", "yes" if s.offline else "needs --data-dir", s.plugin,
+                 s.description] for s in get_registry().specs("datasets").values()]
+        print_table("datasets", ["name", "labelled", "offline", "plugin", "description"], rows)
+
+
+@datasets.command("show")
+@click.argument("name")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Folder holding the dataset's files.")
+@click.option("--image-size", default=32, show_default=True, type=int)
+@click.option("--channels", type=click.Choice(["1", "3"]), help="Convert to 1 (grey) or 3 (RGB) channels.")
+@click.option("--split", default="train", show_default=True, type=click.Choice(["train", "test"]))
+@click.option("--download", is_flag=True, help="Fetch the files (mnist, fashion-mnist, cifar10; needs torchvision).")
+@click.option("--out", type=click.Path(path_type=Path), help="Write a grid of 64 examples with their labels.")
+def datasets_show(name, data_dir, image_size, channels, split, download, out):
+    """Print a dataset's facts and optionally write a preview grid."""
+    import torch
+
+    from genforge.core.data import open_dataset
+    from genforge.core.images import save_grid
+
+    dataset, info = open_dataset(name, split, image_size, int(channels) if channels else None, data_dir, download)
+    for key, value in info.as_dict().items():
+        click.echo(f"{key:12} {value}")
+    click.echo(f"{'loaded':12} {len(dataset)} images ({split})")
+    if out:
+        n = min(64, len(dataset))
+        items = [dataset[i] for i in torch.linspace(0, len(dataset) - 1, n).long().tolist()]
+        images = torch.stack([im for im, _ in items])
+        captions = [info.class_names[lb] if info.class_names and lb >= 0 else "" for _, lb in items]
+        save_grid(images, out, nrow=8, captions=captions if info.labelled else None)
+        click.echo(f"wrote {out}")
+
+
+# -- training ------------------------------------------------------------------------------
+RESUMABLE_CHANGES = {"steps", "epochs", "device", "log_every", "sample_every", "checkpoint_every", "keep"}
+
+
+def _explicit(ctx, names):
+    from click.core import ParameterSource
+
+    return {n for n in names if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE}
+
+
+def _read_toml(path: Path) -> dict:
+    import tomllib
+
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"config file {path} is not valid TOML: {exc}") from None
+    return {k.replace("-", "_"): v for k, v in data.items()}
+
+
+def _parse_options(pairs) -> dict:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise UserError(f"model option {pair!r} must look like key=value (e.g. -o latent_dim=64)")
+        options[key.strip().replace("-", "_")] = value.strip()
+    return options
+
+
+@cli.command()
+@click.option("--model", default="dcgan", show_default=True, help="Model plugin (see `genforge models`).")
+@click.option("--dataset", default="digits", show_default=True, help="Dataset plugin (see `genforge datasets`).")
+@click.option("--data-dir", type=click.Path(), help="Folder of the dataset's files.")
+@click.option("--epochs", type=click.IntRange(min=1), help="Passes over the train split (default 5).")
+@click.option("--steps", type=click.IntRange(min=1), help="Training steps (instead of --epochs).")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option("--image-size", default=32, show_default=True, type=int)
+@click.option("--channels", type=click.Choice(["1", "3"]), help="Train on 1 or 3 channels (converting).")
+@click.option("--precision", default="fp32", show_default=True, type=click.Choice(["fp32", "bf16", "fp16"]),
+              help="bf16/fp16 run the step under autocast; fp16 (CUDA) adds gradient scaling.")
+@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--channels-last/--no-channels-last", default=False, show_default=True,
+              help="NHWC memory format (faster convolutions on CPU with oneDNN and on tensor cores).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--ema/--no-ema", default=False, show_default=True, help="Keep an EMA of the generator's weights.")
+@click.option("--sample-every", default=200, show_default=True, type=int, help="Steps between sample grids.")
+@click.option("--checkpoint-every", default=500, show_default=True, type=int, help="Steps between checkpoints.")
+@click.option("--keep", default=3, show_default=True, type=int, help="Step checkpoints kept.")
+@click.option("--eval-every", default=0, show_default=True, type=int,
+              help="Steps between evaluations (keeps checkpoints/best); 0: never.")
+@click.option("-o", "--model-option", "model_option", multiple=True, metavar="KEY=VALUE",
+              help="A model option, e.g. -o latent_dim=64 (see the model's Config).")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML file of these options.")
+@click.option("--out", type=click.Path(path_type=Path), help="Run directory (default runs/MODEL-DATASET-TIME).")
+@click.option("--resume", type=click.Path(path_type=Path), help="Continue the run in this directory.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run directory.")
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+@click.pass_context
+def train(ctx, config_file, out, resume, overwrite, progress, model_option, **options):
+    """Train a model plugin on a dataset plugin; writes a run directory.
+
+    \b
+    The run directory holds config.json, checkpoints/ (safetensors), samples/,
+    metrics.jsonl, samples.png and loss.png. Options come from the defaults, then
+    --config FILE.toml, then the command line.
+    """
+    import dataclasses
+    import time
+
+    from genforge.core.trainer import Trainer, config_from_dict
+
+    explicit = _explicit(ctx, options)
+    if options.get("channels"):
+        options["channels"] = int(options["channels"])
+    cli_values = {k: v for k, v in options.items() if k in explicit}
+    if model_option:
+        cli_values["model_options"] = _parse_options(model_option)
+    if resume:
+        from genforge.core.run import read_run_config
+
+        if out and Path(out) != Path(resume):
+            raise UserError("--resume continues the run in its own directory; drop --out")
+        record = read_run_config(resume)
+        values = dict(record["train"])
+        for key, value in {**(_read_toml(config_file) if config_file else {}), **cli_values}.items():
+            if key not in RESUMABLE_CHANGES and values.get(key) != value:
+                raise UserError(f"--{key.replace('_', '-')} {value} disagrees with the run's {values.get(key)}; "
+                                f"a resumed run keeps its config (only {', '.join(sorted(RESUMABLE_CHANGES))} may change)")
+            values[key] = value
+        if "steps" in cli_values:
+            values["epochs"] = None
+        if "epochs" in cli_values:
+            values["steps"] = None
+        config = config_from_dict(values)
+        trainer = Trainer(config, resume, resume=True, progress=progress)
+    else:
+        values = {k: v for k, v in options.items() if v is not None}
+        values.update(_read_toml(config_file) if config_file else {})
+        values.update(cli_values)
+        config = config_from_dict(values)
+        out = out or Path("runs") / f"{config.model}-{config.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+        trainer = Trainer(config, out, overwrite=overwrite, progress=progress)
+    if trainer.step >= trainer.total_steps:
+        raise UserError(f"{trainer.out} already reached step {trainer.step}; pass more --steps or --epochs to go on")
+    started = time.perf_counter()
+    run_dir = trainer.fit()
+    click.echo(f"trained {config.model} on {config.dataset} to step {trainer.step} in "
+               f"{time.perf_counter() - started:.1f}s ({dataclasses.asdict(config)['precision']}, {trainer.device})")
+    click.echo(f"run directory: {run_dir}  (samples.png, loss.png, checkpoints/)")
+
+
+def parse_labels(text: str | None, n: int):
+    if text is None:
+        return None
+    import numpy as np
+
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"--labels {text!r} must be a class number or a comma-separated list like 0,1,2") from None
+    if not values:
+        raise UserError("--labels is empty")
+    return np.resize(np.array(values), n)
+
+
+@cli.command()
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option("--checkpoint", help="Checkpoint of a run: latest (default), best, a step number or a folder.")
+@click.option("--ema", is_flag=True, help="Use the EMA weights of the checkpoint.")
+@click.option("--n", "n", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option("--labels", help="Class for every sample (3) or a list cycled over them (0,1,2).")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--provider", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda", "tensorrt"]),
+              help="ONNX Runtime provider for .onnx targets.")
+@click.option("--out", default="samples.png", show_default=True, type=click.Path(path_type=Path))
+def sample(target, checkpoint, ema, n, labels, seed, provider, out):
+    """Write a grid of samples from a run directory, an .onnx file or an .engine."""
+    from genforge.exporters import runtime
+
+    generator = runtime.load(target, provider=provider, checkpoint=checkpoint, ema=ema)
+    label_array = parse_labels(labels, n)
+    if label_array is not None and not generator.conditional:
+        raise UserError("--labels needs a conditional model; this one is unconditional")
+    images = generator.generate(n=n, labels=label_array, seed=seed)
+    _save_array_grid(images, out, label_array if generator.conditional else None)
+    click.echo(f"wrote {out} ({n} samples)")
+
+
+def _save_array_grid(images, out, labels=None, nrow=None):
+    import torch
+
+    from genforge.core.images import save_grid
+
+    captions = [str(v) for v in labels] if labels is not None else None
+    save_grid(torch.from_numpy(images), out, nrow=nrow, captions=captions)
+
+
+@cli.command()
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option("--checkpoint", help="Checkpoint of a run: latest (default), best, a step number or a folder.")
+@click.option("--rows", default=8, show_default=True, type=click.IntRange(min=1))
+@click.option("--steps", "n_steps", default=10, show_default=True, type=click.IntRange(min=2))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--out", default="interpolation.png", show_default=True, type=click.Path(path_type=Path))
+def interpolate(target, checkpoint, rows, n_steps, seed, out):
+    """Write a grid of latent interpolations: each row walks (slerp) between two noise vectors."""
+    import numpy as np
+
+    from genforge.exporters import runtime
+
+    generator = runtime.load(target, checkpoint=checkpoint)
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((rows, *generator.latent_shape)).astype(np.float32)
+    b = rng.standard_normal((rows, *generator.latent_shape)).astype(np.float32)
+    flat_a, flat_b = a.reshape(rows, -1), b.reshape(rows, -1)
+    cos = (flat_a * flat_b).sum(1) / (np.linalg.norm(flat_a, axis=1) * np.linalg.norm(flat_b, axis=1))
+    omega = np.arccos(np.clip(cos, -1, 1))[:, None]
+    ts = np.linspace(0, 1, n_steps)
+    z = np.stack([(np.sin((1 - t) * omega) * flat_a + np.sin(t * omega) * flat_b) / np.sin(omega) for t in ts], 1)
+    z = z.reshape(rows * n_steps, *generator.latent_shape).astype(np.float32)
+    labels = np.repeat(np.arange(rows) % generator.num_classes, n_steps) if generator.conditional else None
+    images = generator.generate(z=z, labels=labels)
+    _save_array_grid(images, out, nrow=n_steps)
+    click.echo(f"wrote {out} ({rows} rows of {n_steps})")
+
+
+def main(argv=None):
+    """Entry point: loads plugin commands, runs the CLI; user errors are one line and exit 2."""
+    try:
+        get_registry().add_commands(cli)
+        cli.main(args=argv, prog_name="genforge", standalone_mode=True)
+    except click.ClickException as exc:  # raised outside click's own handling (plugin loading)
+        exc.show()
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,35 @@
+"""Errors that reach the user as one line and exit status 2 (see the CLI's main)."""
+
+import difflib
+
+import click
+
+
+class UserError(click.ClickException):
+    """A problem with what the user asked for: one line, what to do, exit status 2."""
+
+    exit_code = 2
+
+
+class PluginError(UserError):
+    """A plugin failed to load or register (fatal only with GENFORGE_STRICT_PLUGINS=1)."""
+
+
+class TrainingDiverged(click.ClickException):
+    """A loss became NaN or Inf; the last good checkpoint is kept."""
+
+    exit_code = 1
+
+
+class ValidationFailed(click.ClickException):
+    """An export missed its precision's tolerance or quality gate; nothing was written."""
+
+    exit_code = 1
+
+
+def unknown_name(kind: str, name: str, known) -> UserError:
+    """The one-line error for a name that is not registered, with close matches."""
+    known = sorted(known)
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(known) or 'none'}"
+    return UserError(f"unknown {kind} {name!r}; {hint} (see `genforge {kind}s`)")

@@ -1,0 +1,83 @@
+"""Pictures people look at: sample grids (with optional captions) and loss curves."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genforge.core.data import to_uint8
+
+
+def grid_image(images: torch.Tensor, nrow: int | None = None, padding: int = 2, captions=None):
+    """NCHW images in [-1, 1] -> a PIL image laid out in a grid, captions under each cell."""
+    from PIL import Image, ImageDraw
+
+    pixels = to_uint8(images).cpu().numpy()
+    n, c, h, w = pixels.shape
+    nrow = nrow or max(1, int(math.ceil(math.sqrt(n))))
+    rows = int(math.ceil(n / nrow))
+    caption_h = 12 if captions is not None else 0
+    cell_h, cell_w = h + padding + caption_h, w + padding
+    canvas = np.full((rows * cell_h + padding, nrow * cell_w + padding, 3), 32, dtype=np.uint8)
+    for i in range(n):
+        r, col = divmod(i, nrow)
+        tile = pixels[i].transpose(1, 2, 0)
+        y, x = padding + r * cell_h, padding + col * cell_w
+        canvas[y:y + h, x:x + w] = tile if c == 3 else np.repeat(tile, 3, axis=2)
+    picture = Image.fromarray(canvas)
+    if captions is not None:
+        draw = ImageDraw.Draw(picture)
+        for i, text in enumerate(captions):
+            r, col = divmod(i, nrow)
+            draw.text((padding + col * cell_w, padding + r * cell_h + h), str(text)[: max(1, w // 6)],
+                      fill=(230, 230, 230))
+    return picture
+
+
+def save_grid(images: torch.Tensor, path, nrow: int | None = None, captions=None, scale: int | None = None) -> Path:
+    from PIL import Image
+
+    picture = grid_image(images, nrow, captions=captions)
+    scale = scale or max(1, 256 // max(1, images.shape[-1] * 4))
+    if scale > 1:
+        picture = picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    picture.save(path)
+    return path
+
+
+def read_metrics(path) -> list[dict]:
+    path = Path(path)
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def save_loss_curve(metrics_path, out_path) -> Path | None:
+    """Plot every loss-like series of metrics.jsonl against the step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    records = [r for r in read_metrics(metrics_path) if r.get("kind", "train") == "train"]
+    if not records:
+        return None
+    keys = [k for k in records[-1] if k.endswith("loss") or k in ("recon", "kl")]
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    steps = [r["step"] for r in records]
+    for key in keys:
+        ax.plot(steps, [r.get(key, float("nan")) for r in records], label=key)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out_path)
+    plt.close(fig)
+    return Path(out_path)

@@ -1,0 +1,68 @@
+"""Open a run directory written by the trainer: its config, and a model with a checkpoint's weights."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from genforge.core import checkpoint as ckpt
+from genforge.core.data import DataInfo
+from genforge.core.errors import UserError
+
+
+def read_run_config(run_dir) -> dict:
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise UserError(f"{run_dir} does not exist; pass a run directory made by `genforge train`")
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise UserError(f"{run_dir} is not a genforge run (no config.json); pass a folder made by `genforge train`")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise UserError(f"{path} is corrupt (not JSON); the run cannot be opened") from None
+
+
+@dataclass
+class LoadedRun:
+    run_dir: Path
+    record: dict
+    info: DataInfo
+    model: torch.nn.Module
+    checkpoint: Path
+    step: int
+    ema: bool
+
+    @property
+    def generator(self) -> torch.nn.Module:
+        return self.model.generator()
+
+    @property
+    def model_name(self) -> str:
+        return self.record["train"]["model"]
+
+
+def load_run(run_dir, checkpoint: str | None = None, ema: bool = False, device="cpu") -> LoadedRun:
+    """The model of a run with the weights of one checkpoint (latest by default), in eval mode."""
+    from genforge.core.trainer import build_model
+
+    record = read_run_config(run_dir)
+    info = DataInfo.from_dict(record["data_info"])
+    path = ckpt.find_checkpoint(Path(run_dir), checkpoint)
+    loaded = ckpt.read_checkpoint(path)
+    torch.manual_seed(0)
+    model = build_model(record["train"]["model"], info, record["model_config"])
+    try:
+        model.load_state_dict(loaded.model)
+    except RuntimeError as exc:
+        raise UserError(f"checkpoint {path} does not fit the {record['train']['model']} model of this run "
+                        f"({str(exc).splitlines()[0]})") from None
+    if ema:
+        if loaded.ema is None:
+            raise UserError(f"checkpoint {path} has no EMA weights; train with --ema, or drop --ema")
+        model.generator().load_state_dict(loaded.ema)
+    model.to(device).eval()
+    return LoadedRun(Path(run_dir), record, info, model, path, loaded.step, ema)

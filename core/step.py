@@ -1,0 +1,60 @@
+"""The context a model's training step runs in: autocast, backward, optimizer steps, scaling."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager, nullcontext
+
+import torch
+
+AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class StepContext:
+    def __init__(self, optimizers: dict, device: torch.device, precision: str = "fp32"):
+        self.optimizers = optimizers
+        self.device = device
+        self.precision = precision
+        self.dtype = AUTOCAST_DTYPES[precision]
+        use_scaler = precision == "fp16"
+        self.scalers = {name: torch.amp.GradScaler(device.type) for name in optimizers} if use_scaler else {}
+
+    def autocast(self):
+        if self.dtype is None:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def randn(self, *shape) -> torch.Tensor:
+        return torch.randn(shape, device=self.device)
+
+    def optimize(self, name: str, loss: torch.Tensor) -> None:
+        """zero_grad, backward (scaled under fp16), step: one update of optimizer `name`."""
+        optimizer = self.optimizers[name]
+        optimizer.zero_grad(set_to_none=True)
+        scaler = self.scalers.get(name)
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+
+    @contextmanager
+    def frozen(self, module: torch.nn.Module):
+        """No weight gradients for `module` inside (a GAN's G step needs none for D)."""
+        params = [p for p in module.parameters() if p.requires_grad]
+        for p in params:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p in params:
+                p.requires_grad_(True)
+
+    def state_dict(self) -> dict:
+        return {name: scaler.state_dict() for name, scaler in self.scalers.items()}
+
+    def load_state_dict(self, state: dict) -> None:
+        for name, scaler_state in state.items():
+            if name in self.scalers:
+                self.scalers[name].load_state_dict(scaler_state)

@@ -1,0 +1,336 @@
+"""The one training loop: any model plugin on any dataset plugin, on CPU or CUDA.
+
+The trainer owns devices, precision, data order, EMA, logging, samples and checkpoints;
+the model's training_step owns its own updates through the StepContext.
+
+Data order is a pure function of (seed, epoch): each epoch is one permutation of the
+train split with the last partial batch dropped. Together with the RNG state stored in
+every checkpoint, this is what makes a resumed run end with the same weights as an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shutil
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from genforge import __version__
+from genforge.core import checkpoint as ckpt
+from genforge.core.data import DataInfo, ImageTensorDataset, open_dataset
+from genforge.core.errors import TrainingDiverged, UserError
+from genforge.core.model import GeneratorModel, make_config
+from genforge.core.registry import get_registry
+from genforge.core.step import StepContext
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class TrainConfig:
+    model: str = "dcgan"
+    dataset: str = "digits"
+    data_dir: str | None = None
+    image_size: int = 32
+    channels: int | None = None
+    epochs: int | None = None  # default 5 when neither epochs nor steps is given
+    steps: int | None = None
+    batch_size: int = 64
+    precision: str = "fp32"
+    device: str = "auto"
+    channels_last: bool = False
+    seed: int = 0
+    ema: bool = False
+    ema_decay: float = 0.999
+    log_every: int = 10
+    sample_every: int = 200
+    checkpoint_every: int = 500
+    keep: int = 3
+    eval_every: int = 0  # 0: never during training (see genforge evaluate)
+    eval_metric: str = "fd"
+    eval_samples: int = 1000
+    model_options: dict = field(default_factory=dict)
+
+
+def config_from_dict(values: dict) -> TrainConfig:
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise UserError(f"unknown training option(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+    return TrainConfig(**values)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name not in DEVICES:
+        raise UserError(f"unknown device {name!r}; use auto, cpu or cuda")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for but no CUDA device is available; use --device cpu")
+    return torch.device(name)
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    if precision not in PRECISIONS:
+        raise UserError(f"unknown precision {precision!r}; use {', '.join(PRECISIONS)}")
+    if precision == "fp16" and device.type != "cuda":
+        raise UserError("fp16 training needs CUDA (gradient scaling); use --precision bf16 or fp32 on the CPU")
+
+
+def build_model(model_name: str, info: DataInfo, options: dict) -> GeneratorModel:
+    spec = get_registry().model(model_name)
+    if spec.needs_labels and not info.labelled:
+        raise UserError(f"{model_name} needs a labelled dataset, and {info.name} has no labels; "
+                        "use an unconditional model (dcgan, vae) or give the images class subfolders")
+    if spec.image_sizes and info.height not in spec.image_sizes:
+        sizes = ", ".join(map(str, spec.image_sizes))
+        raise UserError(f"{model_name} makes images of {sizes} pixels, not {info.height}; pass --image-size 32")
+    model_class = spec.load()
+    return model_class(info, make_config(model_class.Config, options))
+
+
+class BatchSampler:
+    """Batches of the train split in an order fixed by (seed, epoch)."""
+
+    def __init__(self, dataset, batch_size: int, seed: int):
+        self.dataset, self.batch_size, self.seed = dataset, batch_size, seed
+        self.steps_per_epoch = len(dataset) // batch_size
+        if self.steps_per_epoch == 0:
+            raise UserError(f"the dataset has {len(dataset)} images, fewer than one batch of {batch_size}; "
+                            "lower --batch-size")
+        self._epoch, self._perm = -1, None
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        epoch, index = divmod(step, self.steps_per_epoch)
+        if epoch != self._epoch:
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            self._epoch, self._perm = epoch, torch.randperm(len(self.dataset), generator=generator)
+        indices = self._perm[index * self.batch_size:(index + 1) * self.batch_size]
+        if isinstance(self.dataset, ImageTensorDataset):
+            return self.dataset.batch(indices)
+        items = [self.dataset[int(i)] for i in indices]
+        return torch.stack([im for im, _ in items]), torch.tensor([lb for _, lb in items], dtype=torch.long)
+
+
+class EMA:
+    """Exponential moving average of a module's floating-point state (weights and BN statistics)."""
+
+    def __init__(self, module: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, module: torch.nn.Module) -> None:
+        for key, value in module.state_dict().items():
+            if value.is_floating_point():
+                self.state[key].lerp_(value, 1.0 - self.decay)
+            else:
+                self.state[key].copy_(value)
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.stack(torch.cuda.get_rng_state_all())
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(list(state["cuda"]))
+
+
+def fixed_inputs(model: GeneratorModel, info: DataInfo, seed: int, n: int = 64):
+    """The same noise (and labels) for every sample grid of a run, so grids compare over time."""
+    generator = torch.Generator().manual_seed(seed + 12345)
+    z = model.sample_noise(n, generator)
+    labels = torch.arange(n, dtype=torch.int32) % info.num_classes if model.conditional else None
+    return z, labels
+
+
+@torch.no_grad()
+def generate(generator: torch.nn.Module, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    was_training = generator.training
+    generator.eval()
+    try:
+        return (generator(z, labels) if labels is not None else generator(z)).float()
+    finally:
+        generator.train(was_training)
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, out: Path, resume: bool = False, overwrite: bool = False,
+                 progress: bool = True):
+        self.config, self.out, self.progress = config, Path(out), progress
+        self.device = resolve_device(config.device)
+        check_precision(config.precision, self.device)
+        if config.epochs is not None and config.steps is not None:
+            raise UserError("give either --epochs or --steps, not both")
+        self._check_run_dir(resume, overwrite)
+        dataset, self.info = open_dataset(config.dataset, "train", config.image_size, config.channels,
+                                          config.data_dir, seed=config.seed)
+        self.sampler = BatchSampler(dataset, config.batch_size, config.seed)
+        torch.manual_seed(config.seed)
+        self.model = build_model(config.model, self.info, config.model_options)
+        memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        self.model.to(self.device, memory_format=memory_format)
+        self.memory_format = memory_format
+        self.optimizers = self.model.optimizers()
+        self.ctx = StepContext(self.optimizers, self.device, config.precision)
+        self.ema = EMA(self.model.generator(), config.ema_decay) if config.ema else None
+        self.step = 0
+        self.run_id = uuid.uuid4().hex[:12]
+        self.best: dict | None = None
+        if resume:
+            self._restore()
+        else:
+            if overwrite and self.out.exists():
+                shutil.rmtree(self.out)
+            self.out.mkdir(parents=True, exist_ok=True)
+            self._write_config()
+        epochs = config.epochs if config.epochs is not None else (None if config.steps is not None else 5)
+        self.total_steps = config.steps if config.steps is not None else epochs * self.sampler.steps_per_epoch
+        self.fixed_z, self.fixed_labels = fixed_inputs(self.model, self.info, config.seed)
+
+    # -- run directory -------------------------------------------------------------------
+    def _check_run_dir(self, resume: bool, overwrite: bool) -> None:
+        """Refuse to touch what the user has; nothing is written until the model is built."""
+        if resume:
+            return
+        if self.out.exists() and (not self.out.is_dir() or any(self.out.iterdir())):
+            if not overwrite:
+                raise UserError(f"{self.out} already exists; pass --resume {self.out} to continue it, "
+                                "--overwrite to replace it, or another --out")
+            if not (self.out / "config.json").exists():
+                raise UserError(f"{self.out} is not a genforge run; refusing to overwrite it (choose another --out)")
+
+    def _write_config(self) -> None:
+        record = {"genforge_version": __version__, "run_id": self.run_id, "train": dataclasses.asdict(self.config),
+                  "model_config": dataclasses.asdict(self.model.config), "data_info": self.info.as_dict(),
+                  "latent_shape": list(self.model.latent_shape), "conditional": self.model.conditional}
+        (self.out / "config.json").write_text(json.dumps(record, indent=2))
+
+    def _restore(self) -> None:
+        record = json.loads((self.out / "config.json").read_text())
+        self.run_id = record["run_id"]
+        found = ckpt.step_checkpoints(self.out / "checkpoints")
+        if not found:
+            return
+        checkpoint = ckpt.read_checkpoint(found[-1])
+        self.model.load_state_dict(checkpoint.model)
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(checkpoint.state["optimizers"][name])
+        self.ctx.load_state_dict(checkpoint.state.get("scalers", {}))
+        set_rng_state(checkpoint.state["rng"])
+        if self.ema is not None and checkpoint.ema is not None:
+            self.ema.state = {k: v.to(self.device) for k, v in checkpoint.ema.items()}
+        self.best = checkpoint.state.get("best")
+        self.step = checkpoint.step
+
+    # -- the loop ------------------------------------------------------------------------
+    def save(self, name: str | None = None) -> Path:
+        state = {"step": self.step, "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                 "scalers": self.ctx.state_dict(), "rng": rng_state()}
+        if self.best is not None:
+            state["best"] = self.best
+        meta = {"step": self.step, "run_id": self.run_id, "genforge_version": __version__}
+        folder = self.out / "checkpoints"
+        path = ckpt.write_checkpoint(folder, name or f"{ckpt.PREFIX}{self.step:08d}", self.model.state_dict(), state,
+                                     meta, self.ema.state if self.ema else None)
+        if name is None:
+            ckpt.prune(folder, self.config.keep)
+        return path
+
+    def sample_grid(self, path: Path) -> Path:
+        from genforge.core.images import save_grid
+
+        generator = self.model.generator()
+        z = self.fixed_z.to(self.device)
+        labels = self.fixed_labels.to(self.device) if self.fixed_labels is not None else None
+        images = generate(generator, z, labels)
+        nrow = self.info.num_classes if self.model.conditional and self.info.num_classes <= 16 else None
+        return save_grid(images, path, nrow=nrow)
+
+    def _check_finite(self, metrics: dict) -> None:
+        values = torch.stack([v.float() for v in metrics.values()])
+        if not bool(torch.isfinite(values).all()):
+            bad = [k for k, v in metrics.items() if not math.isfinite(float(v))]
+            last = ckpt.step_checkpoints(self.out / "checkpoints")
+            kept = f"last good checkpoint: {last[-1]}" if last else "no checkpoint was written yet"
+            raise TrainingDiverged(f"{', '.join(bad)} became {float(metrics[bad[0]])} at step {self.step + 1}; "
+                                   f"training stopped ({kept}); try a lower lr or --precision fp32")
+
+    def fit(self) -> Path:
+        from tqdm import tqdm
+
+        config = self.config
+        self.model.train()
+        log = (self.out / "metrics.jsonl").open("a")
+        bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.progress, unit="step",
+                   desc=f"{config.model} on {config.dataset}", dynamic_ncols=True)
+        window_start, window_images = time.perf_counter(), 0
+        try:
+            while self.step < self.total_steps:
+                images, labels = self.sampler.batch(self.step)
+                images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+                labels = labels.to(self.device, non_blocking=True)
+                metrics = self.model.training_step(images, labels, self.ctx)
+                self._check_finite(metrics)
+                if self.ema is not None:
+                    self.ema.update(self.model.generator())
+                self.step += 1
+                window_images += images.shape[0]
+                bar.update(1)
+                if self.step % config.log_every == 0 or self.step == self.total_steps:
+                    elapsed = time.perf_counter() - window_start
+                    record = {"kind": "train", "step": self.step,
+                              "epoch": self.step / self.sampler.steps_per_epoch,
+                              **{k: round(float(v), 5) for k, v in metrics.items()},
+                              "images_per_s": round(window_images / max(elapsed, 1e-9), 1)}
+                    log.write(json.dumps(record) + "\n")
+                    log.flush()
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k not in ("kind", "step", "epoch")})
+                    window_start, window_images = time.perf_counter(), 0
+                if config.sample_every and self.step % config.sample_every == 0:
+                    self.sample_grid(self.out / "samples" / f"step-{self.step:08d}.png")
+                if config.eval_every and self.step % config.eval_every == 0:
+                    self._evaluate(log)
+                if config.checkpoint_every and self.step % config.checkpoint_every == 0:
+                    self.save()
+        finally:
+            bar.close()
+            log.close()
+        final = ckpt.step_checkpoints(self.out / "checkpoints")
+        if not final or final[-1].name != f"{ckpt.PREFIX}{self.step:08d}":
+            self.save()
+        self.sample_grid(self.out / "samples" / f"step-{self.step:08d}.png")
+        self.sample_grid(self.out / "samples.png")
+        from genforge.core.images import save_loss_curve
+
+        save_loss_curve(self.out / "metrics.jsonl", self.out / "loss.png")
+        return self.out
+
+    def _evaluate(self, log) -> None:
+        """Score the current generator and keep checkpoints/best by config.eval_metric."""
+        from genforge.core.evaluate import evaluate_generator
+
+        scores = evaluate_generator(self.model, self.info, self.config, n=self.config.eval_samples,
+                                    metrics=[self.config.eval_metric], device=self.device)
+        log.write(json.dumps({"kind": "eval", "step": self.step, **scores}) + "\n")
+        log.flush()
+        value = scores.get(self.config.eval_metric)
+        if value is None:
+            return
+        higher = get_registry().get("metrics", self.config.eval_metric).higher_is_better
+        if self.best is None or (value > self.best["value"] if higher else value < self.best["value"]):
+            self.best = {"metric": self.config.eval_metric, "value": value, "step": self.step}
+            self.save("best")

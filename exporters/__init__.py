@@ -1,0 +1,1 @@
+"""genforge.exporters: ONNX export and its precision variants, TensorRT engines, and the runtime API."""

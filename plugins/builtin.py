@@ -1,0 +1,31 @@
+"""Registers genforge's built-in plugins. Imports nothing heavy: implementations load lazily."""
+
+from genforge.core.hookspecs import hookimpl
+from genforge.core.specs import BackendSpec, DatasetSpec, MetricSpec, ModelSpec
+
+P = "genforge.plugins"
+POW2_16_128 = (16, 32, 64, 128)
+
+
+@hookimpl
+def register_models(register):
+    register(ModelSpec("dcgan", f"{P}.dcgan:DCGAN", "DCGAN (Radford et al.): transposed-conv generator, conv discriminator",
+                       family="gan", image_sizes=POW2_16_128))
+    register(ModelSpec("cgan", f"{P}.cgan:ConditionalGAN", "conditional DCGAN: label embedding in G, projection discriminator",
+                       family="gan", conditional=True, needs_labels=True, image_sizes=POW2_16_128))
+    register(ModelSpec("vae", f"{P}.vae:VAE", "convolutional VAE with Bernoulli or Gaussian likelihood",
+                       family="vae", image_sizes=POW2_16_128))
+
+
+@hookimpl
+def register_datasets(register):
+    register(DatasetSpec("digits", f"{P}.digits:load", "scikit-learn's 1,797 handwritten 8x8 digits, bundled (default)"))
+    register(DatasetSpec("shapes", f"{P}.shapes:load", "procedural coloured shapes, 4 classes, deterministic by seed"))
+    register(DatasetSpec("image-folder", f"{P}.image_folder:load", "your own images: class subfolders or a flat folder",
+                         labelled=True, offline=False, needs_data_dir=True))
+    register(DatasetSpec("mnist", f"{P}.mnist:load_mnist", "MNIST from IDX files in --data-dir (or --download)",
+                         offline=False, needs_data_dir=True))
+    register(DatasetSpec("fashion-mnist", f"{P}.mnist:load_fashion_mnist", "Fashion-MNIST from IDX files in --data-dir",
+                         offline=False, needs_data_dir=True))
+    register(DatasetSpec("cifar10", f"{P}.cifar10:load", "CIFAR-10 through torchvision (extra 'vision')",
+                         offline=False, needs_data_dir=True))

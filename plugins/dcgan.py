@@ -1,0 +1,121 @@
+"""DCGAN (Radford et al. 2015), as in the classic PyTorch example, for 16 to 128 pixels.
+
+Generator: transposed conv + BatchNorm + ReLU from a 4x4 map, Tanh out. Discriminator:
+conv + BatchNorm + LeakyReLU(0.2), no BatchNorm on the first layer. Weights N(0, 0.02),
+BatchNorm weights N(1, 0.02). Adam(2e-4, betas 0.5/0.999), non-saturating loss written
+as BCE on logits (the example's Sigmoid + BCELoss, numerically safer under autocast).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genforge.core.model import GeneratorModel, power_of_two_depth
+
+
+@dataclass
+class DCGANConfig:
+    latent_dim: int = 100
+    g_width: int = 64
+    d_width: int = 64
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+
+
+def init_dcgan_weights(module: nn.Module) -> None:
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if getattr(module, "bias", None) is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+def generator_tower(in_channels: int, out_channels: int, depth: int, width: int) -> nn.Sequential:
+    """(N, in, 1, 1) -> (N, out, 4 * 2**depth, ...): the DCGAN generator body, Tanh included."""
+    channels = width * 2 ** (depth - 1)
+    layers = [nn.ConvTranspose2d(in_channels, channels, 4, 1, 0, bias=False), nn.BatchNorm2d(channels), nn.ReLU(True)]
+    for _ in range(depth - 1):
+        layers += [nn.ConvTranspose2d(channels, channels // 2, 4, 2, 1, bias=False),
+                   nn.BatchNorm2d(channels // 2), nn.ReLU(True)]
+        channels //= 2
+    layers += [nn.ConvTranspose2d(channels, out_channels, 4, 2, 1, bias=False), nn.Tanh()]
+    return nn.Sequential(*layers)
+
+
+def discriminator_tower(in_channels: int, depth: int, width: int) -> tuple[nn.Sequential, int]:
+    """(N, in, S, S) -> (N, C, 4, 4) features and C: the DCGAN discriminator body."""
+    layers = [nn.Conv2d(in_channels, width, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
+    channels = width
+    for _ in range(depth - 1):
+        layers += [nn.Conv2d(channels, channels * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(channels * 2),
+                   nn.LeakyReLU(0.2, True)]
+        channels *= 2
+    return nn.Sequential(*layers), channels
+
+
+class DCGANGenerator(nn.Module):
+    def __init__(self, latent_dim: int, channels: int, depth: int, width: int):
+        super().__init__()
+        self.net = generator_tower(latent_dim, channels, depth, width)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z)
+
+
+class DCGANDiscriminator(nn.Module):
+    def __init__(self, channels: int, depth: int, width: int):
+        super().__init__()
+        self.features, features = discriminator_tower(channels, depth, width)
+        self.head = nn.Conv2d(features, 1, 4, 1, 0, bias=False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(images)).flatten()
+
+
+def gan_losses(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+    return (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
+            + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+
+
+class DCGAN(GeneratorModel):
+    Config = DCGANConfig
+
+    def __init__(self, info, config: DCGANConfig):
+        super().__init__(info, config)
+        depth = power_of_two_depth(info.height, "dcgan")
+        self.latent_shape = (config.latent_dim, 1, 1)
+        self.G = DCGANGenerator(config.latent_dim, info.channels, depth, config.g_width)
+        self.D = DCGANDiscriminator(info.channels, depth, config.d_width)
+        self.apply(init_dcgan_weights)
+
+    def optimizers(self):
+        c = self.config
+        return {
+            "d": torch.optim.Adam(self.D.parameters(), lr=c.lr, betas=(c.beta1, c.beta2)),
+            "g": torch.optim.Adam(self.G.parameters(), lr=c.lr, betas=(c.beta1, c.beta2)),
+        }
+
+    def training_step(self, images, labels, ctx):
+        z = ctx.randn(images.shape[0], *self.latent_shape)
+        with ctx.autocast():
+            fake = self.G(z)
+            d_real, d_fake = self.D(images), self.D(fake.detach())
+            d_loss = gan_losses(d_real, d_fake)
+        ctx.optimize("d", d_loss)
+        with ctx.frozen(self.D), ctx.autocast():
+            d_gen = self.D(fake)
+            g_loss = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
+        ctx.optimize("g", g_loss)
+        return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(),
+                "d_real": torch.sigmoid(d_real.detach()).float().mean(),
+                "d_fake": torch.sigmoid(d_fake.detach()).float().mean()}
+
+    def generator(self) -> nn.Module:
+        return self.G

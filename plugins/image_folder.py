@@ -1,0 +1,89 @@
+"""Your own images: a folder of PNG, JPEG, WebP or BMP files.
+
+Class subfolders become labels (sorted by name); a flat folder is unlabelled. Each image
+is resized (shorter side) and centre-cropped to a square. Channels default to 3 unless
+every image is greyscale. Unreadable files are skipped and reported once. The split is
+deterministic: every tenth file (sorted order) is the test split when there are 20 or more.
+"""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genforge.core.data import DataInfo, ImageTensorDataset, check_split
+from genforge.core.errors import UserError
+
+EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
+
+
+def find_images(root: Path):
+    if not root.exists():
+        raise UserError(f"data folder {root} does not exist; pass --data-dir pointing at a folder of images")
+    if not root.is_dir():
+        raise UserError(f"{root} is not a folder; pass --data-dir pointing at a folder of images")
+    subfolders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if subfolders:
+        classes = [d.name for d in subfolders]
+        files = [(f, i) for i, d in enumerate(subfolders) for f in sorted(d.rglob("*")) if f.suffix.lower() in EXTENSIONS]
+    else:
+        classes = None
+        files = [(f, -1) for f in sorted(root.iterdir()) if f.suffix.lower() in EXTENSIONS]
+    if not files:
+        raise UserError(f"no images (PNG, JPEG, WebP, BMP) found in {root}")
+    return files, classes
+
+
+def read_square(path: Path, image_size: int, mode: str | None):
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as image:
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        if mode is None:
+            mode = "L" if image.mode in ("L", "LA", "1", "I;16", "I") else "RGB"
+        return np.asarray(ImageOps.fit(image.convert(mode), (image_size, image_size), Image.Resampling.BICUBIC))
+
+
+def load(split="train", image_size=32, channels=None, data_dir=None, download=False, seed=0):
+    check_split(split)
+    if data_dir is None:
+        raise UserError("image-folder needs --data-dir pointing at a folder of images")
+    root = Path(data_dir).expanduser()
+    files, classes = find_images(root)
+    test = [i % 10 == 9 for i in range(len(files))] if len(files) >= 20 else [False] * len(files)
+    chosen = [f for f, t in zip(files, test) if t == (split == "test")] or ([] if split == "test" else files)
+    if not chosen:
+        raise UserError(f"{root} has too few images for a test split (20 or more are needed)")
+    mode = {1: "L", 3: "RGB", None: None}[channels]
+    if mode is None:
+        mode = "L" if all(_is_grey(f) for f, _ in chosen[:16]) else "RGB"
+    arrays, labels, bad = [], [], []
+    for path, label in chosen:
+        try:
+            arrays.append(read_square(path, image_size, mode))
+            labels.append(label)
+        except Exception as exc:  # noqa: BLE001  any unreadable file is skipped and counted
+            bad.append(f"{path.name}: {type(exc).__name__}")
+    if bad:
+        print(f"warning: skipped {len(bad)} unreadable image(s) in {root} (first: {bad[0]})", file=sys.stderr)
+    if not arrays:
+        raise UserError(f"none of the {len(chosen)} images in {root} could be read")
+    stack = np.stack(arrays)
+    images = torch.from_numpy(stack[:, None] if stack.ndim == 3 else stack.transpose(0, 3, 1, 2)).contiguous()
+    label_tensor = torch.tensor(labels, dtype=torch.long) if classes else None
+    n_test = sum(test)
+    info = DataInfo("image-folder", images.shape[1], image_size, image_size, len(classes) if classes else None,
+                    tuple(classes) if classes else None, {"train": len(files) - n_test, "test": n_test})
+    return ImageTensorDataset(images, label_tensor), info
+
+
+def _is_grey(path: Path) -> bool:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.mode in ("L", "LA", "1", "I;16", "I")
+    except Exception:  # noqa: BLE001  unreadable files are reported by the loader
+        return True

@@ -1,0 +1,104 @@
+"""Convolutional VAE (Kingma & Welling 2014): encoder to mean and log-variance,
+reparameterisation, decoder; loss = reconstruction NLL + kl_weight * KL, per image, in nats.
+
+likelihood "bernoulli": BCE on pixels mapped to [0, 1] (the decoder's logits); the
+generator outputs tanh(logits / 2), which is 2 * sigmoid(logits) - 1, in [-1, 1].
+likelihood "gaussian": fixed sigma on the [-1, 1] scale; the generator outputs tanh(mean).
+The generator's input is noise of shape (N, latent_dim).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genforge.core.errors import UserError
+from genforge.core.model import GeneratorModel, power_of_two_depth
+from genforge.plugins.dcgan import discriminator_tower
+
+
+@dataclass
+class VAEConfig:
+    latent_dim: int = 32
+    width: int = 32
+    likelihood: str = "bernoulli"  # bernoulli | gaussian
+    gaussian_sigma: float = 0.1
+    kl_weight: float = 1.0
+    lr: float = 1e-3
+
+
+class VAEDecoder(nn.Module):
+    """Noise (N, latent_dim) -> images in [-1, 1]: the VAE's inference generator."""
+
+    def __init__(self, latent_dim, channels, depth, width, likelihood):
+        super().__init__()
+        self.top = width * 2 ** (depth - 1)
+        self.fc = nn.Linear(latent_dim, self.top * 16)
+        layers, c = [nn.BatchNorm2d(self.top), nn.ReLU(True)], self.top
+        for _ in range(depth - 1):
+            layers += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(c // 2), nn.ReLU(True)]
+            c //= 2
+        layers += [nn.ConvTranspose2d(c, channels, 4, 2, 1)]
+        self.net = nn.Sequential(*layers)
+        self.output_scale = 0.5 if likelihood == "bernoulli" else 1.0
+
+    def logits(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(self.fc(z).view(-1, self.top, 4, 4))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.logits(z) * self.output_scale)
+
+
+class VAE(GeneratorModel):
+    Config = VAEConfig
+
+    def __init__(self, info, config: VAEConfig):
+        super().__init__(info, config)
+        if config.likelihood not in ("bernoulli", "gaussian"):
+            raise UserError(f"vae likelihood {config.likelihood!r} is unknown; use bernoulli or gaussian")
+        depth = power_of_two_depth(info.height, "vae")
+        self.latent_shape = (config.latent_dim,)
+        self.encoder, features = discriminator_tower(info.channels, depth, config.width)
+        self.to_stats = nn.Linear(features * 16, 2 * config.latent_dim)
+        self.decoder = VAEDecoder(config.latent_dim, info.channels, depth, config.width, config.likelihood)
+
+    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_var = self.to_stats(self.encoder(images).flatten(1)).chunk(2, dim=1)
+        return mean, log_var.clamp(-30, 20)
+
+    def negative_elbo(self, images: torch.Tensor, noise: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-image averages, in nats: reconstruction NLL, KL, and their sum (-ELBO, kl_weight 1)."""
+        mean, log_var = self.encode(images)
+        z = mean + noise * torch.exp(0.5 * log_var)
+        logits = self.decoder.logits(z).float()
+        n = images.shape[0]
+        if self.config.likelihood == "bernoulli":
+            recon = F.binary_cross_entropy_with_logits(logits, (images.float() + 1) / 2, reduction="sum") / n
+        else:
+            sigma = self.config.gaussian_sigma
+            sq = F.mse_loss(torch.tanh(logits), images.float(), reduction="sum") / n
+            recon = 0.5 * sq / sigma**2 + images[0].numel() * math.log(sigma * math.sqrt(2 * math.pi))
+        kl = -0.5 * torch.sum(1 + log_var.float() - mean.float() ** 2 - log_var.float().exp()) / n
+        return {"recon": recon, "kl": kl, "neg_elbo": recon + kl}
+
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        mean, _ = self.encode(images)
+        return self.decoder(mean)
+
+    def optimizers(self):
+        return {"vae": torch.optim.Adam(self.parameters(), lr=self.config.lr)}
+
+    def training_step(self, images, labels, ctx):
+        noise = ctx.randn(images.shape[0], self.config.latent_dim)
+        with ctx.autocast():
+            terms = self.negative_elbo(images, noise)
+            loss = terms["recon"] + self.config.kl_weight * terms["kl"]
+        ctx.optimize("vae", loss)
+        return {"loss": loss.detach(), "recon": terms["recon"].detach(), "kl": terms["kl"].detach()}
+
+    def generator(self) -> nn.Module:
+        return self.decoder

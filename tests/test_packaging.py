@@ -1,0 +1,42 @@
+"""The wheel holds the four folders under genforge/ and installs a working `genforge` command."""
+
+import subprocess
+import sys
+import sysconfig
+import venv
+import zipfile
+from pathlib import Path
+
+from conftest import REPO
+
+
+def test_wheel_layout_and_fresh_install(tmp_path):
+    dist = tmp_path / "dist"
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                            "-w", str(dist), str(REPO)], capture_output=True, text=True, timeout=600)
+    assert build.returncode == 0, build.stderr
+    wheel = next(dist.glob("genforge-*.whl"))
+    names = zipfile.ZipFile(wheel).namelist()
+    for package in ("core", "plugins", "exporters", "benchmarks"):
+        assert f"genforge/{package}/__init__.py" in names, package
+    assert "genforge/__init__.py" in names and "genforge/core/cli.py" in names
+    assert not any(n.startswith(("tests/", "genforge/tests/")) for n in names)
+
+    env_dir = tmp_path / "fresh"
+    venv.EnvBuilder(with_pip=False).create(env_dir)
+    fresh_python = env_dir / "bin" / "python"
+    install = subprocess.run([sys.executable, "-m", "pip", "--python", str(fresh_python), "install", "-q",
+                              "--no-deps", str(wheel)], capture_output=True, text=True, timeout=600)
+    assert install.returncode == 0, install.stderr
+    # The fresh environment borrows the dependencies (click, pluggy, ...) of this one, after its own packages.
+    fresh_site = subprocess.check_output([str(fresh_python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                         text=True).strip()
+    (Path(fresh_site) / "zz_borrow_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    exe = env_dir / "bin" / "genforge"
+    version = subprocess.run([str(exe), "--version"], capture_output=True, text=True, cwd=tmp_path)
+    assert version.returncode == 0, version.stderr
+    models = subprocess.run([str(exe), "models"], capture_output=True, text=True, cwd=tmp_path)
+    assert models.returncode == 0 and "dcgan" in models.stdout, models.stderr
+    where = subprocess.run([str(fresh_python), "-c", "import genforge.core; print(genforge.core.__file__)"],
+                           capture_output=True, text=True, cwd=tmp_path)
+    assert str(env_dir) in where.stdout, where.stdout
