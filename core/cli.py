@@ -294,6 +294,69 @@ def interpolate(target, checkpoint, rows, n_steps, seed, out):
     click.echo(f"wrote {out} ({rows} rows of {n_steps})")
 
 
+# -- evaluation ----------------------------------------------------------------------------
+@cli.command()
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option("--checkpoint", help="Checkpoint of a run: latest (default), best, a step number or a folder.")
+@click.option("--ema", is_flag=True, help="Use the EMA weights of the checkpoint.")
+@click.option("--n", "n", default=2000, show_default=True, type=click.IntRange(min=1), help="Samples to score.")
+@click.option("--metrics", help="Comma-separated metric plugins (default: fd,kid plus cond_acc / neg_elbo).")
+@click.option("--dataset-from", type=click.Path(path_type=Path),
+              help="For an .onnx target: the run directory whose dataset to compare against.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Also write the scores as JSON.")
+def evaluate(target, checkpoint, ema, n, metrics, dataset_from, seed, json_out):
+    """Score a run directory or an exported .onnx: FD (with floor and ceiling), KID, conditional accuracy, ELBO."""
+    from genforge.core.evaluate import evaluate_target
+
+    scores = evaluate_target(target, checkpoint=checkpoint, ema=ema, n=n, metrics=metrics,
+                             dataset_from=dataset_from, seed=seed)
+    print_table(f"quality of {target}", ["metric", "value"],
+                [[k, f"{v:.4g}" if isinstance(v, float) else v] for k, v in scores.items()])
+    if json_out:
+        Path(json_out).write_text(json.dumps(scores, indent=2))
+        click.echo(f"wrote {json_out}")
+
+
+# -- export ---------------------------------------------------------------------------------
+@cli.group()
+def export():
+    """Export a trained generator (ONNX; TensorRT engines build from the ONNX)."""
+
+
+@export.command("onnx")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--checkpoint", help="latest (default), best, a step number or a folder.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="The .onnx file to write.")
+@click.option("--opset", default=18, show_default=True, type=int)
+@click.option("--batch", default="dynamic", show_default=True, help="'dynamic' or a fixed batch size.")
+@click.option("--precision", default="fp32", show_default=True, type=click.Choice(["fp32", "fp16", "int8"]))
+@click.option("--ema", is_flag=True, help="Export the EMA weights.")
+@click.option("--max-fd-increase", default=0.10, show_default=True, type=float,
+              help="Quality gate: refuse a variant whose FD exceeds fp32's by more than this fraction.")
+@click.option("--quality-samples", default=1000, show_default=True, type=click.IntRange(min=10))
+@click.option("--force", is_flag=True, help="Write a variant that fails the quality gate anyway.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the export report as JSON.")
+def export_onnx_command(run_dir, checkpoint, out, opset, batch, precision, ema, max_fd_increase, quality_samples,
+                        force, json_out):
+    """Export RUN_DIR's generator to a validated, self-describing ONNX file."""
+    from genforge.exporters.onnx import export_onnx
+
+    report = export_onnx(run_dir, out, checkpoint=checkpoint, opset=opset, batch=batch, precision=precision,
+                         ema=ema, force=force, max_fd_increase=max_fd_increase, quality_samples=quality_samples)
+    for check in report.checks:
+        click.echo(f"batch {check['batch']}: max abs error {check['max_abs_error']:.3g}, "
+                   f"PSNR {check['psnr_db']:.1f} dB vs the PyTorch generator")
+    if report.quality:
+        q = report.quality
+        click.echo(f"quality: FD {q['fd_variant']:.4g} vs fp32 {q['fd_fp32']:.4g} ({q['fd_increase']:+.1%})"
+                   + ("" if q["ok"] else "  [over the gate; written because of --force]"))
+    click.echo(f"wrote {out} ({precision}, opset {opset}, {report.size_bytes / 1e6:.2f} MB, "
+               f"{report.rewritten_layers} layers rewritten)")
+    if json_out:
+        Path(json_out).write_text(json.dumps(report.as_dict(), indent=2))
+
+
 def main(argv=None):
     """Entry point: loads plugin commands, runs the CLI; user errors are one line and exit 2."""
     try:

@@ -29,3 +29,14 @@ def register_datasets(register):
                          offline=False, needs_data_dir=True))
     register(DatasetSpec("cifar10", f"{P}.cifar10:load", "CIFAR-10 through torchvision (extra 'vision')",
                          offline=False, needs_data_dir=True))
+
+
+@hookimpl
+def register_metrics(register):
+    E = "genforge.core.evaluate"
+    register(MetricSpec("fd", f"{E}:metric_fd", "Frechet distance in the feature classifier's space, with floor and ceiling"))
+    register(MetricSpec("kid", f"{E}:metric_kid", "kernel distance (KID) in the feature classifier's space"))
+    register(MetricSpec("cond_acc", f"{E}:metric_cond_acc", "share of samples classified as the label asked for",
+                        applies_to=("conditional",), higher_is_better=True))
+    register(MetricSpec("neg_elbo", f"{E}:metric_vae", "VAE test negative ELBO (nats/image) and reconstruction PSNR",
+                        applies_to=("vae",)))

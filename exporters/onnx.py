@@ -1,0 +1,309 @@
+"""Export a run's generator to ONNX (fp32, fp16, int8), self-describing and validated.
+
+    genforge export onnx RUN_DIR --out model.onnx [--precision fp32|fp16|int8]
+
+* One self-contained file (weights inside), opset 18 by default, a dynamic batch axis,
+  exported from an example batch of 2 with the dynamo exporter. Inputs: "z" float32
+  (N, *latent_shape) and, for conditional models, "labels" int32 (N,). Output: "images"
+  float32 (N, C, H, W) in [-1, 1].
+* fp16: the graph converted to float16 with float32 inputs and outputs kept
+  (onnxruntime.transformers.float16); Tanh and the output stay float32.
+* int8: static Q/DQ quantization (onnxruntime.quantization), per-channel int8 weights,
+  uint8 activations, calibrated on the generator's own inputs (N(0, 1) noise, uniform
+  labels). ConvTranspose layers are first rewritten exactly to Conv + DepthToSpace (see
+  exporters/rewrite.py), which ONNX Runtime runs as int8.
+* Every export is checked: onnx.checker (full), then ONNX Runtime CPU against the PyTorch
+  generator at two batch sizes (max abs error, PSNR on the [-1, 1] range). A miss, or a
+  quality loss beyond the gate, fails with exit 1 and leaves no file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genforge import __version__
+from genforge.core.errors import UserError, ValidationFailed
+
+PRECISIONS = ("fp32", "fp16", "int8")
+# minimum PSNR (dB, peak-to-peak 2) against the fp32 PyTorch generator, and max abs error
+TOLERANCE = {"fp32": (60.0, 1e-3), "fp16": (35.0, 0.1), "int8": (22.0, 0.6)}
+CHECK_BATCHES = (2, 7)
+METADATA_VERSION = "1"
+
+
+@dataclass
+class ExportReport:
+    path: str
+    precision: str
+    opset: int
+    rewritten_layers: int
+    checks: list[dict] = field(default_factory=list)
+    quality: dict = field(default_factory=dict)
+    metadata: dict = field(default_factory=dict)
+    size_bytes: int = 0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def psnr(reference: np.ndarray, test: np.ndarray, peak: float = 2.0) -> float:
+    mse = float(np.mean((reference.astype(np.float64) - test.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(peak**2 / mse)
+
+
+class ExportWrapper(torch.nn.Module):
+    """Gives the exporter fixed input names and casts labels for the embedding."""
+
+    def __init__(self, generator: torch.nn.Module, conditional: bool):
+        super().__init__()
+        self.generator, self.conditional = generator, conditional
+
+    def forward(self, z, labels=None):
+        out = self.generator(z, labels) if self.conditional else self.generator(z)
+        return out.float()
+
+
+def example_inputs(latent_shape, num_classes, batch: int, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    z = torch.randn((batch, *latent_shape), generator=generator)
+    if not num_classes:
+        return (z,)
+    return z, torch.randint(0, num_classes, (batch,), generator=generator, dtype=torch.int32)
+
+
+def build_metadata(loaded, precision: str, opset: int, batch) -> dict:
+    info = loaded.info
+    spec_plugin = loaded.record["train"]["model"]
+    from genforge.core.registry import get_registry
+
+    plugin = get_registry().model(spec_plugin).plugin
+    return {
+        "genforge_metadata_version": METADATA_VERSION,
+        "genforge_version": __version__,
+        "model": loaded.model_name,
+        "plugin": plugin,
+        "latent_shape": json.dumps(list(loaded.model.latent_shape)),
+        "num_classes": str(info.num_classes if loaded.model.conditional else 0),
+        "class_names": json.dumps(list(info.class_names) if loaded.model.conditional and info.class_names else []),
+        "label_dtype": "int32" if loaded.model.conditional else "",
+        "image_shape": json.dumps([info.channels, info.height, info.width]),
+        "output_range": "[-1, 1]",
+        "precision": precision,
+        "opset": str(opset),
+        "batch": str(batch),
+        "training_step": str(loaded.step),
+        "run_id": loaded.record.get("run_id", ""),
+        "dataset": info.name,
+        "ema": "1" if loaded.ema else "0",
+    }
+
+
+def export_fp32(module: torch.nn.Module, inputs: tuple, path: Path, opset: int, batch) -> None:
+    from torch.export import Dim
+
+    names = ["z", "labels"][: len(inputs)]
+    dynamic = None
+    if batch == "dynamic":
+        n = Dim("batch", min=1, max=4096)
+        dynamic = {"z": {0: n}, "labels": {0: n}} if len(inputs) == 2 else {"z": {0: n}}
+    import logging
+    import warnings
+
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(module, inputs, dynamo=True, input_names=names, output_names=["images"],
+                                    dynamic_shapes=dynamic, opset_version=opset, external_data=False,
+                                    optimize=True, verbose=False)
+    program.save(str(path), external_data=False)
+
+
+def to_fp16(src: Path, dst: Path) -> None:
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    model = onnx.load(str(src))
+    converted = convert_float_to_float16(model, keep_io_types=True, op_block_list=["Tanh", "Sigmoid", "Softmax"],
+                                         disable_shape_infer=False)
+    onnx.save(topologically_sorted(converted), str(dst))
+
+
+def topologically_sorted(model):
+    """The fp16 converter appends its input casts at the end of the graph; ONNX wants them first."""
+    import onnx_ir as ir
+    from onnx_ir.passes.common import TopologicalSortPass
+
+    graph = ir.from_proto(model)
+    TopologicalSortPass()(graph)
+    return ir.to_proto(graph)
+
+
+class _Calibration:
+    """Feeds the generator's own input distribution to the int8 calibrator."""
+
+    def __init__(self, latent_shape, num_classes, batches: int = 16, batch: int = 32, seed: int = 1234):
+        self.items = [example_inputs(latent_shape, num_classes, batch, seed + i) for i in range(batches)]
+        self.index = 0
+
+    def get_next(self):
+        if self.index >= len(self.items):
+            return None
+        item = self.items[self.index]
+        self.index += 1
+        feed = {"z": item[0].numpy()}
+        if len(item) == 2:
+            feed["labels"] = item[1].numpy()
+        return feed
+
+    def rewind(self):
+        self.index = 0
+
+
+def to_int8(src: Path, dst: Path, latent_shape, num_classes) -> None:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
+        quantize_static(str(prepared), str(dst), _Calibration(latent_shape, num_classes),
+                        quant_format=QuantFormat.QDQ, per_channel=True, weight_type=QuantType.QInt8,
+                        activation_type=QuantType.QUInt8, calibrate_method=CalibrationMethod.MinMax,
+                        op_types_to_quantize=["Conv", "MatMul", "Gemm", "ConvTranspose"],
+                        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
+
+
+def write_metadata(path: Path, metadata: dict) -> None:
+    import onnx
+
+    model = onnx.load(str(path))
+    del model.metadata_props[:]
+    for key, value in metadata.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, str(value)
+    model.producer_name, model.producer_version = "genforge", __version__
+    onnx.save(model, str(path))
+
+
+def check_against_torch(path: Path, reference: torch.nn.Module, latent_shape, num_classes, precision: str,
+                        batches=CHECK_BATCHES):
+    import onnx
+    import onnxruntime as ort
+
+    onnx.checker.check_model(str(path), full_check=True)
+    graph = onnx.load(str(path)).graph
+    for node in graph.node:
+        if node.op_type == "BatchNormalization" and any(a.name == "training_mode" and a.i == 1 for a in node.attribute):
+            raise ValidationFailed(f"{path.name}: BatchNormalization exported in training mode")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    min_psnr, max_abs = TOLERANCE[precision]
+    checks = []
+    for batch in batches:
+        inputs = example_inputs(latent_shape, num_classes, batch, seed=100 + batch)
+        with torch.no_grad():
+            expected = reference(*inputs).numpy()
+        feed = {"z": inputs[0].numpy()}
+        if len(inputs) == 2:
+            feed["labels"] = inputs[1].numpy()
+        got = session.run(["images"], feed)[0]
+        if got.shape != expected.shape or got.dtype != np.float32:
+            raise ValidationFailed(f"{path.name}: output {got.shape} {got.dtype}, expected {expected.shape} float32")
+        check = {"batch": batch, "max_abs_error": float(np.abs(got - expected).max()), "psnr_db": psnr(expected, got)}
+        check["ok"] = check["psnr_db"] >= min_psnr and check["max_abs_error"] <= max_abs
+        checks.append(check)
+    return checks
+
+
+def export_onnx(run_dir, out, checkpoint=None, opset: int = 18, batch="dynamic", precision: str = "fp32",
+                ema: bool = False, force: bool = False, max_fd_increase: float = 0.10, quality_samples: int = 1000,
+                check_quality: bool = True, log=print) -> ExportReport:
+    """Export, check and (only if every check passes) write `out` atomically."""
+    from genforge.core.run import load_run
+    from genforge.exporters.rewrite import max_difference, rewrite_generator
+
+    if precision not in PRECISIONS:
+        raise UserError(f"unknown precision {precision!r}; use {', '.join(PRECISIONS)}")
+    if batch != "dynamic":
+        try:
+            batch = int(batch)
+        except ValueError:
+            raise UserError(f"--batch must be 'dynamic' or a number, not {batch!r}") from None
+        if batch < 1:
+            raise UserError("--batch must be at least 1")
+    if not 7 <= opset <= 23:
+        raise UserError(f"opset {opset} is not supported; use 17 to 23 (18 is the default)")
+    out = Path(out)
+    if out.suffix != ".onnx":
+        raise UserError(f"--out must end in .onnx, not {out.name!r}")
+    loaded = load_run(run_dir, checkpoint, ema=ema)
+    latent_shape = tuple(loaded.model.latent_shape)
+    num_classes = loaded.info.num_classes if loaded.model.conditional else None
+    reference = ExportWrapper(loaded.generator, loaded.model.conditional).eval()
+    module, rewritten = reference, 0
+    if precision == "int8":
+        example = example_inputs(latent_shape, num_classes, 4, seed=7)
+        rewritten_generator, rewritten = rewrite_generator(loaded.generator, example[: 1 + bool(num_classes)])
+        module = ExportWrapper(rewritten_generator, loaded.model.conditional).eval()
+        difference = max_difference(reference, module, example)
+        if difference > 1e-4:
+            raise ValidationFailed(f"the exact ConvTranspose rewrite differs by {difference:.2e}; export refused")
+    metadata = build_metadata(loaded, precision, opset, batch)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".genforge-export-") as tmp:
+        tmp = Path(tmp)
+        fp32_path = tmp / "fp32.onnx"
+        export_inputs = example_inputs(latent_shape, num_classes, 2 if batch == "dynamic" else batch)
+        export_fp32(module, export_inputs, fp32_path, opset, batch)
+        final = tmp / "final.onnx"
+        if precision == "fp16":
+            to_fp16(fp32_path, final)
+        elif precision == "int8":
+            to_int8(fp32_path, final, latent_shape, num_classes)
+        else:
+            final = fp32_path
+        write_metadata(final, metadata)
+        checks = check_against_torch(final, reference, latent_shape, num_classes, precision,
+                                     CHECK_BATCHES if batch == "dynamic" else (batch,))
+        report = ExportReport(str(out), precision, opset, rewritten, checks, metadata=metadata)
+        failed = [c for c in checks if not c["ok"]]
+        if failed:
+            c = failed[0]
+            raise ValidationFailed(f"{precision} export missed its tolerance at batch {c['batch']}: PSNR "
+                                   f"{c['psnr_db']:.1f} dB (min {TOLERANCE[precision][0]}), max abs error "
+                                   f"{c['max_abs_error']:.3g} (max {TOLERANCE[precision][1]}); nothing written")
+        if precision != "fp32" and check_quality:
+            report.quality = quality_gate(final, loaded, quality_samples, max_fd_increase)
+            if not report.quality["ok"] and not force:
+                q = report.quality
+                raise ValidationFailed(f"{precision} raises FD from {q['fd_fp32']:.3g} to {q['fd_variant']:.3g} "
+                                       f"(+{q['fd_increase']:.1%}, gate {max_fd_increase:.0%}); nothing written "
+                                       "(--force writes it anyway)")
+        os.replace(final, out)
+    report.size_bytes = out.stat().st_size
+    return report
+
+
+def quality_gate(path: Path, loaded, n: int, max_fd_increase: float) -> dict:
+    """FD of the variant and of the fp32 PyTorch generator, same noise, same features."""
+    from genforge.core.evaluate import frechet_distance_of
+    from genforge.exporters.onnx_runtime import OnnxRuntime
+
+    variant = OnnxRuntime(path, "cpu")
+    z, labels = variant.prepare_inputs(n=n, seed=2024)
+    with torch.no_grad():
+        zt = torch.from_numpy(z)
+        g = loaded.generator
+        reference_images = (g(zt, torch.from_numpy(labels)) if labels is not None else g(zt)).float()
+    variant_images = torch.from_numpy(variant.run(z, labels))
+    fd_ref = frechet_distance_of(reference_images, loaded.info, loaded.record["train"])
+    fd_var = frechet_distance_of(variant_images, loaded.info, loaded.record["train"])
+    increase = (fd_var - fd_ref) / max(fd_ref, 1e-9)
+    return {"fd_fp32": fd_ref, "fd_variant": fd_var, "fd_increase": increase, "n": n,
+            "ok": increase <= max_fd_increase}

@@ -1,0 +1,84 @@
+"""Run an exported .onnx generator on ONNX Runtime from its metadata alone."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from genforge import __version__
+from genforge.core.errors import UserError
+from genforge.exporters.runtime import GeneratorRuntime
+
+log = logging.getLogger("genforge.runtime")
+PROVIDERS = {
+    "cpu": ["CPUExecutionProvider"],
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "tensorrt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in text.split(".")[:2] if p.isdigit())
+
+
+class OnnxRuntime(GeneratorRuntime):
+    def __init__(self, path, provider: str = "cpu", threads: int | None = None):
+        import onnxruntime as ort
+
+        path = Path(path)
+        if provider not in PROVIDERS:
+            raise UserError(f"unknown provider {provider!r}; use {', '.join(PROVIDERS)}")
+        if not path.is_file() or path.stat().st_size == 0:
+            raise UserError(f"{path} is empty or missing; export it again with `genforge export onnx`")
+        wanted = PROVIDERS[provider]
+        available = set(ort.get_available_providers())
+        if wanted[0] not in available:
+            log.warning("ONNX Runtime provider %s is not available here (%s); falling back to CPU",
+                        wanted[0], ", ".join(sorted(available)))
+            wanted = ["CPUExecutionProvider"]
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(path), options, providers=wanted)
+        except Exception as exc:  # noqa: BLE001  ORT raises several types for unreadable files
+            reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+            if wanted != ["CPUExecutionProvider"] and "Protobuf" not in reason and "parsing" not in reason:
+                log.warning("provider %s could not start (%s); falling back to CPU", wanted[0], reason)
+                self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            else:
+                raise UserError(f"{path} is not a valid ONNX model (truncated or not ONNX): {reason}") from None
+        self.provider = self.session.get_providers()[0]
+        meta = dict(self.session.get_modelmeta().custom_metadata_map)
+        if "genforge_version" not in meta:
+            raise UserError(f"{path} has no genforge metadata; export it with `genforge export onnx`")
+        if _version_tuple(meta["genforge_version"]) > _version_tuple(__version__):
+            raise UserError(f"{path} was made by genforge {meta['genforge_version']}, newer than this "
+                            f"{__version__}; upgrade genforge")
+        try:
+            self.latent_shape = tuple(json.loads(meta["latent_shape"]))
+            self.num_classes = int(meta.get("num_classes") or 0) or None
+            self.image_shape = tuple(json.loads(meta["image_shape"]))
+        except (KeyError, ValueError) as exc:
+            raise UserError(f"{path} has incomplete genforge metadata ({exc}); export it again") from None
+        self.metadata = meta
+        self.path = path
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        expected = ["z", "labels"] if self.num_classes else ["z"]
+        if self.input_names != expected:
+            raise UserError(f"{path} has inputs {self.input_names}, but its metadata says {expected}; export it again")
+        batch = meta.get("batch", "dynamic")
+        self.fixed_batch = int(batch) if batch.isdigit() else None
+
+    def run(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+        if self.fixed_batch and len(z) != self.fixed_batch:
+            raise UserError(f"{self.path.name} was exported for batch {self.fixed_batch}, not {len(z)}; "
+                            "export with --batch dynamic")
+        feed = {"z": z}
+        if labels is not None:
+            feed["labels"] = labels
+        return self.session.run(["images"], feed)[0]

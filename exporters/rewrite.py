@@ -1,0 +1,134 @@
+"""Exact export-time rewrites of a generator, for runtimes without fast transposed convolutions.
+
+ONNX Runtime's CPU provider has no int8 ConvTranspose kernel, so a quantized DCGAN spends
+its time in fp32 ConvTranspose between Q/DQ pairs. Two identities remove them:
+
+* ConvTranspose(k=4, s=2, p=1) == Conv3x3(4x the output channels) + PixelShuffle(2)
+  (sub-pixel convolution; ONNX DepthToSpace). Output pixel (2m+a, 2n+b) only sees input
+  rows m-1..m+1 through taps {a=0: k3 at -1, k1 at 0; a=1: k2 at 0, k0 at +1}.
+* ConvTranspose(k, s=1, p=0) on a 1x1 input == a Linear layer reshaped to (C, k, k).
+
+BatchNorm (eval) directly after a rewritten layer is folded into it. `rewrite_generator`
+returns a new module; callers check it against the original (see exporters/onnx.py).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+# conv tap index (offset -1, 0, +1) -> transposed-conv kernel index, per output phase
+PHASE_TAPS = {0: (3, 1, None), 1: (None, 2, 0)}
+
+
+class SubPixelConv(nn.Module):
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor):
+        super().__init__()
+        self.conv = nn.Conv2d(weight.shape[1], weight.shape[0], 3, 1, 1, bias=True)
+        with torch.no_grad():
+            self.conv.weight.copy_(weight)
+            self.conv.bias.copy_(bias)
+        self.shuffle = nn.PixelShuffle(2)
+
+    def forward(self, x):
+        return self.shuffle(self.conv(x))
+
+
+class LatentLinear(nn.Module):
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, out_channels: int, size: int):
+        super().__init__()
+        self.linear = nn.Linear(weight.shape[1], weight.shape[0])
+        with torch.no_grad():
+            self.linear.weight.copy_(weight)
+            self.linear.bias.copy_(bias)
+        self.out_channels, self.size = out_channels, size
+
+    def forward(self, x):
+        return self.linear(x.flatten(1)).view(-1, self.out_channels, self.size, self.size)
+
+
+def _bn_scale_shift(bn: nn.BatchNorm2d | None, channels: int):
+    if bn is None:
+        return torch.ones(channels), torch.zeros(channels)
+    scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+    return scale, bn.bias.detach() - bn.running_mean * scale
+
+
+def subpixel_from(convt: nn.ConvTranspose2d, bn: nn.BatchNorm2d | None) -> SubPixelConv:
+    w = convt.weight.detach()  # (Cin, Cout, 4, 4)
+    cin, cout = w.shape[:2]
+    scale, shift = _bn_scale_shift(bn, cout)
+    bias = convt.bias.detach() if convt.bias is not None else torch.zeros(cout)
+    weight = torch.zeros(cout, 4, cin, 3, 3)
+    for a in (0, 1):
+        for b in (0, 1):
+            for th, kh in enumerate(PHASE_TAPS[a]):
+                for tw, kw in enumerate(PHASE_TAPS[b]):
+                    if kh is not None and kw is not None:
+                        weight[:, a * 2 + b, :, th, tw] = w[:, :, kh, kw].t()
+    weight = weight * scale.view(cout, 1, 1, 1, 1)
+    new_bias = (bias * scale + shift).repeat_interleave(4)
+    return SubPixelConv(weight.reshape(cout * 4, cin, 3, 3), new_bias)
+
+
+def linear_from(convt: nn.ConvTranspose2d, bn: nn.BatchNorm2d | None) -> LatentLinear:
+    w = convt.weight.detach()  # (Cin, Cout, k, k)
+    cin, cout, k = w.shape[0], w.shape[1], w.shape[2]
+    scale, shift = _bn_scale_shift(bn, cout)
+    bias = convt.bias.detach() if convt.bias is not None else torch.zeros(cout)
+    weight = (w * scale.view(1, cout, 1, 1)).reshape(cin, cout * k * k).t()
+    new_bias = (bias * scale + shift).repeat_interleave(k * k)
+    return LatentLinear(weight.contiguous(), new_bias, cout, k)
+
+
+def _is_subpixel(m: nn.ConvTranspose2d) -> bool:
+    return (m.kernel_size == (4, 4) and m.stride == (2, 2) and m.padding == (1, 1) and m.output_padding == (0, 0)
+            and m.groups == 1 and m.dilation == (1, 1))
+
+
+def _input_sizes(generator: nn.Module, example_inputs: tuple) -> dict[int, tuple[int, int]]:
+    sizes, hooks = {}, []
+    for module in generator.modules():
+        if isinstance(module, nn.ConvTranspose2d):
+            hooks.append(module.register_forward_pre_hook(
+                lambda mod, args: sizes.__setitem__(id(mod), tuple(args[0].shape[-2:]))))
+    with torch.no_grad():
+        generator(*example_inputs)
+    for hook in hooks:
+        hook.remove()
+    return sizes
+
+
+def rewrite_generator(generator: nn.Module, example_inputs: tuple) -> tuple[nn.Module, int]:
+    """A copy of `generator` (eval) with rewritable ConvTranspose2d (+BatchNorm) layers replaced."""
+    generator = copy.deepcopy(generator).eval()
+    sizes = _input_sizes(generator, example_inputs)
+    count = 0
+    for parent in list(generator.modules()):
+        if not isinstance(parent, nn.Sequential):
+            continue
+        children = list(parent)
+        for i, layer in enumerate(children):
+            if not isinstance(layer, nn.ConvTranspose2d) or id(layer) not in sizes:
+                continue
+            bn = children[i + 1] if i + 1 < len(children) and isinstance(children[i + 1], nn.BatchNorm2d) else None
+            if _is_subpixel(layer):
+                replacement = subpixel_from(layer, bn)
+            elif sizes[id(layer)] == (1, 1) and layer.stride == (1, 1) and layer.padding == (0, 0):
+                replacement = linear_from(layer, bn)
+            else:
+                continue
+            parent[i] = replacement
+            if bn is not None:
+                parent[i + 1] = nn.Identity()
+            count += 1
+    return generator, count
+
+
+def max_difference(a: nn.Module, b: nn.Module, inputs: tuple) -> float:
+    with torch.no_grad():
+        return float((a(*inputs) - b(*inputs)).abs().max())
+
+
