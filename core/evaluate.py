@@ -36,11 +36,11 @@ class FeatureClassifier(nn.Module):
     def __init__(self, channels: int, num_classes: int):
         super().__init__()
         self.body = nn.Sequential(
-            nn.Conv2d(channels, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(64, 128, 3, padding=1), nn.BatchNorm2d(128), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.head = nn.Linear(128, num_classes)
+            nn.Conv2d(channels, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.AdaptiveAvgPool2d(4),
+            nn.Flatten(), nn.Linear(64 * 16, self.num_features), nn.ReLU())
+        self.head = nn.Linear(self.num_features, num_classes)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.body(images.float())
@@ -67,7 +67,7 @@ class Reference:
     extras: dict = field(default_factory=dict)
 
 
-def _train_classifier(train, test, info, seed=0, epochs=30, batch=128) -> tuple[FeatureClassifier, float]:
+def _train_classifier(train, test, info, seed=0, epochs=10, batch=64) -> tuple[FeatureClassifier, float]:
     torch.manual_seed(seed)
     model = FeatureClassifier(info.channels, info.num_classes)
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)

@@ -23,6 +23,13 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_gpu)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def private_cache(tmp_path_factory):
+    """Feature classifiers are cached in a folder of the test session, never in the user's."""
+    os.environ["GENFORGE_CACHE"] = str(tmp_path_factory.mktemp("genforge-cache"))
+    yield
+
+
 @pytest.fixture(autouse=True)
 def fresh_registry(monkeypatch):
     """Every test sees the plugins as they are installed now, with no env overrides."""
@@ -101,3 +108,22 @@ def run_genforge(*args, env_extra=None, cwd=None):
     env = {**os.environ, **(env_extra or {})}
     exe = Path(sys.executable).with_name("genforge")
     return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+
+
+SMALL_MODELS = {
+    "dcgan": {"g_width": 8, "d_width": 8, "latent_dim": 16},
+    "cgan": {"g_width": 8, "d_width": 8, "latent_dim": 16, "embed_dim": 8},
+    "vae": {"width": 8, "latent_dim": 8},
+}
+
+
+def train_small(out, model="dcgan", dataset="digits", **overrides):
+    """A tiny run (a few steps, narrow networks) for tests that need a trained run directory."""
+    from genforge.core.trainer import Trainer, TrainConfig
+
+    values = dict(model=model, dataset=dataset, image_size=16, batch_size=16, steps=4, sample_every=2,
+                  checkpoint_every=2, log_every=1, model_options=SMALL_MODELS[model])
+    values.update(overrides)
+    trainer = Trainer(TrainConfig(**values), out, progress=False)
+    trainer.fit()
+    return trainer

@@ -9,18 +9,12 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import SMALL_MODELS as SMALL
 from conftest import assert_one_line_error
 from genforge.core import checkpoint as ckpt
 from genforge.core.errors import TrainingDiverged
 from genforge.core.trainer import Trainer, TrainConfig
 from genforge.exporters import runtime
-
-SMALL = {
-    "dcgan": {"g_width": 8, "d_width": 8, "latent_dim": 16},
-    "cgan": {"g_width": 8, "d_width": 8, "latent_dim": 16, "embed_dim": 8},
-    "vae": {"width": 8, "latent_dim": 8},
-}
-
 
 def small_config(model="dcgan", dataset="digits", **overrides):
     values = dict(model=model, dataset=dataset, image_size=16, batch_size=16, steps=4, sample_every=2,

@@ -1,0 +1,194 @@
+"""ONNX export: every built-in model in every precision, validation, metadata, runtime, bad input."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from conftest import assert_one_line_error, train_small
+from genforge.core.data import DataInfo
+from genforge.core.errors import UserError, ValidationFailed
+from genforge.exporters import runtime
+from genforge.exporters.onnx import TOLERANCE, export_onnx, psnr
+from genforge.exporters.rewrite import max_difference, rewrite_generator
+
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    base = tmp_path_factory.mktemp("export-runs")
+    return {m: train_small(base / m, model=m, steps=6).out for m in ("dcgan", "cgan", "vae")}
+
+
+def randomise_batchnorm(module):
+    for m in module.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+
+
+@pytest.mark.parametrize("model", ["dcgan", "cgan", "vae"])
+def test_convtranspose_rewrite_is_exact(model):
+    from genforge.core.trainer import build_model
+
+    net = build_model(model, DataInfo("x", 3, 64, 64, 10), {})
+    generator = net.generator().eval()
+    randomise_batchnorm(generator)
+    inputs = (torch.randn(3, *net.latent_shape),) + ((torch.tensor([0, 4, 9], dtype=torch.int32),) if net.conditional else ())
+    rewritten, count = rewrite_generator(generator, inputs)
+    assert count == (5 if model != "vae" else 4)
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in rewritten.modules())
+    assert max_difference(generator, rewritten, inputs) < 1e-5
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+@pytest.mark.parametrize("model", ["dcgan", "cgan", "vae"])
+def test_every_model_exports_in_every_precision(runs, tmp_path, model, precision):
+    out = tmp_path / f"{model}-{precision}.onnx"
+    report = export_onnx(runs[model], out, precision=precision, quality_samples=200, max_fd_increase=10.0)
+    assert out.exists() and all(c["ok"] for c in report.checks)
+    assert [c["batch"] for c in report.checks] == [2, 7]
+    proto = onnx.load(str(out))
+    onnx.checker.check_model(proto, full_check=True)
+    assert not (tmp_path / f"{out.name}.data").exists() and len(list(tmp_path.iterdir())) == 1, "self-contained"
+    assert not any(n.op_type == "RandomNormal" or n.op_type == "RandomNormalLike" for n in proto.graph.node)
+    if precision == "int8":
+        ops = {n.op_type for n in proto.graph.node}
+        assert "QuantizeLinear" in ops and "ConvTranspose" not in ops and "DepthToSpace" in ops
+    reference = runtime.load(runs[model])
+    exported = runtime.load(out)
+    min_psnr, max_abs = TOLERANCE[precision]
+    for batch in (1, 2, 7):
+        expected = reference.generate(n=batch, seed=batch)
+        got = exported.generate(n=batch, seed=batch)
+        assert got.shape == expected.shape and got.dtype == np.float32
+        assert psnr(expected, got) >= min_psnr and np.abs(got - expected).max() <= max_abs
+    if precision != "fp32":
+        assert set(report.quality) >= {"fd_fp32", "fd_variant", "fd_increase", "ok"}
+
+
+def test_metadata_round_trips(runs, tmp_path):
+    out = tmp_path / "cgan.onnx"
+    export_onnx(runs["cgan"], out)
+    meta = {p.key: p.value for p in onnx.load(str(out)).metadata_props}
+    record = json.loads((runs["cgan"] / "config.json").read_text())
+    assert meta["model"] == "cgan" and meta["plugin"] == "genforge" and meta["precision"] == "fp32"
+    assert json.loads(meta["latent_shape"]) == [16, 1, 1] and meta["num_classes"] == "10"
+    assert meta["label_dtype"] == "int32" and json.loads(meta["image_shape"]) == [1, 16, 16]
+    assert meta["output_range"] == "[-1, 1]" and meta["training_step"] == "6"
+    assert meta["run_id"] == record["run_id"]
+    loaded = runtime.load(out)
+    assert loaded.latent_shape == (16, 1, 1) and loaded.num_classes == 10 and loaded.image_shape == (1, 16, 16)
+    inputs = {i.name: i.type.tensor_type.elem_type for i in onnx.load(str(out)).graph.input}
+    assert inputs == {"z": onnx.TensorProto.FLOAT, "labels": onnx.TensorProto.INT32}
+
+
+def test_fixed_batch_export(runs, tmp_path):
+    out = tmp_path / "b4.onnx"
+    report = export_onnx(runs["dcgan"], out, batch=4)
+    assert [c["batch"] for c in report.checks] == [4]
+    g = runtime.load(out)
+    assert g.generate(n=4).shape == (4, 1, 16, 16)
+    with pytest.raises(UserError, match="exported for batch 4"):
+        g.generate(n=3)
+
+
+def test_refused_variant_leaves_no_file_and_force_writes_it(runs, tmp_path, run_cli):
+    out = tmp_path / "int8.onnx"
+    with pytest.raises(ValidationFailed, match="nothing written"):
+        export_onnx(runs["dcgan"], out, precision="int8", max_fd_increase=-0.99, quality_samples=200)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    result = run_cli("export", "onnx", runs["dcgan"], "--out", out, "--precision", "int8", "--max-fd-increase",
+                     "-0.99", "--quality-samples", "200", expect=1)
+    assert "nothing written" in result.stderr and not out.exists()
+    forced = run_cli("export", "onnx", runs["dcgan"], "--out", out, "--precision", "int8", "--max-fd-increase",
+                     "-0.99", "--quality-samples", "200", "--force")
+    assert "--force" in forced.stdout and out.exists()
+
+
+def test_sample_from_onnx_imports_no_model_plugin(runs, tmp_path):
+    out = tmp_path / "cgan.onnx"
+    export_onnx(runs["cgan"], out)
+    script = (
+        "import sys\n"
+        "from genforge.core.cli import main\n"
+        f"try:\n    main(['sample', {str(out)!r}, '--n', '20', '--labels', '3', '--out', {str(tmp_path / 'g.png')!r}])\n"
+        "except SystemExit as e:\n    assert e.code == 0, e.code\n"
+        "print('PLUGINS', sorted(m for m in sys.modules if m in ('genforge.plugins.dcgan', 'genforge.plugins.cgan', "
+        "'genforge.plugins.vae', 'genforge.core.trainer')))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "PLUGINS []" in result.stdout and (tmp_path / "g.png").exists()
+
+
+def test_bad_inputs(runs, tmp_path, run_cli):
+    good = tmp_path / "good.onnx"
+    export_onnx(runs["cgan"], good)
+    not_onnx = tmp_path / "notes.onnx"
+    not_onnx.write_text("hello")
+    assert_one_line_error(run_cli("sample", not_onnx, "--out", tmp_path / "x.png", expect=2), "not a valid ONNX")
+    truncated = tmp_path / "cut.onnx"
+    truncated.write_bytes(good.read_bytes()[:2000])
+    assert_one_line_error(run_cli("sample", truncated, "--out", tmp_path / "x.png", expect=2), "not a valid ONNX")
+
+    proto = onnx.load(str(good))
+    del proto.metadata_props[:]
+    bare = tmp_path / "bare.onnx"
+    onnx.save(proto, str(bare))
+    assert_one_line_error(run_cli("sample", bare, "--out", tmp_path / "x.png", expect=2), "no genforge metadata")
+    proto = onnx.load(str(good))
+    for p in proto.metadata_props:
+        if p.key == "genforge_version":
+            p.value = "99.0.0"
+    newer = tmp_path / "newer.onnx"
+    onnx.save(proto, str(newer))
+    assert_one_line_error(run_cli("sample", newer, "--out", tmp_path / "x.png", expect=2), "newer", "upgrade")
+
+    g = runtime.load(good)
+    with pytest.raises(UserError, match=r"noise must have shape \(N, 16, 1, 1\)"):
+        g.generate(z=np.zeros((2, 15, 1, 1), np.float32))
+    with pytest.raises(UserError, match="noise must be float32"):
+        g.generate(z=np.zeros((2, 16, 1, 1), np.int64))
+    with pytest.raises(UserError, match="labels must be in 0..9"):
+        g.generate(n=2, labels=[1, 10])
+    assert_one_line_error(run_cli("sample", good, "--labels", "-1", "--out", tmp_path / "x.png", expect=2),
+                          "labels must be in 0..9")
+
+    empty_run = tmp_path / "empty-run"
+    empty_run.mkdir()
+    (empty_run / "config.json").write_text((runs["dcgan"] / "config.json").read_text())
+    assert_one_line_error(run_cli("export", "onnx", empty_run, "--out", tmp_path / "e.onnx", expect=2),
+                          "no checkpoint")
+    assert_one_line_error(run_cli("export", "onnx", runs["dcgan"], "--out", tmp_path / "e.txt", expect=2),
+                          "must end in .onnx")
+    assert not (tmp_path / "e.onnx").exists()
+
+
+def test_provider_fallback_warns(runs, tmp_path, caplog):
+    out = tmp_path / "m.onnx"
+    export_onnx(runs["dcgan"], out)
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("CUDA provider present: no fallback to show")
+    with caplog.at_level("WARNING", logger="genforge.runtime"):
+        g = runtime.load(out, provider="cuda")
+    assert g.provider == "CPUExecutionProvider"
+    assert "falling back to CPU" in caplog.text
+    assert g.generate(n=2).shape == (2, 1, 16, 16)
+
+
+@pytest.mark.gpu
+def test_cuda_provider_runs(runs, tmp_path):
+    out = tmp_path / "m.onnx"
+    export_onnx(runs["dcgan"], out)
+    g = runtime.load(out, provider="cuda")
+    assert g.provider == "CUDAExecutionProvider"
+    np.testing.assert_allclose(g.generate(n=3, seed=1), runtime.load(out).generate(n=3, seed=1), atol=1e-3)
