@@ -10,8 +10,8 @@
   (onnxruntime.transformers.float16); Tanh and the output stay float32.
 * int8: static Q/DQ quantization (onnxruntime.quantization), per-channel int8 weights,
   uint8 activations, calibrated on the generator's own inputs (N(0, 1) noise, uniform
-  labels). ConvTranspose layers are first rewritten exactly to Conv + DepthToSpace (see
-  exporters/rewrite.py), which ONNX Runtime runs as int8.
+  labels). ConvTranspose layers are first rewritten exactly to a 2x2 Conv whose output
+  phases are interleaved (see exporters/rewrite.py), which ONNX Runtime runs as int8.
 * Every export is checked: onnx.checker (full), then ONNX Runtime CPU against the PyTorch
   generator at two batch sizes (max abs error, PSNR on the [-1, 1] range). A miss, or a
   quality loss beyond the gate, fails with exit 1 and leaves no file.
@@ -36,6 +36,8 @@ PRECISIONS = ("fp32", "fp16", "int8")
 TOLERANCE = {"fp32": (60.0, 1e-3), "fp16": (35.0, 0.1), "int8": (22.0, 0.6)}
 CHECK_BATCHES = (2, 7)
 METADATA_VERSION = "1"
+# compute in int8, and keep data movement between them in uint8 (4x less memory traffic)
+QUANTIZED_OPS = ["Conv", "MatMul", "Gemm", "Relu", "Slice", "Concat", "Reshape", "Transpose", "Unsqueeze"]
 
 
 @dataclass
@@ -176,7 +178,7 @@ def to_int8(src: Path, dst: Path, latent_shape, num_classes) -> None:
         quantize_static(str(prepared), str(dst), _Calibration(latent_shape, num_classes),
                         quant_format=QuantFormat.QDQ, per_channel=True, weight_type=QuantType.QInt8,
                         activation_type=QuantType.QUInt8, calibrate_method=CalibrationMethod.MinMax,
-                        op_types_to_quantize=["Conv", "MatMul", "Gemm", "ConvTranspose"],
+                        op_types_to_quantize=QUANTIZED_OPS,
                         extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
 
 

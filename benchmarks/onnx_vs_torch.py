@@ -1,0 +1,106 @@
+"""The DCGAN-64 generator in PyTorch eager (CPU) against its ONNX exports on ONNX Runtime CPU.
+
+Generator: 64x64x3, latent 100, widths 64 (the classic example's sizes), trained briefly
+on `shapes` so that the int8 quality gate has a real FD to hold. Backends, timed
+interleaved in one process: torch eager fp32 (inference_mode), ORT CPU fp32, ORT CPU int8
+(Q/DQ, ConvTranspose rewritten to Conv + DepthToSpace). Latency: batch 1, median of many
+calls. Throughput: batch 64, images/s from the median call time.
+
+GFLOP/s counts the original generator's multiply-adds x 2 for every backend (the int8
+graph does 2.25x more arithmetic in its 3x3 sub-pixel form, which is not credited).
+The fp32 peak is cores x clock x fp32 lanes x 2 (FMA) x 2 FMA units (core/hardware.py).
+
+Targets (issue 6): fp32 ORT batch-1 latency >= 3x lower than eager; batch-64 throughput
+>= 1.4x; int8 batch-64 throughput >= 1.25x fp32 ORT with the quality gate held.
+Run: python benchmarks/onnx_vs_torch.py [--run RUN_DIR] [--seconds 3]
+"""
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from genforge.core.flops import count_macs
+from genforge.core.hardware import cpu_flags, cpu_model, cpu_peak_gflops
+from genforge.exporters import runtime
+from genforge.exporters.onnx import export_onnx
+
+
+def train_reference(out: Path) -> Path:
+    from genforge.core.trainer import Trainer, TrainConfig
+
+    config = TrainConfig(model="dcgan", dataset="shapes", image_size=64, channels=3, batch_size=32, steps=60,
+                         sample_every=0, checkpoint_every=0, log_every=20)
+    Trainer(config, out, progress=False).fit()
+    return out
+
+
+def time_calls(fn, seconds: float, min_calls: int = 10) -> list[float]:
+    fn()
+    times, start = [], time.perf_counter()
+    while time.perf_counter() - start < seconds or len(times) < min_calls:
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--run", type=Path, help="a trained dcgan 64x64x3 run (default: train one, ~1 min)")
+    parser.add_argument("--seconds", type=float, default=3.0, help="timing per backend, batch and round")
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="genforge-bench-"))
+    run = args.run or train_reference(tmp / "run")
+    paths = {}
+    for precision in ("fp32", "int8"):
+        path = tmp / f"{precision}.onnx"
+        report = export_onnx(run, path, precision=precision, quality_samples=1000)
+        paths[precision] = path
+        if report.quality:
+            q = report.quality
+            print(f"int8 quality gate: FD {q['fd_variant']:.4g} vs fp32 {q['fd_fp32']:.4g} "
+                  f"({q['fd_increase']:+.1%}, gate +10%): {'held' if q['ok'] else 'FAILED'}; "
+                  f"PSNR vs PyTorch {min(c['psnr_db'] for c in report.checks):.1f} dB")
+    backends = {"torch eager fp32": runtime.load(run), "ORT CPU fp32": runtime.load(paths["fp32"]),
+                "ORT CPU int8": runtime.load(paths["int8"])}
+    import onnxruntime as ort
+
+    torch_gen = backends["torch eager fp32"]
+    macs = count_macs(torch_gen.loaded.generator, (torch.randn(1, 100, 1, 1),))
+    peak, how = cpu_peak_gflops(torch.get_num_threads())
+    print(f"CPU: {cpu_model()}; {torch.get_num_threads()} threads; AVX-512: {'avx512f' in cpu_flags()}, "
+          f"VNNI: {bool({'avx512_vnni', 'avx_vnni'} & cpu_flags())}; torch {torch.__version__}, "
+          f"onnxruntime {ort.__version__}")
+    print(f"generator: {macs / 1e6:.1f} M multiply-adds per image; fp32 peak {peak:.0f} GFLOP/s ({how})")
+    results = {(name, b): [] for name in backends for b in (1, 64)}
+    for _ in range(args.rounds):
+        for batch in (1, 64):
+            z = np.random.default_rng(0).standard_normal((batch, 100, 1, 1), dtype=np.float32)
+            for name, backend in backends.items():
+                results[(name, batch)] += time_calls(lambda: backend.run(z, None), args.seconds)
+    print(f"{'backend':18} {'b1 median ms':>12} {'b1 p90 ms':>10} {'b64 median ms':>13} {'b64 img/s':>10} "
+          f"{'GFLOP/s':>8} {'% peak':>7}")
+    summary = {}
+    for name in backends:
+        b1, b64 = results[(name, 1)], results[(name, 64)]
+        m1, m64 = statistics.median(b1), statistics.median(b64)
+        gflops = 2 * macs * 64 / m64 / 1e9
+        summary[name] = (m1, 64 / m64)
+        print(f"{name:18} {m1 * 1e3:12.2f} {np.percentile(b1, 90) * 1e3:10.2f} {m64 * 1e3:13.1f} {64 / m64:10.0f} "
+              f"{gflops:8.1f} {100 * gflops / peak:6.1f}%")
+    eager, fp32, int8 = summary["torch eager fp32"], summary["ORT CPU fp32"], summary["ORT CPU int8"]
+    checks = [("fp32 ORT batch-1 latency, eager / ORT", eager[0] / fp32[0], 3.0),
+              ("fp32 ORT batch-64 throughput, ORT / eager", fp32[1] / eager[1], 1.4),
+              ("int8 batch-64 throughput, int8 / fp32 ORT", int8[1] / fp32[1], 1.25)]
+    for label, ratio, target in checks:
+        print(f"{label:45} {ratio:5.2f}x (target >= {target}): {'ok' if ratio >= target else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()
