@@ -302,15 +302,18 @@ def interpolate(target, checkpoint, rows, n_steps, seed, out):
 @click.option("--n", "n", default=2000, show_default=True, type=click.IntRange(min=1), help="Samples to score.")
 @click.option("--metrics", help="Comma-separated metric plugins (default: fd,kid plus cond_acc / neg_elbo).")
 @click.option("--dataset-from", type=click.Path(path_type=Path),
-              help="For an .onnx target: the run directory whose dataset to compare against.")
+              help="For an .onnx target: the run whose dataset to compare against (default: the file's metadata).")
+@click.option("--inception-weights", type=click.Path(path_type=Path),
+              help="Inception-v3 weights file for --metrics inception (standard FID/KID/IS); nothing downloads.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Also write the scores as JSON.")
-def evaluate(target, checkpoint, ema, n, metrics, dataset_from, seed, json_out):
+def evaluate(target, checkpoint, ema, n, metrics, dataset_from, inception_weights, seed, json_out):
     """Score a run directory or an exported .onnx: FD (with floor and ceiling), KID, conditional accuracy, ELBO."""
     from genforge.core.evaluate import evaluate_target
 
     scores = evaluate_target(target, checkpoint=checkpoint, ema=ema, n=n, metrics=metrics,
-                             dataset_from=dataset_from, seed=seed)
+                             dataset_from=dataset_from, seed=seed,
+                             options={"inception_weights": inception_weights} if inception_weights else None)
     print_table(f"quality of {target}", ["metric", "value"],
                 [[k, f"{v:.4g}" if isinstance(v, float) else v] for k, v in scores.items()])
     if json_out:

@@ -199,6 +199,7 @@ class EvalInput:
     labels: torch.Tensor | None  # the labels asked for (conditional models)
     reference: Reference
     model: nn.Module | None = None  # the PyTorch model, when evaluating a run directory
+    options: dict = field(default_factory=dict)  # e.g. inception_weights
 
 
 def metric_fd(data: EvalInput) -> dict:
@@ -233,6 +234,47 @@ def metric_vae(data: EvalInput) -> dict:
     mean_image = data.reference.train.batch(torch.arange(len(data.reference.train)))[0].mean(0, keepdim=True)
     return {"neg_elbo": float(terms["neg_elbo"]), "recon_psnr": _psnr(test, recon),
             "mean_image_psnr": _psnr(test, mean_image.expand_as(test))}
+
+
+def _inception_uint8(images: torch.Tensor) -> torch.Tensor:
+    images = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return images.repeat(1, 3, 1, 1) if images.shape[1] == 1 else images
+
+
+@torch.no_grad()
+def metric_inception(data: EvalInput) -> dict:
+    """Standard FID, KID and IS on Inception-v3 features, from a weights file the user supplies."""
+    path = data.options.get("inception_weights") or os.environ.get("GENFORGE_INCEPTION_WEIGHTS")
+    if not path:
+        raise UserError("inception metrics need --inception-weights FILE (torch-fidelity's Inception-v3 "
+                        "weights, pt_inception-2015-12-05); genforge downloads nothing")
+    if not Path(path).is_file():
+        raise UserError(f"inception weights file {path} does not exist")
+    try:
+        import torch_fidelity  # noqa: F401
+    except ImportError:
+        raise UserError("inception metrics need torch-fidelity: pip install 'genforge[inception]'") from None
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.inception import InceptionScore
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    check_images(data.images, data.reference.info)
+    real, fake = _inception_uint8(test_images(data.reference)), _inception_uint8(data.images)
+    fid = FrechetInceptionDistance(feature=2048, feature_extractor_weights_path=str(path))
+    kid = KernelInceptionDistance(feature=2048, subset_size=min(len(real), len(fake), 1000),
+                                  feature_extractor_weights_path=str(path))
+    inception_score = InceptionScore(feature_extractor_weights_path=str(path))
+    for metric in (fid, kid):
+        for chunk in real.split(200):
+            metric.update(chunk, real=True)
+        for chunk in fake.split(200):
+            metric.update(chunk, real=False)
+    for chunk in fake.split(200):
+        inception_score.update(chunk)
+    kid_mean, kid_std = kid.compute()
+    is_mean, is_std = inception_score.compute()
+    return {"fid": float(fid.compute()), "kid_inception": float(kid_mean), "kid_inception_std": float(kid_std),
+            "inception_score": float(is_mean), "inception_score_std": float(is_std)}
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -290,7 +332,8 @@ def evaluate_generator(model, info: DataInfo, train_config, n: int = 1000, metri
     return run_metrics(metrics or ["fd"], data)
 
 
-def evaluate_target(target, checkpoint=None, ema=False, n=2000, metrics=None, dataset_from=None, seed=0) -> dict:
+def evaluate_target(target, checkpoint=None, ema=False, n=2000, metrics=None, dataset_from=None, seed=0,
+                    options=None) -> dict:
     """`genforge evaluate`: a run directory or an .onnx, through the same code."""
     from genforge.core.registry import get_registry
     from genforge.core.run import read_run_config
@@ -302,10 +345,14 @@ def evaluate_target(target, checkpoint=None, ema=False, n=2000, metrics=None, da
         record, model, family = read_run_config(target), generator.loaded.model, None
         family = get_registry().model(record["train"]["model"]).family
     else:
-        if dataset_from is None:
-            raise UserError("evaluating an .onnx needs --dataset-from RUN_DIR (the run it was exported from)")
-        record, model = read_run_config(dataset_from), None
+        model = None
         family = "vae" if generator.metadata.get("model") == "vae" else "gan"
+        if dataset_from is not None:
+            record = read_run_config(dataset_from)
+        else:  # an exported file names its dataset, size and channels in its metadata
+            channels, size, _ = generator.image_shape
+            record = {"train": {"dataset": generator.metadata.get("dataset", "digits"), "image_size": size,
+                                "channels": channels, "data_dir": None}}
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else default_metrics(
         generator.conditional, family if model is not None else "gan")
     for name in names:
@@ -314,7 +361,8 @@ def evaluate_target(target, checkpoint=None, ema=False, n=2000, metrics=None, da
     z, labels = generator.prepare_inputs(n=n, seed=seed)
     images = torch.cat([torch.from_numpy(generator.run(zc, lc)) for zc, lc in
                         zip(_chunks(z), _chunks(labels) if labels is not None else [None] * len(_chunks(z)))])
-    data = EvalInput(images, torch.from_numpy(labels).long() if labels is not None else None, reference, model)
+    data = EvalInput(images, torch.from_numpy(labels).long() if labels is not None else None, reference, model,
+                     options or {})
     return run_metrics(names, data)
 
 

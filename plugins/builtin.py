@@ -40,3 +40,5 @@ def register_metrics(register):
                         applies_to=("conditional",), higher_is_better=True))
     register(MetricSpec("neg_elbo", f"{E}:metric_vae", "VAE test negative ELBO (nats/image) and reconstruction PSNR",
                         applies_to=("vae",)))
+    register(MetricSpec("inception", f"{E}:metric_inception",
+                        "standard FID, KID and IS on Inception-v3 features (weights file supplied by the user)"))

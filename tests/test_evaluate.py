@@ -1,0 +1,123 @@
+"""Quality metrics on cases with known answers, the classifier cache, and bad input."""
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from conftest import assert_one_line_error, train_small
+from genforge.core import evaluate as ev
+from genforge.core.errors import UserError
+
+
+class Identity(nn.Module):
+    """Features = the flattened input, so the metric sees the samples themselves."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.num_features = d
+
+    def forward(self, x):
+        return x.flatten(1).double()
+
+
+def gaussian(n, d, mean=0.0, std=1.0, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(n, d, 1, 1, generator=g, dtype=torch.float64) * std + mean).float()
+
+
+def test_identical_sets_have_zero_fd_and_kid():
+    a = gaussian(2000, 4)
+    assert abs(ev.frechet_distance(a, a.clone(), Identity(4))) < 1e-6
+    kid, std = ev.kernel_distance(a, a.clone(), Identity(4))
+    shifted, _ = ev.kernel_distance(a, gaussian(2000, 4, 1.0, seed=5), Identity(4))
+    assert abs(kid) <= 3 * std and abs(kid) < 0.02 * shifted  # unbiased estimate over random subsets: 0 +- noise
+
+
+@pytest.mark.parametrize("mean, std, expected", [
+    (1.0, 1.0, 4 * 1.0),           # |mu|^2 = d * 1
+    (0.0, 2.0, 4 * (2.0 - 1) ** 2),  # tr(S1 + S2 - 2 (S1 S2)^1/2) = d (1 + 4 - 4)
+    (0.5, 3.0, 4 * (0.25 + 4.0)),
+])
+def test_shifted_gaussians_give_the_analytic_frechet_distance(mean, std, expected):
+    a, b = gaussian(20000, 4, seed=1), gaussian(20000, 4, mean, std, seed=2)
+    fd = ev.frechet_distance(a, b, Identity(4))
+    assert fd == pytest.approx(expected, rel=0.05, abs=0.02)
+
+
+def test_kid_grows_with_the_shift():
+    a = gaussian(600, 4, seed=1)
+    near, far = gaussian(600, 4, 0.2, seed=2), gaussian(600, 4, 2.0, seed=3)
+    assert ev.kernel_distance(a, near, Identity(4))[0] < ev.kernel_distance(a, far, Identity(4))[0]
+
+
+def test_classifier_is_cached_and_reused(monkeypatch):
+    config = {"dataset": "shapes", "image_size": 16, "channels": None, "data_dir": None, "seed": 0}
+    first = ev.load_reference(config)
+    assert not first.from_cache and first.cache_path.exists() and first.accuracy > 0.9
+    monkeypatch.setattr(ev, "_train_classifier", lambda *a, **k: pytest.fail("the cached classifier was not reused"))
+    second = ev.load_reference(config)
+    assert second.from_cache and second.accuracy == first.accuracy
+    images = second.test.batch(torch.arange(8))[0]
+    assert torch.allclose(first.classifier(images), second.classifier(images), atol=1e-5)
+
+
+def test_reference_points_bracket_real_data():
+    reference = ev.reference_for({"dataset": "digits", "image_size": 16, "channels": None, "data_dir": None})
+    points = ev.fd_reference_points(reference)
+    assert 0 < points["fd_floor"] < points["fd_ceiling"] / 10
+
+
+def test_bad_input():
+    info = ev.reference_for({"dataset": "digits", "image_size": 16, "channels": None, "data_dir": None}).info
+    with pytest.raises(UserError, match="too few"):
+        ev.frechet_distance_of(torch.zeros(3, 1, 16, 16), info, {"dataset": "digits", "image_size": 16})
+    with pytest.raises(UserError, match=r"expected \(N, 1, 16, 16\)"):
+        ev.frechet_distance_of(torch.zeros(30, 3, 16, 16), info, {"dataset": "digits", "image_size": 16})
+    data = ev.EvalInput(torch.zeros(20, 1, 16, 16), None, ev.reference_for(
+        {"dataset": "digits", "image_size": 16, "channels": None, "data_dir": None}),
+        options={"inception_weights": "/nonexistent/pt_inception.pth"})
+    with pytest.raises(UserError, match="does not exist"):
+        ev.metric_inception(data)
+    with pytest.raises(UserError, match="--inception-weights"):
+        ev.metric_inception(ev.EvalInput(data.images, None, data.reference))
+    with pytest.raises(UserError, match="conditional"):
+        ev.metric_cond_acc(data)
+
+
+def test_evaluate_cli_on_run_and_onnx(tmp_path, run_cli):
+    from genforge.exporters.onnx import export_onnx
+
+    run = train_small(tmp_path / "cgan", model="cgan").out
+    out = tmp_path / "scores.json"
+    result = run_cli("evaluate", run, "--n", "200", "--json", out)
+    scores = json.loads(out.read_text())
+    assert {"fd", "fd_floor", "fd_ceiling", "kid", "cond_acc", "classifier_test_accuracy"} <= set(scores)
+    assert "cond_acc" in result.stdout
+    onnx_path = tmp_path / "cgan.onnx"
+    export_onnx(run, onnx_path)
+    onnx_scores = tmp_path / "onnx.json"
+    run_cli("evaluate", onnx_path, "--n", "200", "--json", onnx_scores)
+    from_onnx = json.loads(onnx_scores.read_text())
+    assert from_onnx["fd"] == pytest.approx(scores["fd"], rel=1e-3)
+    assert from_onnx["cond_acc"] == pytest.approx(scores["cond_acc"], abs=0.01)
+    assert_one_line_error(run_cli("evaluate", run, "--n", "5", expect=2), "too few")
+    assert_one_line_error(run_cli("evaluate", run, "--metrics", "fid2", expect=2), "unknown metric")
+    vae = train_small(tmp_path / "vae", model="vae").out
+    vae_scores = tmp_path / "vae.json"
+    run_cli("evaluate", vae, "--n", "200", "--json", vae_scores)
+    assert {"neg_elbo", "recon_psnr", "mean_image_psnr"} <= set(json.loads(vae_scores.read_text()))
+
+
+def test_trainer_keeps_the_best_checkpoint(tmp_path):
+    from genforge.core import checkpoint as ckpt
+
+    trainer = train_small(tmp_path / "run", steps=6, eval_every=2, eval_samples=100)
+    evals = [json.loads(line) for line in (trainer.out / "metrics.jsonl").read_text().splitlines()
+             if json.loads(line)["kind"] == "eval"]
+    assert [e["step"] for e in evals] == [2, 4, 6]
+    best = min(evals, key=lambda e: e["fd"])
+    best_ckpt = ckpt.read_checkpoint(ckpt.find_checkpoint(trainer.out, "best"))
+    assert best_ckpt.step == best["step"]
+    assert best_ckpt.state["best"]["value"] == pytest.approx(best["fd"])
