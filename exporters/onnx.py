@@ -104,7 +104,15 @@ def build_metadata(loaded, precision: str, opset: int, batch) -> dict:
         "run_id": loaded.record.get("run_id", ""),
         "dataset": info.name,
         "ema": "1" if loaded.ema else "0",
+        "macs_per_image": str(_macs(loaded)),
     }
+
+
+def _macs(loaded) -> int:
+    from genforge.core.flops import count_macs
+
+    inputs = example_inputs(loaded.model.latent_shape, loaded.info.num_classes if loaded.model.conditional else None, 1)
+    return count_macs(loaded.generator, inputs)
 
 
 def export_fp32(module: torch.nn.Module, inputs: tuple, path: Path, opset: int, batch) -> None:

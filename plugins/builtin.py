@@ -42,3 +42,17 @@ def register_metrics(register):
                         applies_to=("vae",)))
     register(MetricSpec("inception", f"{E}:metric_inception",
                         "standard FID, KID and IS on Inception-v3 features (weights file supplied by the user)"))
+
+
+@hookimpl
+def register_backends(register):
+    B = f"{P}.backends"
+    register(BackendSpec("torch", f"{B}:TorchBackend", "PyTorch eager (CUDA when present)", targets=("run",)))
+    register(BackendSpec("torch-compile", f"{B}:TorchCompileBackend", "torch.compile (inductor)", targets=("run",)))
+    register(BackendSpec("ort-cpu", f"{B}:OrtBackend", "ONNX Runtime, CPU provider", targets=("onnx",)))
+    register(BackendSpec("ort-cuda", f"{B}:OrtCudaBackend", "ONNX Runtime, CUDA provider", targets=("onnx",),
+                         device="cuda"))
+    register(BackendSpec("ort-trt", f"{B}:OrtTensorrtBackend", "ONNX Runtime, TensorRT provider", targets=("onnx",),
+                         device="cuda"))
+    register(BackendSpec("tensorrt", f"{B}:TensorrtBackend", "native TensorRT engine", targets=("engine",),
+                         device="cuda"))

@@ -192,3 +192,52 @@ def test_cuda_provider_runs(runs, tmp_path):
     g = runtime.load(out, provider="cuda")
     assert g.provider == "CUDAExecutionProvider"
     np.testing.assert_allclose(g.generate(n=3, seed=1), runtime.load(out).generate(n=3, seed=1), atol=1e-3)
+
+
+def test_engine_sidecar_checks_without_a_gpu(tmp_path):
+    from genforge.exporters.tensorrt import check_compatible, profile_shapes, read_sidecar
+
+    engine = tmp_path / "g.engine"
+    engine.write_bytes(b"plan")
+    with pytest.raises(UserError, match="no sidecar"):
+        read_sidecar(engine)
+    sidecar = {"tensorrt_version": "10.13.0", "gpu": "NVIDIA H100", "profile": profile_shapes((16, 1, 1), 1, 8, 32)}
+    (tmp_path / "g.engine.json").write_text(json.dumps(sidecar))
+    assert read_sidecar(engine)["profile"]["max"] == [32, 16, 1, 1]
+    with pytest.raises(UserError, match="TensorRT 10.13.0, this is 11.4.0; rebuild"):
+        check_compatible(sidecar, "11.4.0", "NVIDIA H100")
+    with pytest.raises(UserError, match="built on NVIDIA H100, this GPU is NVIDIA H200"):
+        check_compatible(sidecar, "10.13.0", "NVIDIA H200")
+    with pytest.raises(UserError, match="min"):
+        profile_shapes((16, 1, 1), 8, 4, 32)
+
+
+def test_tensorrt_export_without_tensorrt_is_one_line(runs, tmp_path, run_cli):
+    try:
+        import tensorrt  # noqa: F401
+        if torch.cuda.is_available():
+            pytest.skip("TensorRT and a GPU are present")
+    except ImportError:
+        pass
+    onnx_path = tmp_path / "m.onnx"
+    export_onnx(runs["dcgan"], onnx_path)
+    assert_one_line_error(run_cli("export", "tensorrt", onnx_path, "--out", tmp_path / "m.engine", expect=2),
+                          "TensorRT")
+    assert not (tmp_path / "m.engine").exists()
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
+def test_tensorrt_engine_matches_onnx(runs, tmp_path, precision):
+    pytest.importorskip("tensorrt")
+    from genforge.exporters.tensorrt import build_engine
+
+    onnx_path = tmp_path / f"m-{precision}.onnx"
+    export_onnx(runs["cgan"], onnx_path, precision=precision, check_quality=False)
+    engine = tmp_path / f"m-{precision}.engine"
+    build_engine(onnx_path, engine, 1, 4, 8)
+    got = runtime.load(engine).generate(n=5, seed=3)
+    expected = runtime.load(runs["cgan"]).generate(n=5, seed=3)
+    assert psnr(expected, got) >= TOLERANCE[precision][0] - 5
+    with pytest.raises(UserError, match="covers batch 1 to 8"):
+        runtime.load(engine).generate(n=9)

@@ -1,0 +1,229 @@
+"""Run benchmarks: every (target, backend, batch), warm-up then timed calls, raw samples kept.
+
+A report is JSON (schema SCHEMA): environment, settings and one row per (target, backend,
+batch), with the raw per-call times, their statistics, throughput, GFLOP/s and the share of
+the device's peak where known, peak memory and first-call time. A backend that cannot run
+a target here is a row with status "skipped" and the reason, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from genforge.benchmarks.stats import summarize
+from genforge.core.errors import UserError
+
+SCHEMA = "genforge.bench/1"
+
+
+@dataclass
+class Settings:
+    batches: tuple[int, ...] = (1, 8, 64)
+    warmup_s: float = 0.5
+    min_iters: int = 10
+    duration_s: float = 2.0
+    threads: int | None = None
+
+    def as_dict(self) -> dict:
+        return {"batches": list(self.batches), "warmup_s": self.warmup_s, "min_iters": self.min_iters,
+                "duration_s": self.duration_s, "threads": self.threads}
+
+
+def resolve_target(path) -> "Target":
+    from genforge.plugins.backends import Target
+
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"benchmark target {path} does not exist; pass a run directory, an .onnx or an .engine")
+    if path.is_dir():
+        if path.parent.name == "checkpoints" and (path.parent.parent / "config.json").exists():
+            return Target(path.parent.parent, "run", checkpoint=str(path))
+        if not (path / "config.json").exists():
+            raise UserError(f"{path} is not a genforge run directory (no config.json)")
+        return Target(path, "run")
+    kinds = {".onnx": "onnx", ".engine": "engine", ".plan": "engine"}
+    if path.suffix not in kinds:
+        raise UserError(f"{path.name} is not a benchmark target; use a run directory, an .onnx or an .engine")
+    return Target(path, kinds[path.suffix])
+
+
+def resolve_backends(names) -> dict:
+    from genforge.core.registry import get_registry
+
+    registry = get_registry()
+    specs = registry.specs("backends")
+    if not names:
+        return dict(specs)
+    return {name: registry.get("backends", name) for name in names}
+
+
+def check_engine_batches(target, batches) -> None:
+    from genforge.plugins.backends import engine_profile
+
+    if target.kind != "engine":
+        return
+    profile = engine_profile(target.path)
+    if profile is None:
+        return
+    low, high = profile["min"][0], profile["max"][0]
+    outside = [b for b in batches if not low <= b <= high]
+    if outside:
+        raise UserError(f"{target.name}'s optimization profile covers batch {low} to {high}, not "
+                        f"{', '.join(map(str, outside))}; rebuild the engine with a wider profile or drop those batches")
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def time_call(call, settings: Settings, duration_s: float | None = None) -> list[float]:
+    """Warm up for settings.warmup_s, then time calls for duration_s and at least min_iters."""
+    end = time.perf_counter() + settings.warmup_s
+    while time.perf_counter() < end:
+        call.timed()
+    samples, start = [], time.perf_counter()
+    duration = settings.duration_s if duration_s is None else duration_s
+    while time.perf_counter() - start < duration or len(samples) < settings.min_iters:
+        samples.append(call.timed())
+    return samples
+
+
+def make_row(target, backend_name, batch, samples, call, first_call_s) -> dict:
+    from genforge.core.hardware import cpu_peak_gflops
+
+    stats = summarize(samples)
+    row = {"target": target.name, "target_kind": target.kind, "backend": backend_name, "batch": batch,
+           "status": "ok", "samples_ms": [s * 1e3 for s in samples], "stats": stats,
+           "throughput_img_s": batch / (stats["median_ms"] / 1e3), "first_call_s": first_call_s,
+           "peak_rss_mib": peak_rss_mib(), "device": call.device, "gflops": None, "peak_share": None}
+    if call.macs_per_image:
+        row["gflops"] = 2 * call.macs_per_image * batch / (stats["median_ms"] / 1e3) / 1e9
+        if call.device == "cpu":
+            peak, _ = cpu_peak_gflops()
+            row["peak_share"] = row["gflops"] / peak if peak else None
+    if call.device == "cuda":
+        import torch
+
+        row["cuda_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    return row
+
+
+def prepare_timed(spec, target, batch, settings):
+    backend = spec.load()()
+    start = time.perf_counter()
+    call = backend.prepare(target, batch, settings.threads)
+    call.timed()
+    return call, time.perf_counter() - start
+
+
+def run_benchmarks(targets, backend_names=None, settings: Settings | None = None, progress=None) -> dict:
+    from genforge.benchmarks.environment import environment
+
+    settings = settings or Settings()
+    resolved = [resolve_target(t) for t in targets]
+    backends = resolve_backends(backend_names)
+    for target in resolved:
+        check_engine_batches(target, settings.batches)
+    rows = []
+    for target in resolved:
+        for name, spec in backends.items():
+            reason = spec.load()().skip_reason(target)
+            if reason:
+                if backend_names or target.kind in spec.targets:
+                    rows.append({"target": target.name, "target_kind": target.kind, "backend": name,
+                                 "batch": None, "status": "skipped", "reason": reason})
+                continue
+            for batch in settings.batches:
+                if progress:
+                    progress(f"{target.name} · {name} · batch {batch}")
+                try:
+                    call, first = prepare_timed(spec, target, batch, settings)
+                    rows.append(make_row(target, name, batch, time_call(call, settings), call, first))
+                except UserError:
+                    raise
+                except Exception as exc:  # noqa: BLE001  a backend failing here is reported, not fatal
+                    rows.append({"target": target.name, "target_kind": target.kind, "backend": name, "batch": batch,
+                                 "status": "failed", "reason": f"{type(exc).__name__}: {exc}"})
+    return {"schema": SCHEMA, "created": time.time(), "environment": environment(settings.threads),
+            "settings": settings.as_dict(), "rows": rows}
+
+
+def run_ab(target_a, target_b, backend_names=None, settings: Settings | None = None, rounds: int = 6,
+           progress=None) -> tuple[dict, dict]:
+    """Two targets timed interleaved A/B/A/B... per (backend, batch): the fair comparison on a noisy machine."""
+    from genforge.benchmarks.environment import environment
+
+    settings = settings or Settings()
+    a, b = resolve_target(target_a), resolve_target(target_b)
+    backends = resolve_backends(backend_names)
+    reports = {key: {"schema": SCHEMA, "created": time.time(), "environment": environment(settings.threads),
+                     "settings": {**settings.as_dict(), "ab_rounds": rounds}, "rows": []} for key in "ab"}
+    for name, spec in backends.items():
+        reasons = [spec.load()().skip_reason(t) for t in (a, b)]
+        if any(reasons):
+            if backend_names:
+                for key, target, reason in zip("ab", (a, b), reasons):
+                    reports[key]["rows"].append({"target": target.name, "target_kind": target.kind, "backend": name,
+                                                 "batch": None, "status": "skipped", "reason": reason or reasons[0]})
+            continue
+        for batch in settings.batches:
+            if progress:
+                progress(f"A/B · {name} · batch {batch}")
+            calls = {key: prepare_timed(spec, t, batch, settings) for key, t in zip("ab", (a, b))}
+            samples = {"a": [], "b": []}
+            for _ in range(rounds):
+                for key in "ab":
+                    samples[key] += time_call(calls[key][0], settings, settings.duration_s / rounds)
+            for key, target in zip("ab", (a, b)):
+                call, first = calls[key]
+                row = make_row(target, name, batch, samples[key], call, first)
+                row["target"] = "A/B"  # rows of the two reports pair up by backend and batch
+                row["ab_target"] = target.name
+                reports[key]["rows"].append(row)
+    return reports["a"], reports["b"]
+
+
+def compare_reports(base: dict, new: dict, min_effect: float = 0.10, alpha: float = 0.01) -> list[dict]:
+    from genforge.benchmarks.stats import compare_samples
+
+    for report, label in ((base, "BASE"), (new, "NEW")):
+        if report.get("schema", "").split("/")[0] != SCHEMA.split("/")[0]:
+            raise UserError(f"{label} is not a genforge benchmark report (schema {report.get('schema')!r})")
+    key = lambda r: (r["target"], r["backend"], r["batch"])  # noqa: E731
+    base_rows = {key(r): r for r in base["rows"] if r["status"] == "ok"}
+    out = []
+    for row in new["rows"]:
+        if row["status"] != "ok" or key(row) not in base_rows:
+            continue
+        result = compare_samples(base_rows[key(row)]["samples_ms"], row["samples_ms"], min_effect, alpha)
+        out.append({"target": row["target"], "backend": row["backend"], "batch": row["batch"],
+                    "base_median_ms": base_rows[key(row)]["stats"]["median_ms"],
+                    "new_median_ms": row["stats"]["median_ms"], **result})
+    if not out:
+        raise UserError("the two reports share no (target, backend, batch) row to compare")
+    return out
+
+
+def markdown_table(report: dict) -> str:
+    lines = ["| target | backend | batch | median ms | p90 ms | p99 ms | CV | img/s | GFLOP/s | % peak | first call s |",
+             "|" + "---|" * 11]
+    for r in report["rows"]:
+        if r["status"] != "ok":
+            lines.append(f"| {r['target']} | {r['backend']} | {r['batch'] or '–'} | {r['status']}: {r['reason']} "
+                         "| | | | | | | |")
+            continue
+        s = r["stats"]
+        gf = f"{r['gflops']:.1f}" if r["gflops"] else "–"
+        share = f"{100 * r['peak_share']:.0f}%" if r.get("peak_share") else "–"
+        lines.append(f"| {r['target']} | {r['backend']} | {r['batch']} | {s['median_ms']:.2f} | {s['p90_ms']:.2f} | "
+                     f"{s['p99_ms']:.2f} | {s['cv']:.1%} | {r['throughput_img_s']:.0f} | {gf} | {share} | "
+                     f"{r['first_call_s']:.2f} |")
+    env = report["environment"]
+    lines.append("")
+    lines.append(f"CPU: {env['cpu']['model']} ({env['cpu']['cores']} cores; {', '.join(env['cpu']['flags'])}); "
+                 f"GPU: {env['gpu']['name'] if env['gpu'] else 'none'}; " + ", ".join(
+                     f"{k} {v}" for k, v in env["versions"].items() if v))
+    return "\n".join(lines)

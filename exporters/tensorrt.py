@@ -1,0 +1,160 @@
+"""TensorRT engines built from genforge's ONNX files (TensorRT 10 and 11 APIs).
+
+    genforge export tensorrt model.onnx --out model.engine [--min-batch 1 --opt-batch 16 --max-batch 64]
+
+The network is strongly typed: precision comes from the ONNX itself (fp32, fp16, or int8
+Q/DQ), which is the only way TensorRT 11 works (it removed the FP16/INT8 builder flags and
+calibrators). Beside the engine, a JSON sidecar holds the ONNX metadata plus the TensorRT
+version, the GPU and the optimization profile; an engine is refused on another TensorRT
+version or GPU, with a message saying to rebuild it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from genforge.core.errors import UserError
+from genforge.exporters.runtime import GeneratorRuntime
+
+
+def sidecar_path(engine: Path) -> Path:
+    return engine.with_suffix(engine.suffix + ".json")
+
+
+def read_sidecar(engine: Path) -> dict:
+    path = sidecar_path(Path(engine))
+    if not path.exists():
+        raise UserError(f"{engine} has no sidecar {path.name}; build engines with `genforge export tensorrt`")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise UserError(f"{path} is corrupt (not JSON); rebuild the engine") from None
+
+
+def check_compatible(sidecar: dict, trt_version: str, gpu_name: str) -> None:
+    """An engine runs only on the TensorRT version and GPU that built it."""
+    if sidecar.get("tensorrt_version") != trt_version:
+        raise UserError(f"engine built with TensorRT {sidecar.get('tensorrt_version')}, this is {trt_version}; "
+                        "rebuild it with `genforge export tensorrt`")
+    if sidecar.get("gpu") != gpu_name:
+        raise UserError(f"engine built on {sidecar.get('gpu')}, this GPU is {gpu_name}; rebuild it here")
+
+
+def profile_shapes(latent_shape, min_batch: int, opt_batch: int, max_batch: int) -> dict:
+    if not 1 <= min_batch <= opt_batch <= max_batch:
+        raise UserError(f"batch profile must satisfy 1 <= min ({min_batch}) <= opt ({opt_batch}) <= max ({max_batch})")
+    return {"min": [min_batch, *latent_shape], "opt": [opt_batch, *latent_shape], "max": [max_batch, *latent_shape]}
+
+
+def _trt():
+    try:
+        import tensorrt as trt
+    except ImportError:
+        raise UserError("TensorRT is not installed: pip install 'genforge[gpu]' on a machine with an NVIDIA GPU") from None
+    import torch
+
+    if not torch.cuda.is_available():
+        raise UserError("TensorRT needs a CUDA GPU, and none is available here")
+    return trt
+
+
+def build_engine(onnx_path, out, min_batch=1, opt_batch=16, max_batch=64, workspace_gib=4.0,
+                 timing_cache: Path | None = None) -> dict:
+    """Parse the ONNX into a strongly typed network, build with one profile, write engine + sidecar."""
+    import torch
+
+    from genforge.exporters.onnx_runtime import OnnxRuntime
+
+    trt = _trt()
+    onnx_path, out = Path(onnx_path), Path(out)
+    source = OnnxRuntime(onnx_path, "cpu")  # validates the file and its metadata
+    profile_spec = profile_shapes(source.latent_shape, min_batch, opt_batch, max_batch)
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED))
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse_from_file(str(onnx_path)):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise UserError(f"TensorRT could not parse {onnx_path.name}: {errors}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * 2**30))
+    cache_bytes = timing_cache.read_bytes() if timing_cache and timing_cache.exists() else b""
+    config.set_timing_cache(config.create_timing_cache(cache_bytes), ignore_mismatch=False)
+    profile = builder.create_optimization_profile()
+    profile.set_shape("z", min=profile_spec["min"], opt=profile_spec["opt"], max=profile_spec["max"])
+    if source.num_classes:
+        profile.set_shape("labels", min=[min_batch], opt=[opt_batch], max=[max_batch])
+    config.add_optimization_profile(profile)
+    plan = builder.build_serialized_network(network, config)
+    if plan is None:
+        raise UserError(f"TensorRT failed to build an engine from {onnx_path.name} (see the log above)")
+    if timing_cache:
+        timing_cache.write_bytes(bytes(config.get_timing_cache().serialize()))
+    sidecar = {**source.metadata, "tensorrt_version": trt.__version__, "gpu": torch.cuda.get_device_name(0),
+               "profile": profile_spec, "source_onnx": onnx_path.name}
+    tmp = out.with_suffix(out.suffix + f".tmp{os.getpid()}")
+    tmp.write_bytes(bytes(plan))
+    os.replace(tmp, out)
+    sidecar_path(out).write_text(json.dumps(sidecar, indent=1))
+    return sidecar
+
+
+class EngineRuntime(GeneratorRuntime):
+    """A TensorRT engine behind the same generate() API; I/O through torch CUDA tensors."""
+
+    def __init__(self, path):
+        path = Path(path)
+        if not path.exists():
+            raise UserError(f"{path} does not exist")
+        self.metadata = read_sidecar(path)
+        trt = _trt()
+        import torch
+
+        check_compatible(self.metadata, trt.__version__, torch.cuda.get_device_name(0))
+        self.torch, self.path = torch, path
+        self.latent_shape = tuple(json.loads(self.metadata["latent_shape"]))
+        self.num_classes = int(self.metadata.get("num_classes") or 0) or None
+        self.image_shape = tuple(json.loads(self.metadata["image_shape"]))
+        self.profile = self.metadata["profile"]
+        logger = trt.Logger(trt.Logger.WARNING)
+        self.engine = trt.Runtime(logger).deserialize_cuda_engine(path.read_bytes())
+        if self.engine is None:
+            raise UserError(f"{path} could not be deserialized (corrupt, or another TensorRT version); rebuild it")
+        self.context = self.engine.create_execution_context()
+        self.bound = None
+
+    def check_batch(self, batch: int) -> None:
+        low, high = self.profile["min"][0], self.profile["max"][0]
+        if not low <= batch <= high:
+            raise UserError(f"{self.path.name}'s profile covers batch {low} to {high}, not {batch}")
+
+    def bind(self, z: np.ndarray, labels: np.ndarray | None) -> None:
+        torch = self.torch
+        self.check_batch(len(z))
+        zt = torch.from_numpy(z).cuda()
+        out = torch.empty((len(z), *self.image_shape), dtype=torch.float32, device="cuda")
+        self.context.set_input_shape("z", tuple(zt.shape))
+        self.context.set_tensor_address("z", zt.data_ptr())
+        tensors = [zt, out]
+        if labels is not None:
+            lt = torch.from_numpy(labels.astype(np.int32)).cuda()
+            self.context.set_input_shape("labels", tuple(lt.shape))
+            self.context.set_tensor_address("labels", lt.data_ptr())
+            tensors.append(lt)
+        self.context.set_tensor_address("images", out.data_ptr())
+        self.bound = (tensors, out)
+
+    def execute_bound(self) -> None:
+        stream = self.torch.cuda.current_stream()
+        if not self.context.execute_async_v3(stream.cuda_stream):
+            raise RuntimeError("TensorRT execution failed")
+
+    def run(self, z, labels):
+        self.bind(z, labels)
+        self.execute_bound()
+        self.torch.cuda.current_stream().synchronize()
+        return self.bound[1].cpu().numpy()

@@ -1,0 +1,209 @@
+"""Built-in benchmark backends. A backend prepares one (target, batch) and times single calls.
+
+    backend = SomeBackend(); reason = backend.skip_reason(target)   # None: it can run here
+    call = backend.prepare(target, batch, threads)                  # loads, compiles, warms nothing
+    seconds = call.timed()                                          # one synchronous call
+
+CPU backends time with perf_counter; GPU backends with CUDA events on their stream.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+@dataclass
+class Target:
+    path: Path
+    kind: str  # run | onnx | engine
+    checkpoint: str | None = None  # a run's checkpoint folder, when one was named
+
+    @property
+    def name(self) -> str:
+        return f"{self.path.name}@{Path(self.checkpoint).name}" if self.checkpoint else self.path.name
+
+
+class PreparedCall:
+    macs_per_image: int | None = None
+    device: str = "cpu"
+
+    def call(self) -> None:
+        raise NotImplementedError
+
+    def timed(self) -> float:
+        start = time.perf_counter()
+        self.call()
+        return time.perf_counter() - start
+
+
+class CudaEventsMixin:
+    def timed(self) -> float:
+        import torch
+
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        self.call()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3
+
+
+def _noise(latent_shape, batch, num_classes, seed=0):
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((batch, *latent_shape), dtype=np.float32)
+    labels = (np.arange(batch) % num_classes).astype(np.int32) if num_classes else None
+    return z, labels
+
+
+# -- PyTorch ---------------------------------------------------------------------------------
+class TorchCall(PreparedCall):
+    def __init__(self, target: Target, batch: int, threads: int | None, device: str, compile_mode: str | None):
+        import torch
+
+        from genforge.core.flops import count_macs
+        from genforge.core.run import load_run
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.torch, self.device = torch, device
+        loaded = load_run(target.path, target.checkpoint, device=device)
+        generator = loaded.generator.eval()
+        z, labels = _noise(loaded.model.latent_shape, batch, loaded.info.num_classes if loaded.model.conditional else None)
+        self.inputs = (torch.from_numpy(z).to(device),) + ((torch.from_numpy(labels).to(device),) if labels is not None else ())
+        self.macs_per_image = count_macs(generator, tuple(t[:1] for t in self.inputs))
+        self.module = torch.compile(generator, mode=compile_mode) if compile_mode else generator
+
+    def call(self):
+        with self.torch.inference_mode():
+            self.module(*self.inputs)
+        if self.device == "cuda":
+            self.torch.cuda.synchronize()
+
+
+class TorchCudaCall(CudaEventsMixin, TorchCall):
+    pass
+
+
+class TorchBackend:
+    compile_mode: str | None = None
+
+    def skip_reason(self, target: Target) -> str | None:
+        if target.kind != "run":
+            return "torch backends need a run directory (or checkpoint), not an exported file"
+        return None
+
+    def prepare(self, target: Target, batch: int, threads: int | None = None) -> PreparedCall:
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        call_class = TorchCudaCall if device == "cuda" else TorchCall
+        call = call_class(target, batch, threads, device, self.compile_mode)
+        call.device = device
+        return call
+
+
+class TorchCompileBackend(TorchBackend):
+    compile_mode = "default"
+
+    def skip_reason(self, target: Target) -> str | None:
+        reason = super().skip_reason(target)
+        if reason:
+            return reason
+        import shutil
+
+        if not (shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")):
+            return "torch.compile (inductor) needs a C compiler on the CPU; none found"
+        return None
+
+
+# -- ONNX Runtime ----------------------------------------------------------------------------
+class OrtCall(PreparedCall):
+    def __init__(self, target: Target, batch: int, threads: int | None, provider: str):
+        from genforge.exporters.onnx_runtime import OnnxRuntime
+
+        self.runtime = OnnxRuntime(target.path, provider, threads=threads)
+        self.z, self.labels = _noise(self.runtime.latent_shape, batch, self.runtime.num_classes)
+        macs = self.runtime.metadata.get("macs_per_image")
+        self.macs_per_image = int(macs) if macs else None
+        self.device = "cpu" if provider == "cpu" else "cuda"
+
+    def call(self):
+        self.runtime.run(self.z, self.labels)
+
+
+class OrtBackend:
+    provider = "cpu"
+    provider_name = "CPUExecutionProvider"
+
+    def skip_reason(self, target: Target) -> str | None:
+        if target.kind != "onnx":
+            return "ONNX Runtime backends need an .onnx file"
+        import onnxruntime as ort
+
+        if self.provider_name not in ort.get_available_providers():
+            return f"{self.provider_name} is not in this onnxruntime build (pip install 'genforge[gpu]')"
+        return None
+
+    def prepare(self, target: Target, batch: int, threads: int | None = None) -> PreparedCall:
+        call = OrtCall(target, batch, threads, self.provider)
+        if call.runtime.provider != self.provider_name:
+            raise RuntimeError(f"{self.provider_name} could not start; ONNX Runtime fell back to {call.runtime.provider}")
+        if call.runtime.fixed_batch and call.runtime.fixed_batch != batch:
+            raise ValueError(f"{target.name} was exported for batch {call.runtime.fixed_batch} only")
+        return call
+
+
+class OrtCudaBackend(OrtBackend):
+    provider, provider_name = "cuda", "CUDAExecutionProvider"
+
+
+class OrtTensorrtBackend(OrtBackend):
+    provider, provider_name = "tensorrt", "TensorrtExecutionProvider"
+
+
+# -- TensorRT --------------------------------------------------------------------------------
+class TensorrtCall(CudaEventsMixin, PreparedCall):
+    def __init__(self, target: Target, batch: int):
+        from genforge.exporters.tensorrt import EngineRuntime
+
+        self.runtime = EngineRuntime(target.path)
+        self.runtime.check_batch(batch)
+        self.z, self.labels = _noise(self.runtime.latent_shape, batch, self.runtime.num_classes)
+        self.runtime.bind(self.z, self.labels)
+        macs = self.runtime.metadata.get("macs_per_image")
+        self.macs_per_image = int(macs) if macs else None
+        self.device = "cuda"
+
+    def call(self):
+        self.runtime.execute_bound()
+
+
+class TensorrtBackend:
+    def skip_reason(self, target: Target) -> str | None:
+        if target.kind != "engine":
+            return "the tensorrt backend needs an .engine file (genforge export tensorrt)"
+        try:
+            import tensorrt  # noqa: F401
+        except ImportError:
+            return "tensorrt is not installed (pip install 'genforge[gpu]')"
+        import torch
+
+        if not torch.cuda.is_available():
+            return "no CUDA device"
+        return None
+
+    def prepare(self, target: Target, batch: int, threads: int | None = None) -> PreparedCall:
+        return TensorrtCall(target, batch)
+
+
+def engine_profile(path: Path) -> dict | None:
+    """The optimization profile recorded in an engine's JSON sidecar (no TensorRT needed)."""
+    sidecar = path.with_suffix(path.suffix + ".json")
+    if not sidecar.exists():
+        return None
+    return json.loads(sidecar.read_text()).get("profile")

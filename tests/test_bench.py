@@ -1,0 +1,175 @@
+"""Benchmark statistics, runner, compare and A/B, driven through the public API and the CLI."""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import assert_one_line_error, train_small
+from genforge.benchmarks.runner import Settings, compare_reports, run_ab, run_benchmarks
+from genforge.benchmarks.stats import compare_samples, ratio_of_medians, summarize
+
+FAKE_BACKEND = """
+import time
+import numpy as np
+from genforge import hookimpl
+from genforge.core.specs import BackendSpec
+from genforge.plugins.backends import PreparedCall
+
+BASE_S = 0.002
+
+
+class SpinCall(PreparedCall):
+    def __init__(self, seconds, seed):
+        self.seconds, self.rng = seconds, np.random.default_rng(seed)
+        self.macs_per_image = 1_000_000
+
+    def call(self):
+        end = time.perf_counter() + self.seconds * self.rng.lognormal(0.0, 0.05)
+        while time.perf_counter() < end:
+            pass
+
+
+class FakeBackend:
+    def skip_reason(self, target):
+        return None if target.kind == "onnx" else "fake backend wants an .onnx"
+
+    def prepare(self, target, batch, threads=None):
+        slow = 1.25 if "slow" in target.name else 1.0
+        return SpinCall(BASE_S * slow * (1 + batch / 64), seed=hash(target.name) % 1000)
+
+
+@hookimpl
+def register_backends(register):
+    register(BackendSpec("fake", "fake_backend_plugin:FakeBackend", "spins for a known time", targets=("onnx",)))
+"""
+
+
+@pytest.fixture
+def fake_targets(make_plugin, tmp_path):
+    make_plugin("fake_backend_plugin", FAKE_BACKEND, dist="fake-bench")
+    targets = {}
+    for name in ("base", "same", "slow"):
+        path = tmp_path / f"{name}.onnx"
+        path.write_bytes(b"not used by the fake backend")
+        targets[name] = path
+    return targets
+
+
+FAST = Settings(batches=(1,), warmup_s=0.02, min_iters=30, duration_s=0.15)
+
+
+def test_summary_statistics_on_known_samples():
+    s = summarize([0.001, 0.002, 0.003, 0.004, 0.010])
+    assert s["min_ms"] == 1 and s["max_ms"] == 10 and s["median_ms"] == 3 and s["mean_ms"] == 4
+    assert s["std_ms"] == pytest.approx(np.std([1, 2, 3, 4, 10], ddof=1))
+    assert s["cv"] == pytest.approx(s["std_ms"] / 4)
+    assert s["p90_ms"] == pytest.approx(np.percentile([1, 2, 3, 4, 10], 90))
+
+
+def test_ratio_and_verdicts_on_known_samples():
+    rng = np.random.default_rng(0)
+    base = rng.normal(10, 0.3, 200)
+    ratio, (low, high) = ratio_of_medians(base, base * 1.25)
+    assert ratio == pytest.approx(1.25) and low <= 1.25 <= high
+    assert compare_samples(base, base * 1.25)["verdict"] == "slower"
+    assert compare_samples(base, base / 1.25)["verdict"] == "faster"
+    assert compare_samples(base, rng.normal(10, 0.3, 200))["verdict"] == "same"
+    assert compare_samples(base, base * 1.05)["verdict"] == "same", "below the minimum effect"
+    tiny_noisy = rng.normal(10, 5, 5)
+    assert compare_samples(tiny_noisy, tiny_noisy * 1.3)["verdict"] == "same", "not significant on 5 noisy samples"
+
+
+def test_planted_slowdown_is_caught_by_compare_and_ab(fake_targets, run_cli, tmp_path):
+    base = run_benchmarks([fake_targets["base"]], ["fake"], FAST)
+    slow = run_benchmarks([fake_targets["slow"]], ["fake"], FAST)
+    for report in (base, slow):
+        report["rows"][0]["target"] = "model.onnx"
+    rows = compare_reports(base, slow)
+    assert [r["verdict"] for r in rows] == ["slower"] and rows[0]["ratio"] == pytest.approx(1.25, rel=0.08)
+    (tmp_path / "base.json").write_text(json.dumps(base))
+    (tmp_path / "slow.json").write_text(json.dumps(slow))
+    result = run_cli("bench", "compare", tmp_path / "base.json", tmp_path / "slow.json", expect=1)
+    assert "slower" in result.stdout and "regression" in result.stderr
+    run_cli("bench", "compare", tmp_path / "base.json", tmp_path / "base.json")
+
+    a, b = run_ab(fake_targets["base"], fake_targets["slow"], ["fake"], FAST, rounds=4)
+    assert [r["verdict"] for r in compare_reports(a, b)] == ["slower"]
+    result = run_cli("bench", "ab", fake_targets["base"], fake_targets["slow"], "--backend", "fake", "--batch", "1",
+                     "--duration-s", "0.15", "--warmup-s", "0.02", "--rounds", "4", expect=1)
+    assert "slower" in result.stdout
+
+
+def test_identical_runs_raise_no_alarm(fake_targets):
+    settings = Settings(batches=(1,), warmup_s=0.01, min_iters=20, duration_s=0.06)
+    verdicts = []
+    for _ in range(20):
+        a, b = run_ab(fake_targets["base"], fake_targets["same"], ["fake"], settings, rounds=2)
+        verdicts += [r["verdict"] for r in compare_reports(a, b)]
+    assert verdicts.count("slower") == 0, verdicts
+
+
+def test_report_schema_and_environment(fake_targets, tmp_path, run_cli):
+    out, md = tmp_path / "r.json", tmp_path / "r.md"
+    run_cli("bench", fake_targets["base"], "--backend", "fake", "--batch", "1,8", "--duration-s", "0.05",
+            "--warmup-s", "0.01", "--json", out, "--markdown", md)
+    report = json.loads(out.read_text())
+    assert report["schema"] == "genforge.bench/1"
+    assert {"cpu", "gpu", "versions", "threads"} <= set(report["environment"])
+    assert report["environment"]["versions"]["genforge"]
+    rows = report["rows"]
+    assert [(r["backend"], r["batch"]) for r in rows] == [("fake", 1), ("fake", 8)]
+    for row in rows:
+        assert set(row["stats"]) >= {"min_ms", "median_ms", "mean_ms", "p90_ms", "p95_ms", "p99_ms", "max_ms",
+                                     "std_ms", "cv"}
+        assert len(row["samples_ms"]) >= 10 and row["throughput_img_s"] > 0 and row["gflops"] > 0
+        assert row["peak_rss_mib"] > 0 and row["first_call_s"] >= 0
+    table = md.read_text()
+    assert "| base.onnx | fake | 8 |" in table and "CPU:" in table
+
+
+def test_every_backend_skip_path_is_reported(tmp_path, run_cli):
+    import onnxruntime as ort
+    import torch
+
+    run = train_small(tmp_path / "run").out
+    report = run_benchmarks([run], ["torch", "ort-cpu", "ort-cuda", "ort-trt", "tensorrt", "torch-compile"],
+                            Settings(batches=(2,), warmup_s=0.01, min_iters=3, duration_s=0.02))
+    rows = {r["backend"]: r for r in report["rows"]}
+    assert rows["torch"]["status"] == "ok"
+    for name in ("ort-cpu", "ort-cuda", "ort-trt"):
+        assert rows[name]["status"] == "skipped" and ".onnx" in rows[name]["reason"]
+    assert rows["tensorrt"]["status"] == "skipped" and ".engine" in rows["tensorrt"]["reason"]
+    from genforge.exporters.onnx import export_onnx
+
+    onnx_path = tmp_path / "m.onnx"
+    export_onnx(run, onnx_path)
+    report = run_benchmarks([onnx_path], ["torch", "ort-cuda", "ort-trt"],
+                            Settings(batches=(2,), warmup_s=0.01, min_iters=3, duration_s=0.02))
+    rows = {r["backend"]: r for r in report["rows"]}
+    assert rows["torch"]["status"] == "skipped" and "run directory" in rows["torch"]["reason"]
+    available = ort.get_available_providers()
+    if "CUDAExecutionProvider" not in available:
+        assert rows["ort-cuda"]["status"] == "skipped" and "CUDAExecutionProvider" in rows["ort-cuda"]["reason"]
+    if "TensorrtExecutionProvider" not in available:
+        assert rows["ort-trt"]["status"] == "skipped"
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"x")
+    report = run_benchmarks([engine], ["tensorrt"], Settings(batches=(2,)))
+    if not torch.cuda.is_available():
+        assert report["rows"][0]["status"] == "skipped"
+
+
+def test_bad_input(tmp_path, run_cli):
+    assert_one_line_error(run_cli("bench", tmp_path / "nope.onnx", expect=2), "does not exist")
+    run = train_small(tmp_path / "run").out
+    assert_one_line_error(run_cli("bench", run, "--backend", "torchh", expect=2), "unknown backend", "torch")
+    assert_one_line_error(run_cli("bench", run, "--batch", "0", expect=2), "positive")
+    engine = tmp_path / "g.engine"
+    engine.write_bytes(b"engine bytes")
+    (tmp_path / "g.engine.json").write_text(json.dumps({"profile": {"min": [1, 16, 1, 1], "opt": [8, 16, 1, 1],
+                                                                    "max": [16, 16, 1, 1]}}))
+    assert_one_line_error(run_cli("bench", engine, "--batch", "1,64", expect=2), "covers batch 1 to 16, not 64")
+    (tmp_path / "junk.json").write_text("{}")
+    assert_one_line_error(run_cli("bench", "compare", tmp_path / "junk.json", tmp_path / "junk.json", expect=2),
+                          "not a genforge benchmark report")
