@@ -527,6 +527,46 @@ def bench_ab(target_a, target_b, backends, batches, warmup_s, min_iters, duratio
         sys.exit(1)
 
 
+# -- the main job ---------------------------------------------------------------------------
+@cli.command("run")
+@click.argument("pipeline", required=False, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), help="Report folder (default genforge-report).")
+@click.option("--overwrite/--no-overwrite", default=True, show_default=True,
+              help="Replace an earlier genforge report in the folder.")
+def run_command(pipeline, out, overwrite):
+    """The main job: train, evaluate, export ONNX (fp32, int8), benchmark, write an HTML report.
+
+    With no PIPELINE.toml: dcgan on the embedded digits, about two to three minutes on a CPU.
+    """
+    from genforge.core.pipeline import load_pipeline, run_pipeline
+
+    config = load_pipeline(pipeline)
+    if out:
+        config["out"] = str(out)
+    folder = run_pipeline(config, overwrite=overwrite, echo=click.echo)
+    click.echo(f"report: {folder / 'index.html'}  (numbers in {folder / 'report.json'})")
+
+
+@bench.command("suite")
+@click.argument("suite_file", required=False, type=click.Path(path_type=Path))
+@click.option("--out", default="bench-suite", show_default=True, type=click.Path(path_type=Path))
+@click.option("--work", type=click.Path(path_type=Path), help="Where trained generators are kept and reused.")
+@click.option("--smoke", is_flag=True, help="Seconds-long version (2 training steps, short timings).")
+@click.option("--baseline", type=click.Path(path_type=Path), help="Compare against this stored suite.json.")
+@click.option("--min-effect", default="10%", show_default=True)
+@click.option("--alpha", default=0.01, show_default=True, type=float)
+def bench_suite(suite_file, out, work, smoke, baseline, min_effect, alpha):
+    """Run the benchmark suite (default: the standard suite shipped with genforge)."""
+    from genforge.benchmarks.runner import compare_reports
+    from genforge.benchmarks.suite import run_suite
+
+    report = run_suite(suite_file, out, work, smoke, echo=lambda text: click.echo(text, err=True))
+    print_report(report)
+    click.echo(f"wrote {out / 'suite.json'} and {out / 'suite.md'}")
+    if baseline and _print_comparison(compare_reports(_read_report(baseline), report, _fraction(min_effect), alpha)):
+        sys.exit(1)
+
+
 def main(argv=None):
     """Entry point: loads plugin commands, runs the CLI; user errors are one line and exit 2."""
     try:

@@ -173,3 +173,17 @@ def test_bad_input(tmp_path, run_cli):
     (tmp_path / "junk.json").write_text("{}")
     assert_one_line_error(run_cli("bench", "compare", tmp_path / "junk.json", tmp_path / "junk.json", expect=2),
                           "not a genforge benchmark report")
+
+
+def test_suite_smoke_covers_every_target_and_backend(tmp_path, run_cli):
+    """The standard suite in smoke form, so it never rots (CI runs this)."""
+    result = run_cli("bench", "suite", "--smoke", "--out", tmp_path / "suite")
+    report = json.loads((tmp_path / "suite" / "suite.json").read_text())
+    ok = {(r["target"], r["backend"]) for r in report["rows"] if r["status"] == "ok"}
+    assert ("dcgan-2steps", "torch") in ok and ("cgan-2steps", "torch") in ok and ("vae-2steps", "torch") in ok
+    for name in ("dcgan-2steps-fp32.onnx", "dcgan-2steps-fp16.onnx", "dcgan-2steps-int8.onnx",
+                 "cgan-2steps-int8.onnx", "vae-2steps-fp32.onnx"):
+        assert (name, "ort-cpu") in ok, name
+    assert all(r["status"] in ("ok", "skipped") for r in report["rows"]), [
+        r for r in report["rows"] if r["status"] == "failed"]
+    assert "suite.md" in result.stdout

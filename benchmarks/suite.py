@@ -1,0 +1,74 @@
+"""The benchmark suite: a TOML file of reference generators, exports and backends.
+
+`genforge bench suite [SUITE.toml] [--smoke] [--out DIR] [--baseline BASE.json]` trains
+the suite's generators (or reuses them from --work), exports them, runs every backend and
+writes suite.json and suite.md. With --baseline it also compares against a stored report;
+on a noisy machine prefer `genforge bench ab` (interleaved) for a verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+from genforge.core.errors import UserError
+
+STANDARD = Path(__file__).parent / "suites" / "standard.toml"
+
+
+def load_suite(path: Path | None = None) -> dict:
+    path = Path(path) if path else STANDARD
+    try:
+        suite = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"suite file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"suite file {path} is not valid TOML: {exc}") from None
+    if not suite.get("targets"):
+        raise UserError(f"suite {path} lists no [[targets]]")
+    return suite
+
+
+def build_targets(suite: dict, work: Path, smoke: bool = False, echo=print) -> list[Path]:
+    """Train (or reuse) each reference generator and export it; returns every benchmark target."""
+    from genforge.core import checkpoint as ckpt
+    from genforge.core.trainer import Trainer, config_from_dict
+    from genforge.exporters.onnx import export_onnx
+
+    targets = []
+    for entry in suite["targets"]:
+        train = {**suite.get("train", {}), "model": entry["model"], "model_options": entry.get("model_options", {}),
+                 "sample_every": 0, "checkpoint_every": 0}
+        if smoke:
+            train["steps"] = suite.get("smoke", {}).get("steps", 2)
+        run = work / f"{entry['name']}-{train['steps']}steps"
+        if not ckpt.step_checkpoints(run / "checkpoints"):
+            echo(f"training {entry['name']} ({train['steps']} steps)")
+            Trainer(config_from_dict(train), run, overwrite=True, progress=False).fit()
+        targets.append(run)
+        for precision in entry.get("export", ["fp32"]):
+            path = work / f"{entry['name']}-{train['steps']}steps-{precision}.onnx"
+            if not path.exists():
+                export_onnx(run, path, precision=precision, check_quality=not smoke, log=echo)
+            targets.append(path)
+    return targets
+
+
+def run_suite(path: Path | None, out: Path, work: Path | None = None, smoke: bool = False, echo=print) -> dict:
+    from genforge.benchmarks.runner import Settings, markdown_table, run_benchmarks
+
+    suite = load_suite(path)
+    work = Path(work) if work else out / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    targets = build_targets(suite, work, smoke, echo)
+    bench = {**suite.get("bench", {}), **({k: v for k, v in suite.get("smoke", {}).items() if k != "steps"}
+                                          if smoke else {})}
+    settings = Settings(tuple(bench.get("batches", (1, 8, 64))), bench.get("warmup_s", 0.5),
+                        bench.get("min_iters", 10), bench.get("duration_s", 2.0), bench.get("threads"))
+    report = run_benchmarks(targets, bench.get("backends"), settings)
+    report["suite"] = {"file": str(path or STANDARD), "smoke": smoke}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "suite.json").write_text(json.dumps(report, indent=1))
+    (out / "suite.md").write_text(markdown_table(report) + "\n")
+    return report

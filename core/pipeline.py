@@ -1,0 +1,191 @@
+"""`genforge run`: the main job. Train, evaluate, export, benchmark, and write a report folder.
+
+With no pipeline file it runs the default: dcgan on the embedded digits (800 steps, batch
+32, widths 32), evaluation on 1,000 samples, ONNX export in fp32 and int8, and PyTorch
+against ONNX Runtime on the CPU at batch 1 and 64. A PIPELINE.toml overrides any part:
+
+    out = "my-report"
+    [train]
+    model = "cgan"
+    steps = 1200
+    [export]
+    precisions = ["fp32", "fp16", "int8"]
+    [bench]
+    batches = [1, 8, 64]
+
+The folder gets index.html (sample grid, loss curve, quality, exports, benchmark,
+environment), report.json with the same numbers, the run directory and the .onnx files.
+"""
+
+from __future__ import annotations
+
+import copy
+import html
+import json
+import shutil
+import time
+from pathlib import Path
+
+from genforge.core.errors import UserError
+
+DEFAULT_PIPELINE = {
+    "out": "genforge-report",
+    "train": {"model": "dcgan", "dataset": "digits", "image_size": 32, "batch_size": 32, "steps": 800,
+              "sample_every": 200, "checkpoint_every": 400, "model_options": {"g_width": 32, "d_width": 32}},
+    "evaluate": {"n": 1000, "metrics": None},
+    "export": {"precisions": ["fp32", "int8"], "quality_samples": 1000, "max_fd_increase": 0.10},
+    "bench": {"backends": ["torch", "ort-cpu"], "batches": [1, 64], "warmup_s": 0.3, "duration_s": 1.5,
+              "min_iters": 10},
+}
+SECTIONS = set(DEFAULT_PIPELINE)
+
+
+def load_pipeline(path: Path | None) -> dict:
+    config = copy.deepcopy(DEFAULT_PIPELINE)
+    if path is None:
+        return config
+    import tomllib
+
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise UserError(f"pipeline file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"pipeline file {path} is not valid TOML: {exc}") from None
+    unknown = sorted(set(data) - SECTIONS)
+    if unknown:
+        raise UserError(f"unknown pipeline section(s) {', '.join(unknown)}; known: {', '.join(sorted(SECTIONS))}")
+    for key, value in data.items():
+        if isinstance(value, dict):
+            config[key].update(value)
+        else:
+            config[key] = value
+    return config
+
+
+def fmt(value) -> str:
+    """How numbers appear in the HTML tables (tests compare the JSON through this)."""
+    if isinstance(value, bool) or value is None:
+        return "–" if value is None else str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def prepare_out(out: Path, overwrite: bool) -> None:
+    if out.exists() and any(out.iterdir()):
+        if not (out / "report.json").exists():
+            raise UserError(f"{out} exists and is not a genforge report; choose another out (or delete it)")
+        if not overwrite:
+            raise UserError(f"{out} holds an earlier report; pass --overwrite to replace it, or choose another out")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def run_pipeline(config: dict, overwrite: bool = True, echo=print) -> Path:
+    from genforge.benchmarks.environment import environment
+    from genforge.benchmarks.runner import Settings, run_benchmarks
+    from genforge.core.evaluate import evaluate_target
+    from genforge.core.trainer import Trainer, config_from_dict
+    from genforge.exporters.onnx import export_onnx
+
+    out = Path(config["out"])
+    train_config = config_from_dict(dict(config["train"]))
+    prepare_out(out, overwrite)
+    report: dict = {"pipeline": config, "timings_s": {}}
+    started = time.perf_counter()
+
+    echo(f"[1/4] training {train_config.model} on {train_config.dataset}")
+    t = time.perf_counter()
+    trainer = Trainer(train_config, out / "run", progress=True)
+    run = trainer.fit()
+    report["timings_s"]["train"] = time.perf_counter() - t
+    report["train"] = {"steps": trainer.step, "run_dir": "run", "device": str(trainer.device)}
+    report["images"] = []
+    for picture in ("samples.png", "loss.png"):
+        if (run / picture).exists():
+            shutil.copy(run / picture, out / picture)
+            report["images"].append(picture)
+
+    echo("[2/4] evaluating")
+    t = time.perf_counter()
+    metrics = config["evaluate"].get("metrics")
+    report["quality"] = evaluate_target(run, n=config["evaluate"]["n"], metrics=metrics)
+    report["timings_s"]["evaluate"] = time.perf_counter() - t
+
+    echo(f"[3/4] exporting ONNX ({', '.join(config['export']['precisions'])})")
+    t = time.perf_counter()
+    exports, targets = [], [run]
+    for precision in config["export"]["precisions"]:
+        path = out / f"model-{precision}.onnx"
+        result = export_onnx(run, path, precision=precision, quality_samples=config["export"]["quality_samples"],
+                             max_fd_increase=config["export"]["max_fd_increase"])
+        worst = min(result.checks, key=lambda c: c["psnr_db"])
+        exports.append({"precision": precision, "file": path.name, "size_mb": result.size_bytes / 1e6,
+                        "psnr_db": worst["psnr_db"], "max_abs_error": max(c["max_abs_error"] for c in result.checks),
+                        "fd_change": result.quality.get("fd_increase") if result.quality else None})
+        targets.append(path)
+    report["exports"] = exports
+    report["timings_s"]["export"] = time.perf_counter() - t
+
+    echo("[4/4] benchmarking")
+    t = time.perf_counter()
+    b = config["bench"]
+    settings = Settings(tuple(b["batches"]), b["warmup_s"], b["min_iters"], b["duration_s"], b.get("threads"))
+    bench = run_benchmarks(targets, b["backends"], settings)
+    (out / "bench.json").write_text(json.dumps(bench, indent=1))
+    report["bench"] = [{k: v for k, v in row.items() if k != "samples_ms"} for row in bench["rows"]]
+    report["timings_s"]["bench"] = time.perf_counter() - t
+    report["environment"] = bench["environment"]
+    report["timings_s"]["total"] = time.perf_counter() - started
+    (out / "report.json").write_text(json.dumps(report, indent=1))
+    (out / "index.html").write_text(render_html(report))
+    return out
+
+
+def _table(columns: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(v))}</td>" for v in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def render_html(report: dict) -> str:
+    quality = _table(["metric", "value"], [[k, v] for k, v in report["quality"].items()])
+    exports = _table(["precision", "file", "size MB", "PSNR dB", "max abs error", "FD change"],
+                     [[e["precision"], e["file"], e["size_mb"], e["psnr_db"], e["max_abs_error"], e["fd_change"]]
+                      for e in report["exports"]])
+    bench_rows = []
+    for r in report["bench"]:
+        if r["status"] != "ok":
+            bench_rows.append([r["target"], r["backend"], r["batch"], r["status"], r.get("reason"), None, None])
+        else:
+            bench_rows.append([r["target"], r["backend"], r["batch"], r["stats"]["median_ms"], r["stats"]["p90_ms"],
+                               r["throughput_img_s"], r["gflops"]])
+    bench = _table(["target", "backend", "batch", "median ms", "p90 ms", "img/s", "GFLOP/s"], bench_rows)
+    env = report["environment"]
+    env_rows = [["CPU", env["cpu"]["model"]], ["cores", env["cpu"]["cores"]],
+                ["CPU flags", " ".join(env["cpu"]["flags"])], ["fp32 peak GFLOP/s", env["cpu"]["fp32_peak_gflops"]],
+                ["GPU", env["gpu"]["name"] if env["gpu"] else None]]
+    env_rows += [[name, version] for name, version in env["versions"].items()]
+    timings = _table(["step", "seconds"], [[k, v] for k, v in report["timings_s"].items()])
+    train = report["pipeline"]["train"]
+    title = f"genforge report: {train['model']} on {train['dataset']}"
+    pictures = "".join(f'<img src="{name}" alt="{name[:-4]}">' for name in report["images"])
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}}
+table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
+th{{background:#f3f3f3}}img{{max-width:48%;vertical-align:top;margin:4px}}</style></head>
+<body><h1>{html.escape(title)}</h1>
+<p>{report['train']['steps']} training steps on {html.escape(report['train']['device'])}.</p>
+<h2>Samples and loss</h2>{pictures}
+<h2 id="quality">Quality</h2>{quality}
+<h2 id="exports">Exports</h2>{exports}
+<h2 id="bench">Benchmark</h2>{bench}
+<h2 id="environment">Environment</h2>{_table(["item", "value"], env_rows)}
+<h2>Timings</h2>{timings}
+<p>Numbers as in report.json; raw benchmark samples in bench.json.</p>
+</body></html>
+"""
