@@ -119,6 +119,11 @@ def prepare_timed(spec, target, batch, settings):
     return call, time.perf_counter() - start
 
 
+def _skipped(target, backend: str, reason: str) -> dict:
+    return {"target": target.name, "target_kind": target.kind, "backend": backend, "batch": None,
+            "status": "skipped", "reason": reason}
+
+
 def run_benchmarks(targets, backend_names=None, settings: Settings | None = None, progress=None) -> dict:
     from genforge.benchmarks.environment import environment
 
@@ -128,25 +133,30 @@ def run_benchmarks(targets, backend_names=None, settings: Settings | None = None
     for target in resolved:
         check_engine_batches(target, settings.batches)
     rows = []
-    for target in resolved:
-        for name, spec in backends.items():
+    for name, spec in backends.items():
+        backend_rows = []
+        for target in resolved:
+            if target.kind not in spec.targets:
+                continue
             reason = spec.load()().skip_reason(target)
             if reason:
-                if backend_names or target.kind in spec.targets:
-                    rows.append({"target": target.name, "target_kind": target.kind, "backend": name,
-                                 "batch": None, "status": "skipped", "reason": reason})
+                backend_rows.append(_skipped(target, name, reason))
                 continue
             for batch in settings.batches:
                 if progress:
                     progress(f"{target.name} · {name} · batch {batch}")
                 try:
                     call, first = prepare_timed(spec, target, batch, settings)
-                    rows.append(make_row(target, name, batch, time_call(call, settings), call, first))
+                    backend_rows.append(make_row(target, name, batch, time_call(call, settings), call, first))
                 except UserError:
                     raise
                 except Exception as exc:  # noqa: BLE001  a backend failing here is reported, not fatal
-                    rows.append({"target": target.name, "target_kind": target.kind, "backend": name, "batch": batch,
-                                 "status": "failed", "reason": f"{type(exc).__name__}: {exc}"})
+                    backend_rows.append({**_skipped(target, name, f"{type(exc).__name__}: {exc}"),
+                                         "status": "failed", "batch": batch})
+        if not backend_rows and backend_names:  # asked for by name, but no target suits it
+            backend_rows.append(_skipped(resolved[0], name, spec.load()().skip_reason(resolved[0]) or
+                                         f"{name} runs {', '.join(spec.targets)} targets only"))
+        rows += backend_rows
     return {"schema": SCHEMA, "created": time.time(), "environment": environment(settings.threads),
             "settings": settings.as_dict(), "rows": rows}
 

@@ -15,6 +15,7 @@ import dataclasses
 import json
 import math
 import shutil
+import sys
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -276,6 +277,7 @@ class Trainer:
         self.model.train()
         log = (self.out / "metrics.jsonl").open("a")
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.progress, unit="step",
+                   mininterval=0.2 if sys.stderr.isatty() else 10.0,
                    desc=f"{config.model} on {config.dataset}", dynamic_ncols=True)
         window_start, window_images = time.perf_counter(), 0
         try:

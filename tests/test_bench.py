@@ -133,31 +133,31 @@ def test_every_backend_skip_path_is_reported(tmp_path, run_cli):
     import torch
 
     run = train_small(tmp_path / "run").out
-    report = run_benchmarks([run], ["torch", "ort-cpu", "ort-cuda", "ort-trt", "tensorrt", "torch-compile"],
-                            Settings(batches=(2,), warmup_s=0.01, min_iters=3, duration_s=0.02))
+    quick = Settings(batches=(2,), warmup_s=0.01, min_iters=3, duration_s=0.02)
+    report = run_benchmarks([run], ["torch", "ort-cpu", "tensorrt"], quick)
     rows = {r["backend"]: r for r in report["rows"]}
     assert rows["torch"]["status"] == "ok"
-    for name in ("ort-cpu", "ort-cuda", "ort-trt"):
-        assert rows[name]["status"] == "skipped" and ".onnx" in rows[name]["reason"]
+    assert rows["ort-cpu"]["status"] == "skipped" and ".onnx" in rows["ort-cpu"]["reason"]
     assert rows["tensorrt"]["status"] == "skipped" and ".engine" in rows["tensorrt"]["reason"]
     from genforge.exporters.onnx import export_onnx
 
     onnx_path = tmp_path / "m.onnx"
     export_onnx(run, onnx_path)
-    report = run_benchmarks([onnx_path], ["torch", "ort-cuda", "ort-trt"],
-                            Settings(batches=(2,), warmup_s=0.01, min_iters=3, duration_s=0.02))
-    rows = {r["backend"]: r for r in report["rows"]}
-    assert rows["torch"]["status"] == "skipped" and "run directory" in rows["torch"]["reason"]
+    report = run_benchmarks([run, onnx_path], ["torch", "ort-cpu", "ort-cuda", "ort-trt"], quick)
+    rows = {(r["target"], r["backend"]): r for r in report["rows"]}
+    assert set(rows) == {("run", "torch"), ("m.onnx", "ort-cpu"), ("m.onnx", "ort-cuda"), ("m.onnx", "ort-trt")}
     available = ort.get_available_providers()
-    if "CUDAExecutionProvider" not in available:
-        assert rows["ort-cuda"]["status"] == "skipped" and "CUDAExecutionProvider" in rows["ort-cuda"]["reason"]
-    if "TensorrtExecutionProvider" not in available:
-        assert rows["ort-trt"]["status"] == "skipped"
+    for backend, provider in (("ort-cuda", "CUDAExecutionProvider"), ("ort-trt", "TensorrtExecutionProvider")):
+        if provider not in available:
+            assert rows[("m.onnx", backend)]["status"] == "skipped" and provider in rows[("m.onnx", backend)]["reason"]
     engine = tmp_path / "m.engine"
     engine.write_bytes(b"x")
-    report = run_benchmarks([engine], ["tensorrt"], Settings(batches=(2,)))
+    report = run_benchmarks([engine], None, quick)
     if not torch.cuda.is_available():
-        assert report["rows"][0]["status"] == "skipped"
+        assert [(r["backend"], r["status"]) for r in report["rows"]] == [("tensorrt", "skipped")]
+    compiled = run_benchmarks([run], ["torch-compile"], quick)["rows"][0]
+    assert compiled["status"] in ("ok", "skipped") and compiled["first_call_s"] >= compiled["stats"]["median_ms"] / 1e3 \
+        if compiled["status"] == "ok" else compiled["reason"]
 
 
 def test_bad_input(tmp_path, run_cli):
