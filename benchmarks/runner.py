@@ -96,7 +96,7 @@ def make_row(target, backend_name, batch, samples, call, first_call_s) -> dict:
 
     stats = summarize(samples)
     row = {"target": target.name, "target_kind": target.kind, "backend": backend_name, "batch": batch,
-           "status": "ok", "samples_ms": [s * 1e3 for s in samples], "stats": stats,
+           "status": "ok", "samples_ms": [round(s * 1e3, 4) for s in samples], "stats": stats,
            "throughput_img_s": batch / (stats["median_ms"] / 1e3), "first_call_s": first_call_s,
            "peak_rss_mib": peak_rss_mib(), "device": call.device, "gflops": None, "peak_share": None}
     if call.macs_per_image:
@@ -237,3 +237,101 @@ def markdown_table(report: dict) -> str:
                  f"GPU: {env['gpu']['name'] if env['gpu'] else 'none'}; " + ", ".join(
                      f"{k} {v}" for k, v in env["versions"].items() if v))
     return "\n".join(lines)
+
+
+# -- A/B across two genforge installations ---------------------------------------------------------
+class Worker:
+    """A `genforge bench worker` in another Python (another genforge version), timing on request."""
+
+    def __init__(self, python: str, target: Path, backend: str, batch: int, threads: int | None):
+        import json
+        import subprocess
+
+        command = [python, "-m", "genforge.core.cli", "bench", "worker", str(target), "--backend", backend,
+                   "--batch", str(batch)] + (["--threads", str(threads)] if threads else [])
+        self.json = json
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.hello = self._read()
+
+    def _read(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            raise UserError(f"benchmark worker {self.process.args[0]} exited (code {self.process.wait()}); "
+                            "is genforge installed in that Python?")
+        return self.json.loads(line)
+
+    def request(self, verb: str, seconds: float, min_iters: int = 0) -> dict:
+        self.process.stdin.write(f"{verb} {seconds} {min_iters}\n")
+        self.process.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.stdin.write("quit 0 0\n")
+            self.process.stdin.close()
+            self.process.wait(timeout=30)
+
+
+def serve_worker(target, backend_name: str, batch: int, threads: int | None, stdin, stdout) -> None:
+    """The worker side: prepare once, then answer `warmup S 0`, `time S N` and `quit` lines with JSON."""
+    import json
+
+    from genforge import __version__
+
+    spec = resolve_backends([backend_name])[backend_name]
+    resolved = resolve_target(target)
+    call, first = prepare_timed(spec, resolved, batch, Settings(threads=threads))
+    stdout.write(json.dumps({"version": __version__, "first_call_s": first, "device": call.device,
+                             "macs_per_image": call.macs_per_image}) + "\n")
+    stdout.flush()
+    for line in stdin:
+        verb, seconds, min_iters = line.split()
+        if verb == "quit":
+            return
+        if verb == "warmup":
+            time_call(call, Settings(warmup_s=float(seconds), min_iters=0), duration_s=0.0)
+            samples = []
+        else:
+            samples = time_call(call, Settings(warmup_s=0.0, min_iters=int(min_iters)), duration_s=float(seconds))
+        stdout.write(json.dumps({"samples": samples}) + "\n")
+        stdout.flush()
+
+
+def run_ab_versions(target, python_a: str, python_b: str, backend_names, settings: Settings, rounds: int = 6,
+                    progress=None) -> tuple[dict, dict]:
+    """One target under two genforge installations (their Pythons), interleaved A/B/A/B."""
+    from types import SimpleNamespace
+
+    from genforge.benchmarks.environment import environment
+
+    resolved = resolve_target(target)
+    backends = [n for n, s in resolve_backends(backend_names).items()
+                if resolved.kind in s.targets and not s.load()().skip_reason(resolved)]
+    reports = {key: {"schema": SCHEMA, "created": time.time(), "environment": environment(settings.threads),
+                     "settings": {**settings.as_dict(), "ab_rounds": rounds, "python": python}, "rows": []}
+               for key, python in (("a", python_a), ("b", python_b))}
+    for name in backends:
+        for batch in settings.batches:
+            if progress:
+                progress(f"A/B versions · {name} · batch {batch}")
+            workers = {"a": Worker(python_a, resolved.path, name, batch, settings.threads),
+                       "b": Worker(python_b, resolved.path, name, batch, settings.threads)}
+            try:
+                samples = {"a": [], "b": []}
+                for key in "ab":
+                    workers[key].request("warmup", settings.warmup_s)
+                for _ in range(rounds):
+                    for key in "ab":
+                        answer = workers[key].request("time", settings.duration_s / rounds,
+                                                      max(1, settings.min_iters // rounds))
+                        samples[key] += answer["samples"]
+                for key in "ab":
+                    hello = workers[key].hello
+                    call = SimpleNamespace(device=hello["device"], macs_per_image=hello["macs_per_image"])
+                    row = make_row(resolved, name, batch, samples[key], call, hello["first_call_s"])
+                    row.update(target="A/B", ab_target=f"{resolved.name} (genforge {hello['version']})")
+                    reports[key]["rows"].append(row)
+            finally:
+                for worker in workers.values():
+                    worker.close()
+    return reports["a"], reports["b"]

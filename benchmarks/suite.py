@@ -9,7 +9,6 @@ on a noisy machine prefer `genforge bench ab` (interleaved) for a verdict.
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 
 from genforge.core.errors import UserError
@@ -18,13 +17,10 @@ STANDARD = Path(__file__).parent / "suites" / "standard.toml"
 
 
 def load_suite(path: Path | None = None) -> dict:
+    from genforge.core.files import read_toml
+
     path = Path(path) if path else STANDARD
-    try:
-        suite = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"suite file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"suite file {path} is not valid TOML: {exc}") from None
+    suite = read_toml(path, "suite file")
     if not suite.get("targets"):
         raise UserError(f"suite {path} lists no [[targets]]")
     return suite
@@ -50,7 +46,7 @@ def build_targets(suite: dict, work: Path, smoke: bool = False, echo=print) -> l
         for precision in entry.get("export", ["fp32"]):
             path = work / f"{entry['name']}-{train['steps']}steps-{precision}.onnx"
             if not path.exists():
-                export_onnx(run, path, precision=precision, check_quality=not smoke, log=echo)
+                export_onnx(run, path, precision=precision, check_quality=not smoke)
             targets.append(path)
     return targets
 

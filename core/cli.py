@@ -21,8 +21,11 @@ def cli():
 
     \b
     Quick start (the embedded digits data, no download):
-      genforge train --model dcgan --dataset digits --epochs 5 --out runs/dcgan
-      genforge sample runs/dcgan --n 64 --out grid.png
+      genforge run                      # train, evaluate, export, benchmark, HTML report
+      genforge train --model cgan --epochs 30 --out runs/cgan
+      genforge sample runs/cgan --labels 0,1,2 --out grid.png
+      genforge export onnx runs/cgan --precision int8 --out cgan.onnx
+      genforge bench runs/cgan cgan.onnx
     """
 
 
@@ -66,6 +69,22 @@ def models():
              ",".join(map(str, s.image_sizes)) if s.image_sizes else "any", s.plugin, s.description]
             for s in get_registry().specs("models").values()]
     print_table("models", ["name", "family", "conditional", "image sizes", "plugin", "description"], rows)
+
+
+@cli.command()
+def metrics():
+    """List the quality metric plugins (for `genforge evaluate --metrics`)."""
+    rows = [[s.name, ", ".join(s.applies_to), "higher" if s.higher_is_better else "lower", s.plugin, s.description]
+            for s in get_registry().specs("metrics").values()]
+    print_table("metrics", ["name", "applies to", "better", "plugin", "description"], rows)
+
+
+@cli.command()
+def backends():
+    """List the benchmark backend plugins (for `genforge bench --backend`)."""
+    rows = [[s.name, ", ".join(s.targets), s.device, s.plugin, s.description]
+            for s in get_registry().specs("backends").values()]
+    print_table("backends", ["name", "targets", "device", "plugin", "description"], rows)
 
 
 @cli.group(invoke_without_command=True)
@@ -117,15 +136,9 @@ def _explicit(ctx, names):
 
 
 def _read_toml(path: Path) -> dict:
-    import tomllib
+    from genforge.core.files import read_toml
 
-    try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"config file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"config file {path} is not valid TOML: {exc}") from None
-    return {k.replace("-", "_"): v for k, v in data.items()}
+    return {k.replace("-", "_"): v for k, v in read_toml(path).items()}
 
 
 def _parse_options(pairs) -> dict:
@@ -175,7 +188,6 @@ def train(ctx, config_file, out, resume, overwrite, progress, model_option, **op
     metrics.jsonl, samples.png and loss.png. Options come from the defaults, then
     --config FILE.toml, then the command line.
     """
-    import dataclasses
     import time
 
     from genforge.core.trainer import Trainer, config_from_dict
@@ -216,7 +228,7 @@ def train(ctx, config_file, out, resume, overwrite, progress, model_option, **op
     started = time.perf_counter()
     run_dir = trainer.fit()
     click.echo(f"trained {config.model} on {config.dataset} to step {trainer.step} in "
-               f"{time.perf_counter() - started:.1f}s ({dataclasses.asdict(config)['precision']}, {trainer.device})")
+               f"{time.perf_counter() - started:.1f}s ({config.precision}, {trainer.device})")
     click.echo(f"run directory: {run_dir}  (samples.png, loss.png, checkpoints/)")
 
 
@@ -470,12 +482,9 @@ def bench_run(targets, backends, batches, warmup_s, min_iters, duration_s, threa
 
 
 def _read_report(path: Path) -> dict:
-    try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise UserError(f"benchmark report {path} does not exist") from None
-    except json.JSONDecodeError:
-        raise UserError(f"{path} is not JSON; pass a report written by `genforge bench --json`") from None
+    from genforge.core.files import read_json
+
+    return read_json(path, "benchmark report", "pass a report written by `genforge bench --json`")
 
 
 def _print_comparison(rows) -> bool:
@@ -506,20 +515,33 @@ def bench_compare(base, new, min_effect, alpha):
 
 @bench.command("ab")
 @click.argument("target_a", type=click.Path(path_type=Path))
-@click.argument("target_b", type=click.Path(path_type=Path))
+@click.argument("target_b", required=False, type=click.Path(path_type=Path))
 @bench_options
+@click.option("--python-a", help="Python of the baseline genforge install (compare two genforge versions).")
+@click.option("--python-b", help="Python of the candidate genforge install (default: this one).")
 @click.option("--rounds", default=6, show_default=True, type=click.IntRange(min=2), help="A/B alternations per row.")
 @click.option("--min-effect", default="10%", show_default=True)
 @click.option("--alpha", default=0.01, show_default=True, type=float)
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write both reports and the comparison.")
-def bench_ab(target_a, target_b, backends, batches, warmup_s, min_iters, duration_s, threads, rounds, min_effect,
-             alpha, json_out):
-    """Time A and B interleaved (A/B/A/B...) in one job; exit 1 if B is significantly slower than A."""
-    from genforge.benchmarks.runner import compare_reports, run_ab
+def bench_ab(target_a, target_b, backends, batches, warmup_s, min_iters, duration_s, threads, python_a, python_b,
+             rounds, min_effect, alpha, json_out):
+    """Time A and B interleaved (A/B/A/B...) in one job; exit 1 if B is significantly slower than A.
 
-    a, b = run_ab(target_a, target_b, _backend_names(backends),
-                  _settings(batches, warmup_s, min_iters, duration_s, threads), rounds,
-                  progress=lambda text: click.echo(f"  timing {text}", err=True))
+    \b
+    Two targets:          genforge bench ab old.onnx new.onnx
+    Two genforge versions: genforge bench ab model.onnx --python-a /opt/genforge-main/bin/python
+    """
+    from genforge.benchmarks.runner import compare_reports, run_ab, run_ab_versions
+
+    settings = _settings(batches, warmup_s, min_iters, duration_s, threads)
+    progress = lambda text: click.echo(f"  timing {text}", err=True)  # noqa: E731
+    if python_a or python_b:
+        a, b = run_ab_versions(target_a, python_a or sys.executable, python_b or sys.executable,
+                               _backend_names(backends), settings, rounds, progress)
+    else:
+        if target_b is None:
+            raise UserError("give two targets (A and B), or --python-a to compare two genforge installs")
+        a, b = run_ab(target_a, target_b, _backend_names(backends), settings, rounds, progress)
     rows = compare_reports(a, b, _fraction(min_effect), alpha)
     if json_out:
         Path(json_out).write_text(json.dumps({"a": a, "b": b, "comparison": rows}, indent=1))
@@ -527,24 +549,16 @@ def bench_ab(target_a, target_b, backends, batches, warmup_s, min_iters, duratio
         sys.exit(1)
 
 
-# -- the main job ---------------------------------------------------------------------------
-@cli.command("run")
-@click.argument("pipeline", required=False, type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), help="Report folder (default genforge-report).")
-@click.option("--overwrite/--no-overwrite", default=True, show_default=True,
-              help="Replace an earlier genforge report in the folder.")
-def run_command(pipeline, out, overwrite):
-    """The main job: train, evaluate, export ONNX (fp32, int8), benchmark, write an HTML report.
+@bench.command("worker", hidden=True)
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option("--backend", required=True)
+@click.option("--batch", required=True, type=int)
+@click.option("--threads", type=int)
+def bench_worker(target, backend, batch, threads):
+    """Serve timing requests on stdin for `bench ab --python-a/--python-b` (internal)."""
+    from genforge.benchmarks.runner import serve_worker
 
-    With no PIPELINE.toml: dcgan on the embedded digits, about two to three minutes on a CPU.
-    """
-    from genforge.core.pipeline import load_pipeline, run_pipeline
-
-    config = load_pipeline(pipeline)
-    if out:
-        config["out"] = str(out)
-    folder = run_pipeline(config, overwrite=overwrite, echo=click.echo)
-    click.echo(f"report: {folder / 'index.html'}  (numbers in {folder / 'report.json'})")
+    serve_worker(target, backend, batch, threads, sys.stdin, sys.stdout)
 
 
 @bench.command("suite")
@@ -565,6 +579,26 @@ def bench_suite(suite_file, out, work, smoke, baseline, min_effect, alpha):
     click.echo(f"wrote {out / 'suite.json'} and {out / 'suite.md'}")
     if baseline and _print_comparison(compare_reports(_read_report(baseline), report, _fraction(min_effect), alpha)):
         sys.exit(1)
+
+
+# -- the main job ---------------------------------------------------------------------------
+@cli.command("run")
+@click.argument("pipeline", required=False, type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), help="Report folder (default genforge-report).")
+@click.option("--overwrite/--no-overwrite", default=True, show_default=True,
+              help="Replace an earlier genforge report in the folder.")
+def run_command(pipeline, out, overwrite):
+    """The main job: train, evaluate, export ONNX (fp32, int8), benchmark, write an HTML report.
+
+    With no PIPELINE.toml: dcgan on the embedded digits, about two minutes on a CPU.
+    """
+    from genforge.core.pipeline import load_pipeline, run_pipeline
+
+    config = load_pipeline(pipeline)
+    if out:
+        config["out"] = str(out)
+    folder = run_pipeline(config, overwrite=overwrite, echo=click.echo)
+    click.echo(f"report: {folder / 'index.html'}  (numbers in {folder / 'report.json'})")
 
 
 def main(argv=None):

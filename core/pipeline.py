@@ -44,14 +44,9 @@ def load_pipeline(path: Path | None) -> dict:
     config = copy.deepcopy(DEFAULT_PIPELINE)
     if path is None:
         return config
-    import tomllib
+    from genforge.core.files import read_toml
 
-    try:
-        data = tomllib.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise UserError(f"pipeline file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"pipeline file {path} is not valid TOML: {exc}") from None
+    data = read_toml(path, "pipeline file")
     unknown = sorted(set(data) - SECTIONS)
     if unknown:
         raise UserError(f"unknown pipeline section(s) {', '.join(unknown)}; known: {', '.join(sorted(SECTIONS))}")

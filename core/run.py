@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import torch
 from genforge.core import checkpoint as ckpt
 from genforge.core.data import DataInfo
 from genforge.core.errors import UserError
+from genforge.core.files import read_json
 
 
 def read_run_config(run_dir) -> dict:
@@ -20,10 +20,7 @@ def read_run_config(run_dir) -> dict:
     path = run_dir / "config.json"
     if not path.is_file():
         raise UserError(f"{run_dir} is not a genforge run (no config.json); pass a folder made by `genforge train`")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        raise UserError(f"{path} is corrupt (not JSON); the run cannot be opened") from None
+    return read_json(path, "run config", "the run cannot be opened")
 
 
 @dataclass

@@ -233,7 +233,7 @@ def check_against_torch(path: Path, reference: torch.nn.Module, latent_shape, nu
 
 def export_onnx(run_dir, out, checkpoint=None, opset: int = 18, batch="dynamic", precision: str = "fp32",
                 ema: bool = False, force: bool = False, max_fd_increase: float = 0.10, quality_samples: int = 1000,
-                check_quality: bool = True, log=print) -> ExportReport:
+                check_quality: bool = True) -> ExportReport:
     """Export, check and (only if every check passes) write `out` atomically."""
     from genforge.core.run import load_run
     from genforge.exporters.rewrite import max_difference, rewrite_generator

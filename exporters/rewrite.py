@@ -28,13 +28,19 @@ PHASE_TAPS = {0: (3, 1, None), 1: (None, 2, 0)}
 PHASE_TAPS_2 = {0: (3, 1), 1: (2, 0)}
 
 
+def conv_with(weight: torch.Tensor, bias: torch.Tensor) -> nn.Conv2d:
+    """A Conv2d (padding 1) holding the given weights (out, in, k, k) and bias."""
+    conv = nn.Conv2d(weight.shape[1], weight.shape[0], weight.shape[-1], 1, 1, bias=True)
+    with torch.no_grad():
+        conv.weight.copy_(weight)
+        conv.bias.copy_(bias)
+    return conv
+
+
 class SubPixelConv(nn.Module):
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor):
         super().__init__()
-        self.conv = nn.Conv2d(weight.shape[1], weight.shape[0], 3, 1, 1, bias=True)
-        with torch.no_grad():
-            self.conv.weight.copy_(weight)
-            self.conv.bias.copy_(bias)
+        self.conv = conv_with(weight, bias)
         self.shuffle = nn.PixelShuffle(2)
 
     def forward(self, x):
@@ -48,10 +54,7 @@ class PhaseConv(nn.Module):
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor):
         super().__init__()
-        self.conv = nn.Conv2d(weight.shape[1], weight.shape[0], 2, 1, 1, bias=True)
-        with torch.no_grad():
-            self.conv.weight.copy_(weight)
-            self.conv.bias.copy_(bias)
+        self.conv = conv_with(weight, bias)
 
     def forward(self, x):
         h, w = x.shape[-2:]

@@ -26,13 +26,12 @@ def sidecar_path(engine: Path) -> Path:
 
 
 def read_sidecar(engine: Path) -> dict:
+    from genforge.core.files import read_json
+
     path = sidecar_path(Path(engine))
     if not path.exists():
         raise UserError(f"{engine} has no sidecar {path.name}; build engines with `genforge export tensorrt`")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError:
-        raise UserError(f"{path} is corrupt (not JSON); rebuild the engine") from None
+    return read_json(path, "engine sidecar", "rebuild the engine")
 
 
 def check_compatible(sidecar: dict, trt_version: str, gpu_name: str) -> None:

@@ -187,3 +187,21 @@ def test_suite_smoke_covers_every_target_and_backend(tmp_path, run_cli):
     assert all(r["status"] in ("ok", "skipped") for r in report["rows"]), [
         r for r in report["rows"] if r["status"] == "failed"]
     assert "suite.md" in result.stdout
+
+
+def test_ab_across_two_genforge_installs(tmp_path, run_cli):
+    """`--python-a/--python-b` time one target under two installations through worker processes."""
+    import sys
+
+    run = train_small(tmp_path / "run").out
+    out = tmp_path / "ab.json"
+    run_cli("bench", "ab", run, "--python-a", sys.executable, "--python-b", sys.executable, "--backend", "torch",
+            "--batch", "2", "--duration-s", "0.3", "--warmup-s", "0.05", "--rounds", "3", "--min-effect", "50%",
+            "--json", out)
+    result = json.loads(out.read_text())
+    assert [r["verdict"] for r in result["comparison"]] == ["same"]
+    for key in ("a", "b"):
+        row = result[key]["rows"][0]
+        assert row["backend"] == "torch" and row["batch"] == 2 and len(row["samples_ms"]) >= 3
+        assert "genforge" in row["ab_target"] and result[key]["settings"]["python"] == sys.executable
+    assert_one_line_error(run_cli("bench", "ab", run, expect=2), "two targets")

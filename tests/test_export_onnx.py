@@ -33,15 +33,16 @@ def randomise_batchnorm(module):
             m.bias.data.uniform_(-0.2, 0.2)
 
 
+@pytest.mark.parametrize("form", ["phase", "subpixel"])
 @pytest.mark.parametrize("model", ["dcgan", "cgan", "vae"])
-def test_convtranspose_rewrite_is_exact(model):
+def test_convtranspose_rewrite_is_exact(model, form):
     from genforge.core.trainer import build_model
 
     net = build_model(model, DataInfo("x", 3, 64, 64, 10), {})
     generator = net.generator().eval()
     randomise_batchnorm(generator)
     inputs = (torch.randn(3, *net.latent_shape),) + ((torch.tensor([0, 4, 9], dtype=torch.int32),) if net.conditional else ())
-    rewritten, count = rewrite_generator(generator, inputs)
+    rewritten, count = rewrite_generator(generator, inputs, form)
     assert count == (5 if model != "vae" else 4)
     assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in rewritten.modules())
     assert max_difference(generator, rewritten, inputs) < 1e-5

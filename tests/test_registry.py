@@ -164,3 +164,10 @@ def test_version():
     from genforge import __version__
 
     assert result.returncode == 0 and __version__ in result.stdout
+
+
+def test_metrics_and_backends_are_listed(run_cli):
+    metrics = run_cli("metrics").stdout
+    assert all(name in metrics for name in ("fd", "kid", "cond_acc", "neg_elbo", "inception"))
+    backends = run_cli("backends").stdout
+    assert all(name in backends for name in ("torch", "torch-compile", "ort-cpu", "ort-cuda", "ort-trt", "tensorrt"))
