@@ -55,13 +55,13 @@ def cache_dir() -> Path:
 
 @dataclass
 class Reference:
-    """The dataset side of an evaluation: its test split and the feature classifier."""
+    """The dataset side of an evaluation: its test split and the feature classifier (None when unlabelled)."""
 
     info: DataInfo
     test: ImageTensorDataset
     train: ImageTensorDataset
-    classifier: FeatureClassifier
-    accuracy: float
+    classifier: FeatureClassifier | None
+    accuracy: float | None
     cache_path: Path
     from_cache: bool
     extras: dict = field(default_factory=dict)
@@ -102,9 +102,11 @@ def load_reference(train_config: dict) -> Reference:
                   seed=train_config.get("seed", 0))
     train, info = open_dataset(name, "train", **kwargs)
     test, _ = open_dataset(name, "test", **kwargs)
-    if not isinstance(test, ImageTensorDataset) or not info.num_classes:
-        raise UserError(f"evaluation needs a labelled dataset held in memory; {name} is not one")
+    if not isinstance(test, ImageTensorDataset):
+        raise UserError(f"evaluation needs a dataset held in memory (ImageTensorDataset); {name} is not one")
     key = f"{name}-{size}px-{info.channels}ch"
+    if not info.num_classes:  # no labels, no feature classifier: only the inception metric can run
+        return Reference(info, test, train, None, None, cache_dir() / f"{key}.safetensors", False)
     path = cache_dir() / f"{key}.safetensors"
     if path.exists():
         classifier = FeatureClassifier(info.channels, info.num_classes)
@@ -186,8 +188,16 @@ def reference_for(train_config: dict) -> Reference:
     return _references[key]
 
 
+def classifier_of(reference: Reference) -> FeatureClassifier:
+    if reference.classifier is None:
+        raise UserError(f"{reference.info.name} has no labels, so genforge has no feature classifier for FD, KID "
+                        "or cond_acc; use --metrics inception --inception-weights FILE")
+    return reference.classifier
+
+
 def frechet_distance_of(images: torch.Tensor, info: DataInfo, train_config: dict) -> float:
     reference = reference_for(train_config)
+    classifier_of(reference)
     check_images(images, info)
     return frechet_distance(test_images(reference), images, reference.classifier)
 
@@ -204,14 +214,14 @@ class EvalInput:
 
 def metric_fd(data: EvalInput) -> dict:
     check_images(data.images, data.reference.info)
-    fd = frechet_distance(test_images(data.reference), data.images, data.reference.classifier)
+    fd = frechet_distance(test_images(data.reference), data.images, classifier_of(data.reference))
     points = fd_reference_points(data.reference)
     return {"fd": fd, **points, "fd_over_floor": fd / max(points["fd_floor"], 1e-12)}
 
 
 def metric_kid(data: EvalInput) -> dict:
     check_images(data.images, data.reference.info)
-    mean, std = kernel_distance(test_images(data.reference), data.images, data.reference.classifier)
+    mean, std = kernel_distance(test_images(data.reference), data.images, classifier_of(data.reference))
     return {"kid": mean, "kid_std": std}
 
 
@@ -219,7 +229,7 @@ def metric_kid(data: EvalInput) -> dict:
 def metric_cond_acc(data: EvalInput) -> dict:
     if data.labels is None:
         raise UserError("cond_acc needs a conditional model (one that takes labels)")
-    return {"cond_acc": classify_accuracy(data.reference.classifier, (data.images, data.labels.long()))}
+    return {"cond_acc": classify_accuracy(classifier_of(data.reference), (data.images, data.labels.long()))}
 
 
 @torch.no_grad()

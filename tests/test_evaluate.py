@@ -121,3 +121,16 @@ def test_trainer_keeps_the_best_checkpoint(tmp_path):
     best_ckpt = ckpt.read_checkpoint(ckpt.find_checkpoint(trainer.out, "best"))
     assert best_ckpt.step == best["step"]
     assert best_ckpt.state["best"]["value"] == pytest.approx(best["fd"])
+
+
+def test_unlabelled_data_points_to_the_inception_metric(tmp_path, run_cli):
+    import numpy as np
+    from PIL import Image
+
+    folder = tmp_path / "faces"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(40):
+        Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    run = train_small(tmp_path / "run", dataset="image-folder", data_dir=str(folder)).out
+    assert_one_line_error(run_cli("evaluate", run, "--n", "50", expect=2), "has no labels", "--metrics inception")
