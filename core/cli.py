@@ -508,7 +508,11 @@ def bench_compare(base, new, min_effect, alpha):
     """Compare two reports row by row; exit 1 if a row is significantly slower by more than --min-effect."""
     from genforge.benchmarks.runner import compare_reports
 
-    rows = compare_reports(_read_report(base), _read_report(new), _fraction(min_effect), alpha)
+    base_report, new_report = _read_report(base), _read_report(new)
+    rows = compare_reports(base_report, new_report, _fraction(min_effect), alpha)
+    if "ab_rounds" not in new_report.get("settings", {}):
+        click.echo("note: these reports were timed one after the other; on a noisy machine drift between them can "
+                   "look like a change. `genforge bench ab` times both interleaved.", err=True)
     if _print_comparison(rows):
         sys.exit(1)
 

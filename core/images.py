@@ -58,6 +58,15 @@ def read_metrics(path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def smooth(values: np.ndarray, weight: float = 0.9) -> np.ndarray:
+    """Exponential moving average (as TensorBoard's smoothing), NaNs carried over."""
+    out, last = np.empty_like(values), np.nan
+    for i, v in enumerate(values):
+        last = v if np.isnan(last) else (last if np.isnan(v) else weight * last + (1 - weight) * v)
+        out[i] = last
+    return out
+
+
 def save_loss_curve(metrics_path, out_path) -> Path | None:
     """Plot every loss-like series of metrics.jsonl against the step."""
     import matplotlib
@@ -72,7 +81,9 @@ def save_loss_curve(metrics_path, out_path) -> Path | None:
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     steps = [r["step"] for r in records]
     for key in keys:
-        ax.plot(steps, [r.get(key, float("nan")) for r in records], label=key)
+        values = np.array([r.get(key, np.nan) for r in records], dtype=float)
+        line, = ax.plot(steps, values, alpha=0.25, linewidth=1)
+        ax.plot(steps, smooth(values), color=line.get_color(), label=f"{key} (smoothed)")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.grid(alpha=0.3)

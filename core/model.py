@@ -34,6 +34,10 @@ class GeneratorModel(nn.Module):
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         raise NotImplementedError
 
+    def schedulers(self, optimizers: dict) -> dict:
+        """Learning-rate schedulers, stepped once per training step (optional)."""
+        return {}
+
     def training_step(self, images: torch.Tensor, labels: torch.Tensor, ctx) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 

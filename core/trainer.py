@@ -186,6 +186,7 @@ class Trainer:
         self.model.to(self.device, memory_format=memory_format)
         self.memory_format = memory_format
         self.optimizers = self.model.optimizers()
+        self.schedulers = self.model.schedulers(self.optimizers)
         self.ctx = StepContext(self.optimizers, self.device, config.precision)
         self.ema = EMA(self.model.generator(), config.ema_decay) if config.ema else None
         self.step = 0
@@ -230,6 +231,8 @@ class Trainer:
         self.model.load_state_dict(checkpoint.model)
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(checkpoint.state["optimizers"][name])
+        for name, scheduler in self.schedulers.items():
+            scheduler.load_state_dict(checkpoint.state["schedulers"][name])
         self.ctx.load_state_dict(checkpoint.state.get("scalers", {}))
         set_rng_state(checkpoint.state["rng"])
         if self.ema is not None and checkpoint.ema is not None:
@@ -240,6 +243,7 @@ class Trainer:
     # -- the loop ------------------------------------------------------------------------
     def save(self, name: str | None = None) -> Path:
         state = {"step": self.step, "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                 "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
                  "scalers": self.ctx.state_dict(), "rng": rng_state()}
         if self.best is not None:
             state["best"] = self.best
@@ -287,6 +291,8 @@ class Trainer:
                 labels = labels.to(self.device, non_blocking=True)
                 metrics = self.model.training_step(images, labels, self.ctx)
                 self._check_finite(metrics)
+                for scheduler in self.schedulers.values():
+                    scheduler.step()
                 if self.ema is not None:
                     self.ema.update(self.model.generator())
                 self.step += 1

@@ -29,6 +29,7 @@ class VAEConfig:
     gaussian_sigma: float = 0.1
     kl_weight: float = 1.0
     lr: float = 1e-3
+    lr_decay: float = 1.0  # per-step exponential learning-rate decay; 1.0: constant
 
 
 class VAEDecoder(nn.Module):
@@ -91,6 +92,11 @@ class VAE(GeneratorModel):
 
     def optimizers(self):
         return {"vae": torch.optim.Adam(self.parameters(), lr=self.config.lr)}
+
+    def schedulers(self, optimizers):
+        if self.config.lr_decay == 1.0:
+            return {}
+        return {"vae": torch.optim.lr_scheduler.ExponentialLR(optimizers["vae"], gamma=self.config.lr_decay)}
 
     def training_step(self, images, labels, ctx):
         noise = ctx.randn(images.shape[0], self.config.latent_dim)
