@@ -1,6 +1,6 @@
 """Run benchmarks: every (target, backend, batch), warm-up then timed calls, raw samples kept.
 
-A report is JSON (schema SCHEMA): environment, settings and one row per (target, backend,
+A report is JSON (schema SCHEMA, described by report.schema.json beside this file): environment, settings and one row per (target, backend,
 batch), with the raw per-call times, their statistics, throughput, GFLOP/s and the share of
 the device's peak where known, peak memory and first-call time. A backend that cannot run
 a target here is a row with status "skipped" and the reason, never silently dropped.

@@ -1,6 +1,7 @@
 """Benchmark statistics, runner, compare and A/B, driven through the public API and the CLI."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,6 +116,13 @@ def test_report_schema_and_environment(fake_targets, tmp_path, run_cli):
             "--warmup-s", "0.01", "--json", out, "--markdown", md)
     report = json.loads(out.read_text())
     assert report["schema"] == "genforge.bench/1"
+    import jsonschema
+
+    from genforge.benchmarks import runner
+
+    schema = json.loads((Path(runner.__file__).parent / "report.schema.json").read_text())
+    jsonschema.validate(report, schema)
+    jsonschema.validate(json.loads((Path(runner.__file__).parent / "baselines" / "cpu.json").read_text()), schema)
     assert {"cpu", "gpu", "versions", "threads"} <= set(report["environment"])
     assert report["environment"]["versions"]["genforge"]
     rows = report["rows"]
@@ -205,3 +213,11 @@ def test_ab_across_two_genforge_installs(tmp_path, run_cli):
         assert row["backend"] == "torch" and row["batch"] == 2 and len(row["samples_ms"]) >= 3
         assert "genforge" in row["ab_target"] and result[key]["settings"]["python"] == sys.executable
     assert_one_line_error(run_cli("bench", "ab", run, expect=2), "two targets")
+
+
+def test_a_checkpoint_folder_is_a_target(tmp_path):
+    run = train_small(tmp_path / "run", steps=4).out
+    report = run_benchmarks([run / "checkpoints" / "step-00000002"], ["torch"],
+                            Settings(batches=(2,), warmup_s=0.01, min_iters=3, duration_s=0.02))
+    row = report["rows"][0]
+    assert row["status"] == "ok" and row["target"] == "run@step-00000002" and row["target_kind"] == "run"
