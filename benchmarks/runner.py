@@ -32,7 +32,7 @@ class Settings:
                 "duration_s": self.duration_s, "threads": self.threads}
 
 
-def resolve_target(path) -> "Target":
+def resolve_target(path):
     from genforge.plugins.backends import Target
 
     path = Path(path)

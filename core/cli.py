@@ -10,6 +10,9 @@ from pathlib import Path
 import click
 
 from genforge import __version__
+from genforge.core.cli_bench import bench
+from genforge.core.cli_export import export
+from genforge.core.console import print_table
 from genforge.core.errors import UserError
 from genforge.core.registry import get_registry
 
@@ -27,19 +30,6 @@ def cli():
       genforge export onnx runs/cgan --precision int8 --out cgan.onnx
       genforge bench runs/cgan cgan.onnx
     """
-
-
-def print_table(title: str, columns: list[str], rows: list[list]) -> None:
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    table = Table(title=escape(title), title_justify="left")
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*[escape("" if v is None else str(v)) for v in row])
-    Console(width=None if sys.stdout.isatty() else 160).print(table)
 
 
 # -- plugins, models, datasets -------------------------------------------------------------
@@ -334,257 +324,6 @@ def evaluate(target, checkpoint, ema, n, metrics, dataset_from, inception_weight
         click.echo(f"wrote {json_out}")
 
 
-# -- export ---------------------------------------------------------------------------------
-@cli.group()
-def export():
-    """Export a trained generator (ONNX; TensorRT engines build from the ONNX)."""
-
-
-@export.command("onnx")
-@click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--checkpoint", help="latest (default), best, a step number or a folder.")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="The .onnx file to write.")
-@click.option("--opset", default=18, show_default=True, type=int)
-@click.option("--batch", default="dynamic", show_default=True, help="'dynamic' or a fixed batch size.")
-@click.option("--precision", default="fp32", show_default=True, type=click.Choice(["fp32", "fp16", "int8"]))
-@click.option("--ema", is_flag=True, help="Export the EMA weights.")
-@click.option("--max-fd-increase", default=0.10, show_default=True, type=float,
-              help="Quality gate: refuse a variant whose FD exceeds fp32's by more than this fraction.")
-@click.option("--quality-samples", default=1000, show_default=True, type=click.IntRange(min=10))
-@click.option("--force", is_flag=True, help="Write a variant that fails the quality gate anyway.")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the export report as JSON.")
-def export_onnx_command(run_dir, checkpoint, out, opset, batch, precision, ema, max_fd_increase, quality_samples,
-                        force, json_out):
-    """Export RUN_DIR's generator to a validated, self-describing ONNX file."""
-    from genforge.exporters.onnx import export_onnx
-
-    report = export_onnx(run_dir, out, checkpoint=checkpoint, opset=opset, batch=batch, precision=precision,
-                         ema=ema, force=force, max_fd_increase=max_fd_increase, quality_samples=quality_samples)
-    for check in report.checks:
-        click.echo(f"batch {check['batch']}: max abs error {check['max_abs_error']:.3g}, "
-                   f"PSNR {check['psnr_db']:.1f} dB vs the PyTorch generator")
-    if report.quality:
-        q = report.quality
-        click.echo(f"quality: FD {q['fd_variant']:.4g} vs fp32 {q['fd_fp32']:.4g} ({q['fd_increase']:+.1%})"
-                   + ("" if q["ok"] else "  [over the gate; written because of --force]"))
-    click.echo(f"wrote {out} ({precision}, opset {opset}, {report.size_bytes / 1e6:.2f} MB, "
-               f"{report.rewritten_layers} layers rewritten)")
-    if json_out:
-        Path(json_out).write_text(json.dumps(report.as_dict(), indent=2))
-
-
-@export.command("tensorrt")
-@click.argument("onnx_file", type=click.Path(path_type=Path))
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="The .engine file to write.")
-@click.option("--min-batch", default=1, show_default=True, type=int)
-@click.option("--opt-batch", default=16, show_default=True, type=int)
-@click.option("--max-batch", default=64, show_default=True, type=int)
-@click.option("--workspace-gib", default=4.0, show_default=True, type=float)
-@click.option("--timing-cache", type=click.Path(path_type=Path), help="Reuse and update this timing cache file.")
-def export_tensorrt_command(onnx_file, out, min_batch, opt_batch, max_batch, workspace_gib, timing_cache):
-    """Build a TensorRT engine (strongly typed: precision from the ONNX) with a JSON sidecar."""
-    from genforge.exporters.tensorrt import build_engine
-
-    sidecar = build_engine(onnx_file, out, min_batch, opt_batch, max_batch, workspace_gib, timing_cache)
-    click.echo(f"wrote {out} (TensorRT {sidecar['tensorrt_version']}, {sidecar['gpu']}, "
-               f"batch {min_batch}..{max_batch}, {sidecar['precision']})")
-
-
-# -- benchmarks -----------------------------------------------------------------------------
-class DefaultRunGroup(click.Group):
-    """`genforge bench TARGET...` is `genforge bench run TARGET...`."""
-
-    def parse_args(self, ctx, args):
-        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
-            args = ["run", *args]
-        return super().parse_args(ctx, args)
-
-
-def _int_list(text: str, what: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise UserError(f"--{what} must be comma-separated numbers like 1,8,64, not {text!r}") from None
-    if not values or min(values) < 1:
-        raise UserError(f"--{what} needs positive numbers like 1,8,64")
-    return values
-
-
-def _fraction(text: str) -> float:
-    try:
-        return float(text[:-1]) / 100 if text.endswith("%") else float(text)
-    except ValueError:
-        raise UserError(f"--min-effect must look like 10% or 0.1, not {text!r}") from None
-
-
-def bench_options(function):
-    options = [
-        click.option("--backend", "backends", help="Comma-separated backends (default: every one that fits)."),
-        click.option("--batch", "batches", default="1,8,64", show_default=True, help="Batch sizes."),
-        click.option("--warmup-s", default=0.5, show_default=True, type=float),
-        click.option("--min-iters", default=10, show_default=True, type=click.IntRange(min=2)),
-        click.option("--duration-s", default=2.0, show_default=True, type=float, help="Timed seconds per row."),
-        click.option("--threads", type=click.IntRange(min=1), help="Intra-op threads (torch and ONNX Runtime)."),
-    ]
-    for option in reversed(options):
-        function = option(function)
-    return function
-
-
-def _settings(batches, warmup_s, min_iters, duration_s, threads):
-    from genforge.benchmarks.runner import Settings
-
-    return Settings(_int_list(batches, "batch"), warmup_s, min_iters, duration_s, threads)
-
-
-def _backend_names(backends):
-    return [b.strip() for b in backends.split(",") if b.strip()] if backends else None
-
-
-def print_report(report: dict) -> None:
-    rows = []
-    for r in report["rows"]:
-        if r["status"] != "ok":
-            rows.append([r["target"], r["backend"], r["batch"] or "", r["status"], r.get("reason", ""), "", "", "", ""])
-            continue
-        s = r["stats"]
-        rows.append([r["target"], r["backend"], r["batch"], f"{s['median_ms']:.2f}", f"{s['p90_ms']:.2f}",
-                     f"{s['cv']:.1%}", f"{r['throughput_img_s']:.0f}", f"{r['gflops']:.1f}" if r["gflops"] else "",
-                     f"{100 * r['peak_share']:.0f}%" if r.get("peak_share") else ""])
-    print_table("benchmark", ["target", "backend", "batch", "median ms", "p90 ms", "CV", "img/s", "GFLOP/s", "% peak"],
-                rows)
-
-
-@cli.group(cls=DefaultRunGroup)
-def bench():
-    """Benchmark run directories, .onnx files and engines on every backend (`bench TARGET...`)."""
-
-
-@bench.command("run")
-@click.argument("targets", nargs=-1, required=True, type=click.Path(path_type=Path))
-@bench_options
-@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the report (raw samples) as JSON.")
-@click.option("--markdown", type=click.Path(path_type=Path), help="Write a Markdown table (CI job summaries).")
-def bench_run(targets, backends, batches, warmup_s, min_iters, duration_s, threads, json_out, markdown):
-    """Time TARGETS (run directories, .onnx, .engine) on each backend and batch size."""
-    from genforge.benchmarks.runner import markdown_table, run_benchmarks
-
-    report = run_benchmarks(targets, _backend_names(backends), _settings(batches, warmup_s, min_iters, duration_s,
-                                                                          threads),
-                            progress=lambda text: click.echo(f"  timing {text}", err=True))
-    print_report(report)
-    if json_out:
-        Path(json_out).write_text(json.dumps(report, indent=1))
-        click.echo(f"wrote {json_out}")
-    if markdown:
-        Path(markdown).write_text(markdown_table(report) + "\n")
-        click.echo(f"wrote {markdown}")
-
-
-def _read_report(path: Path) -> dict:
-    from genforge.core.files import read_json
-
-    return read_json(path, "benchmark report", "pass a report written by `genforge bench --json`")
-
-
-def _print_comparison(rows) -> bool:
-    table = [[r["target"], r["backend"], r["batch"], f"{r['base_median_ms']:.3f}", f"{r['new_median_ms']:.3f}",
-              f"{r['ratio']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]", f"{r['p_slower']:.2g}", r["verdict"]]
-             for r in rows]
-    print_table("comparison (new / base)", ["target", "backend", "batch", "base ms", "new ms", "ratio [95% CI]",
-                                            "p(slower)", "verdict"], table)
-    slower = [r for r in rows if r["verdict"] == "slower"]
-    if slower:
-        click.echo(f"regression: {len(slower)} row(s) slower beyond the minimum effect", err=True)
-    return bool(slower)
-
-
-@bench.command("compare")
-@click.argument("base", type=click.Path(path_type=Path))
-@click.argument("new", type=click.Path(path_type=Path))
-@click.option("--min-effect", default="10%", show_default=True, help="Smallest slowdown that counts.")
-@click.option("--alpha", default=0.01, show_default=True, type=float, help="Significance level (Mann-Whitney U).")
-def bench_compare(base, new, min_effect, alpha):
-    """Compare two reports row by row; exit 1 if a row is significantly slower by more than --min-effect."""
-    from genforge.benchmarks.runner import compare_reports
-
-    base_report, new_report = _read_report(base), _read_report(new)
-    rows = compare_reports(base_report, new_report, _fraction(min_effect), alpha)
-    if "ab_rounds" not in new_report.get("settings", {}):
-        click.echo("note: these reports were timed one after the other; on a noisy machine drift between them can "
-                   "look like a change. `genforge bench ab` times both interleaved.", err=True)
-    if _print_comparison(rows):
-        sys.exit(1)
-
-
-@bench.command("ab")
-@click.argument("target_a", type=click.Path(path_type=Path))
-@click.argument("target_b", required=False, type=click.Path(path_type=Path))
-@bench_options
-@click.option("--python-a", help="Python of the baseline genforge install (compare two genforge versions).")
-@click.option("--python-b", help="Python of the candidate genforge install (default: this one).")
-@click.option("--rounds", default=6, show_default=True, type=click.IntRange(min=2), help="A/B alternations per row.")
-@click.option("--min-effect", default="10%", show_default=True)
-@click.option("--alpha", default=0.01, show_default=True, type=float)
-@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write both reports and the comparison.")
-def bench_ab(target_a, target_b, backends, batches, warmup_s, min_iters, duration_s, threads, python_a, python_b,
-             rounds, min_effect, alpha, json_out):
-    """Time A and B interleaved (A/B/A/B...) in one job; exit 1 if B is significantly slower than A.
-
-    \b
-    Two targets:          genforge bench ab old.onnx new.onnx
-    Two genforge versions: genforge bench ab model.onnx --python-a /opt/genforge-main/bin/python
-    """
-    from genforge.benchmarks.runner import compare_reports, run_ab, run_ab_versions
-
-    settings = _settings(batches, warmup_s, min_iters, duration_s, threads)
-    progress = lambda text: click.echo(f"  timing {text}", err=True)  # noqa: E731
-    if python_a or python_b:
-        a, b = run_ab_versions(target_a, python_a or sys.executable, python_b or sys.executable,
-                               _backend_names(backends), settings, rounds, progress)
-    else:
-        if target_b is None:
-            raise UserError("give two targets (A and B), or --python-a to compare two genforge installs")
-        a, b = run_ab(target_a, target_b, _backend_names(backends), settings, rounds, progress)
-    rows = compare_reports(a, b, _fraction(min_effect), alpha)
-    if json_out:
-        Path(json_out).write_text(json.dumps({"a": a, "b": b, "comparison": rows}, indent=1))
-    if _print_comparison(rows):
-        sys.exit(1)
-
-
-@bench.command("worker", hidden=True)
-@click.argument("target", type=click.Path(path_type=Path))
-@click.option("--backend", required=True)
-@click.option("--batch", required=True, type=int)
-@click.option("--threads", type=int)
-def bench_worker(target, backend, batch, threads):
-    """Serve timing requests on stdin for `bench ab --python-a/--python-b` (internal)."""
-    from genforge.benchmarks.runner import serve_worker
-
-    serve_worker(target, backend, batch, threads, sys.stdin, sys.stdout)
-
-
-@bench.command("suite")
-@click.argument("suite_file", required=False, type=click.Path(path_type=Path))
-@click.option("--out", default="bench-suite", show_default=True, type=click.Path(path_type=Path))
-@click.option("--work", type=click.Path(path_type=Path), help="Where trained generators are kept and reused.")
-@click.option("--smoke", is_flag=True, help="Seconds-long version (2 training steps, short timings).")
-@click.option("--baseline", type=click.Path(path_type=Path), help="Compare against this stored suite.json.")
-@click.option("--min-effect", default="10%", show_default=True)
-@click.option("--alpha", default=0.01, show_default=True, type=float)
-def bench_suite(suite_file, out, work, smoke, baseline, min_effect, alpha):
-    """Run the benchmark suite (default: the standard suite shipped with genforge)."""
-    from genforge.benchmarks.runner import compare_reports
-    from genforge.benchmarks.suite import run_suite
-
-    report = run_suite(suite_file, out, work, smoke, echo=lambda text: click.echo(text, err=True))
-    print_report(report)
-    click.echo(f"wrote {out / 'suite.json'} and {out / 'suite.md'}")
-    if baseline and _print_comparison(compare_reports(_read_report(baseline), report, _fraction(min_effect), alpha)):
-        sys.exit(1)
-
-
 # -- the main job ---------------------------------------------------------------------------
 @cli.command("run")
 @click.argument("pipeline", required=False, type=click.Path(path_type=Path))
@@ -603,6 +342,10 @@ def run_command(pipeline, out, overwrite):
         config["out"] = str(out)
     folder = run_pipeline(config, overwrite=overwrite, echo=click.echo)
     click.echo(f"report: {folder / 'index.html'}  (numbers in {folder / 'report.json'})")
+
+
+cli.add_command(export)
+cli.add_command(bench)
 
 
 def main(argv=None):

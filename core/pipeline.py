@@ -80,7 +80,6 @@ def prepare_out(out: Path, overwrite: bool) -> None:
 
 
 def run_pipeline(config: dict, overwrite: bool = True, echo=print) -> Path:
-    from genforge.benchmarks.environment import environment
     from genforge.benchmarks.runner import Settings, run_benchmarks
     from genforge.core.evaluate import evaluate_target
     from genforge.core.trainer import Trainer, config_from_dict

@@ -1,7 +1,6 @@
 """The trainer and the built-in models on CPU: shapes, determinism, resume, checkpoints, errors."""
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np

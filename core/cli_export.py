@@ -1,0 +1,63 @@
+"""`genforge export onnx` and `genforge export tensorrt`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.group()
+def export():
+    """Export a trained generator (ONNX; TensorRT engines build from the ONNX)."""
+
+
+@export.command("onnx")
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--checkpoint", help="latest (default), best, a step number or a folder.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="The .onnx file to write.")
+@click.option("--opset", default=18, show_default=True, type=int)
+@click.option("--batch", default="dynamic", show_default=True, help="'dynamic' or a fixed batch size.")
+@click.option("--precision", default="fp32", show_default=True, type=click.Choice(["fp32", "fp16", "int8"]))
+@click.option("--ema", is_flag=True, help="Export the EMA weights.")
+@click.option("--max-fd-increase", default=0.10, show_default=True, type=float,
+              help="Quality gate: refuse a variant whose FD exceeds fp32's by more than this fraction.")
+@click.option("--quality-samples", default=1000, show_default=True, type=click.IntRange(min=10))
+@click.option("--force", is_flag=True, help="Write a variant that fails the quality gate anyway.")
+@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the export report as JSON.")
+def export_onnx_command(run_dir, checkpoint, out, opset, batch, precision, ema, max_fd_increase, quality_samples,
+                        force, json_out):
+    """Export RUN_DIR's generator to a validated, self-describing ONNX file."""
+    from genforge.exporters.onnx import export_onnx
+
+    report = export_onnx(run_dir, out, checkpoint=checkpoint, opset=opset, batch=batch, precision=precision,
+                         ema=ema, force=force, max_fd_increase=max_fd_increase, quality_samples=quality_samples)
+    for check in report.checks:
+        click.echo(f"batch {check['batch']}: max abs error {check['max_abs_error']:.3g}, "
+                   f"PSNR {check['psnr_db']:.1f} dB vs the PyTorch generator")
+    if report.quality:
+        q = report.quality
+        click.echo(f"quality: FD {q['fd_variant']:.4g} vs fp32 {q['fd_fp32']:.4g} ({q['fd_increase']:+.1%})"
+                   + ("" if q["ok"] else "  [over the gate; written because of --force]"))
+    click.echo(f"wrote {out} ({precision}, opset {opset}, {report.size_bytes / 1e6:.2f} MB, "
+               f"{report.rewritten_layers} layers rewritten)")
+    if json_out:
+        Path(json_out).write_text(json.dumps(report.as_dict(), indent=2))
+
+
+@export.command("tensorrt")
+@click.argument("onnx_file", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="The .engine file to write.")
+@click.option("--min-batch", default=1, show_default=True, type=int)
+@click.option("--opt-batch", default=16, show_default=True, type=int)
+@click.option("--max-batch", default=64, show_default=True, type=int)
+@click.option("--workspace-gib", default=4.0, show_default=True, type=float)
+@click.option("--timing-cache", type=click.Path(path_type=Path), help="Reuse and update this timing cache file.")
+def export_tensorrt_command(onnx_file, out, min_batch, opt_batch, max_batch, workspace_gib, timing_cache):
+    """Build a TensorRT engine (strongly typed: precision from the ONNX) with a JSON sidecar."""
+    from genforge.exporters.tensorrt import build_engine
+
+    sidecar = build_engine(onnx_file, out, min_batch, opt_batch, max_batch, workspace_gib, timing_cache)
+    click.echo(f"wrote {out} (TensorRT {sidecar['tensorrt_version']}, {sidecar['gpu']}, "
+               f"batch {min_batch}..{max_batch}, {sidecar['precision']})")
