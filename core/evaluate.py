@@ -317,29 +317,17 @@ def evaluate_generator(model, info: DataInfo, train_config, n: int = 1000, metri
     """Score a PyTorch model's generator (used by the trainer's --eval-every)."""
     import dataclasses
 
+    from genforge.core.model import eval_mode
+    from genforge.core.trainer import generate
+
     config = dataclasses.asdict(train_config) if dataclasses.is_dataclass(train_config) else dict(train_config)
-    reference = reference_for(config)
-    generator = model.generator()
-    was_training = generator.training
-    generator.eval()
-    try:
-        z = model.sample_noise(n, torch.Generator().manual_seed(seed)).to(device)
-        labels = (torch.arange(n, dtype=torch.int32) % info.num_classes).to(device) if model.conditional else None
-        images = torch.cat([(generator(zc, lc) if labels is not None else generator(zc)).float().cpu()
-                            for zc, lc in zip(z.split(500), (labels.split(500) if labels is not None
-                                                             else [None] * len(z.split(500))))])
-    finally:
-        generator.train(was_training)
-    data = EvalInput(images, labels.cpu() if labels is not None else None, reference,
-                     model if metrics and "neg_elbo" in metrics else None)
-    if "neg_elbo" in (metrics or []):
-        was = model.training
-        model.eval()
-        try:
-            return run_metrics(metrics, data)
-        finally:
-            model.train(was)
-    return run_metrics(metrics or ["fd"], data)
+    metrics = metrics or ["fd"]
+    z = model.sample_noise(n, torch.Generator().manual_seed(seed)).to(device)
+    labels = (torch.arange(n, dtype=torch.int32) % info.num_classes).to(device) if model.conditional else None
+    images = in_chunks(lambda zc, lc: generate(model.generator(), zc, lc).cpu(), z, labels)
+    data = EvalInput(images, labels.cpu() if labels is not None else None, reference_for(config), model)
+    with eval_mode(model):
+        return run_metrics(metrics, data)
 
 
 def evaluate_target(target, checkpoint=None, ema=False, n=2000, metrics=None, dataset_from=None, seed=0,
@@ -352,11 +340,10 @@ def evaluate_target(target, checkpoint=None, ema=False, n=2000, metrics=None, da
     target = Path(target)
     generator = runtime.load(target, checkpoint=checkpoint, ema=ema)
     if target.is_dir():
-        record, model, family = read_run_config(target), generator.loaded.model, None
+        record, model = read_run_config(target), generator.loaded.model
         family = get_registry().model(record["train"]["model"]).family
-    else:
-        model = None
-        family = "vae" if generator.metadata.get("model") == "vae" else "gan"
+    else:  # no encoder in an exported generator, so no ELBO: GAN-style metrics only
+        model, family = None, "gan"
         if dataset_from is not None:
             record = read_run_config(dataset_from)
         else:  # an exported file names its dataset, size and channels in its metadata
@@ -364,17 +351,18 @@ def evaluate_target(target, checkpoint=None, ema=False, n=2000, metrics=None, da
             record = {"train": {"dataset": generator.metadata.get("dataset", "digits"), "image_size": size,
                                 "channels": channels, "data_dir": None}}
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else default_metrics(
-        generator.conditional, family if model is not None else "gan")
+        generator.conditional, family)
     for name in names:
         get_registry().get("metrics", name)
     reference = reference_for(record["train"])
     z, labels = generator.prepare_inputs(n=n, seed=seed)
-    images = torch.cat([torch.from_numpy(generator.run(zc, lc)) for zc, lc in
-                        zip(_chunks(z), _chunks(labels) if labels is not None else [None] * len(_chunks(z)))])
+    images = in_chunks(lambda zc, lc: torch.from_numpy(generator.run(zc, lc)), z, labels)
     data = EvalInput(images, torch.from_numpy(labels).long() if labels is not None else None, reference, model,
                      options or {})
     return run_metrics(names, data)
 
 
-def _chunks(array, size=500):
-    return [array[i:i + size] for i in range(0, len(array), size)]
+def in_chunks(generate_fn, z, labels, size: int = 500) -> torch.Tensor:
+    """Generate from noise (and labels) a chunk at a time; the images concatenated."""
+    return torch.cat([generate_fn(z[i:i + size], None if labels is None else labels[i:i + size])
+                      for i in range(0, len(z), size)])

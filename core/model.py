@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -46,6 +47,17 @@ class GeneratorModel(nn.Module):
 
     def sample_noise(self, n: int, generator: torch.Generator | None = None, device="cpu") -> torch.Tensor:
         return torch.randn((n, *self.latent_shape), generator=generator).to(device)
+
+
+@contextmanager
+def eval_mode(module: nn.Module):
+    """`module` in eval mode (BatchNorm on its running statistics), its own mode restored after."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
 
 
 def make_config(config_class, options: dict | None):

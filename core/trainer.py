@@ -27,7 +27,7 @@ from genforge import __version__
 from genforge.core import checkpoint as ckpt
 from genforge.core.data import DataInfo, ImageTensorDataset, open_dataset
 from genforge.core.errors import TrainingDiverged, UserError
-from genforge.core.model import GeneratorModel, make_config
+from genforge.core.model import GeneratorModel, eval_mode, make_config
 from genforge.core.registry import get_registry
 from genforge.core.step import StepContext
 
@@ -160,12 +160,8 @@ def fixed_inputs(model: GeneratorModel, info: DataInfo, seed: int, n: int = 64):
 
 @torch.no_grad()
 def generate(generator: torch.nn.Module, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-    was_training = generator.training
-    generator.eval()
-    try:
+    with eval_mode(generator):
         return (generator(z, labels) if labels is not None else generator(z)).float()
-    finally:
-        generator.train(was_training)
 
 
 class Trainer:
