@@ -67,6 +67,7 @@ class Reference:
     extras: dict = field(default_factory=dict)
 
 
+@torch.enable_grad()  # callers may be scoring under no_grad
 def _train_classifier(train, test, info, seed=0, epochs=10, batch=64) -> tuple[FeatureClassifier, float]:
     torch.manual_seed(seed)
     model = FeatureClassifier(info.channels, info.num_classes)

@@ -134,3 +134,12 @@ def test_unlabelled_data_points_to_the_inception_metric(tmp_path, run_cli):
         Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(folder / f"{i}.png")
     run = train_small(tmp_path / "run", dataset="image-folder", data_dir=str(folder)).out
     assert_one_line_error(run_cli("evaluate", run, "--n", "50", expect=2), "has no labels", "--metrics inception")
+
+
+def test_eval_during_training_can_train_the_classifier_first(tmp_path, monkeypatch):
+    """The first --eval-every on an uncached dataset trains the classifier inside no_grad scoring."""
+    monkeypatch.setenv("GENFORGE_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(ev, "_references", {})
+    trainer = train_small(tmp_path / "run", dataset="shapes", steps=2, eval_every=2, eval_samples=50)
+    assert (tmp_path / "empty-cache" / "classifiers" / "shapes-16px-3ch.safetensors").exists()
+    assert any(json.loads(line)["kind"] == "eval" for line in (trainer.out / "metrics.jsonl").read_text().splitlines())
