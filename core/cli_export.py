@@ -25,14 +25,18 @@ def export():
               help="Quality gate: refuse a variant whose FD exceeds fp32's by more than this fraction.")
 @click.option("--quality-samples", default=1000, show_default=True, type=click.IntRange(min=10))
 @click.option("--force", is_flag=True, help="Write a variant that fails the quality gate anyway.")
+@click.option("--rewrite/--no-rewrite", default=None,
+              help="Rewrite ConvTranspose exactly into Convs (faster on ONNX Runtime CPU). "
+                   "Default: on for fp32 and int8, off for fp16.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the export report as JSON.")
 def export_onnx_command(run_dir, checkpoint, out, opset, batch, precision, ema, max_fd_increase, quality_samples,
-                        force, json_out):
+                        force, rewrite, json_out):
     """Export RUN_DIR's generator to a validated, self-describing ONNX file."""
     from genforge.exporters.onnx import export_onnx
 
     report = export_onnx(run_dir, out, checkpoint=checkpoint, opset=opset, batch=batch, precision=precision,
-                         ema=ema, force=force, max_fd_increase=max_fd_increase, quality_samples=quality_samples)
+                         ema=ema, force=force, max_fd_increase=max_fd_increase, quality_samples=quality_samples,
+                         rewrite=rewrite)
     for check in report.checks:
         click.echo(f"batch {check['batch']}: max abs error {check['max_abs_error']:.3g}, "
                    f"PSNR {check['psnr_db']:.1f} dB vs the PyTorch generator")

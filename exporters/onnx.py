@@ -10,8 +10,13 @@
   (onnxruntime.transformers.float16); Tanh and the output stay float32.
 * int8: static Q/DQ quantization (onnxruntime.quantization), per-channel int8 weights,
   uint8 activations, calibrated on the generator's own inputs (N(0, 1) noise, uniform
-  labels). ConvTranspose layers are first rewritten exactly to a 2x2 Conv whose output
-  phases are interleaved (see exporters/rewrite.py), which ONNX Runtime runs as int8.
+  labels).
+* fp32 and int8 graphs are built from an exact rewrite of the generator (exporters/rewrite.py):
+  each stride-2 ConvTranspose becomes 2x2 Convs whose output phases are interleaved, the
+  latent 1x1 -> kxk ConvTranspose a Gemm, BatchNorm folded in. ONNX Runtime's CPU provider has
+  no int8 ConvTranspose and runs these Convs faster in fp32 too (its NCHWc kernels). fp16
+  (meant for GPUs) keeps ConvTranspose; `rewrite=False` (`--no-rewrite`) keeps it everywhere.
+  The metadata's "rewrite" says which was done.
 * Every export is checked: onnx.checker (full), then ONNX Runtime CPU against the PyTorch
   generator at two batch sizes (max abs error, PSNR on the [-1, 1] range). A miss, or a
   quality loss beyond the gate, fails with exit 1 and leaves no file.
@@ -233,7 +238,7 @@ def check_against_torch(path: Path, reference: torch.nn.Module, latent_shape, nu
 
 def export_onnx(run_dir, out, checkpoint=None, opset: int = 18, batch="dynamic", precision: str = "fp32",
                 ema: bool = False, force: bool = False, max_fd_increase: float = 0.10, quality_samples: int = 1000,
-                check_quality: bool = True) -> ExportReport:
+                check_quality: bool = True, rewrite: bool | None = None) -> ExportReport:
     """Export, check and (only if every check passes) write `out` atomically."""
     from genforge.core.run import load_run
     from genforge.exporters.rewrite import max_difference, rewrite_generator
@@ -257,7 +262,9 @@ def export_onnx(run_dir, out, checkpoint=None, opset: int = 18, batch="dynamic",
     num_classes = loaded.info.num_classes if loaded.model.conditional else None
     reference = ExportWrapper(loaded.generator, loaded.model.conditional).eval()
     module, rewritten = reference, 0
-    if precision == "int8":
+    if rewrite is None:
+        rewrite = precision in ("fp32", "int8")
+    if rewrite:
         example = example_inputs(latent_shape, num_classes, 4, seed=7)
         rewritten_generator, rewritten = rewrite_generator(loaded.generator, example[: 1 + bool(num_classes)])
         module = ExportWrapper(rewritten_generator, loaded.model.conditional).eval()
@@ -265,6 +272,7 @@ def export_onnx(run_dir, out, checkpoint=None, opset: int = 18, batch="dynamic",
         if difference > 1e-4:
             raise ValidationFailed(f"the exact ConvTranspose rewrite differs by {difference:.2e}; export refused")
     metadata = build_metadata(loaded, precision, opset, batch)
+    metadata["rewrite"] = f"{rewritten} ConvTranspose layers" if rewritten else "none"
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".genforge-export-") as tmp:
         tmp = Path(tmp)

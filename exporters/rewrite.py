@@ -5,13 +5,19 @@ its time in fp32 ConvTranspose between Q/DQ pairs. These identities remove them:
 
 * ConvTranspose(k=4, s=2, p=1): output pixel (2m+a, 2n+b) sees input rows m-1..m+1 through
   the taps {a=0: k3 at -1, k1 at 0; a=1: k2 at 0, k0 at +1}, and the same for columns.
-  - "phase" form (default): one 2x2 Conv with 4x the output channels, each phase (a, b)
-    cut at offset (a, b) and the four interleaved. Same multiply-adds as the original.
+  - "split" form: four 2x2 Convs, one per output phase (a, b), each padded on its own side,
+    then interleaved. Exactly the multiply-adds of the original.
+  - "phase" form: one 2x2 Conv with 4x the output channels on the input padded all round,
+    each phase cut at offset (a, b). (H+1)(W+1)/HW the multiply-adds, one wide Conv.
   - "subpixel" form: one 3x3 Conv with 4x the output channels + PixelShuffle(2)
     (ONNX DepthToSpace); 2.25x the multiply-adds, no slicing.
+  - "auto" (default): "split" where the layer has 8 or more output channels, "phase" below
+    (a 2x2 Conv with 3 outputs keeps few SIMD lanes busy). On ONNX Runtime CPU this beat
+    ConvTranspose in fp32 and in int8 (benchmarks/onnx_vs_torch.py; figures in README).
 * ConvTranspose(k, s=1, p=0) on a 1x1 input == a Linear layer reshaped to (C, k, k).
 
-BatchNorm (eval) directly after a rewritten layer is folded into it. `rewrite_generator`
+BatchNorm (eval) directly after a rewritten layer is folded into it; a pointwise activation
+after that moves inside the replacement, ahead of its reshape or interleave. `rewrite_generator`
 returns a new module; callers check it against the original (see exporters/onnx.py).
 """
 
@@ -20,17 +26,21 @@ from __future__ import annotations
 import copy
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 # conv tap index (offset -1, 0, +1) -> transposed-conv kernel index, per output phase
 PHASE_TAPS = {0: (3, 1, None), 1: (None, 2, 0)}
 # the same for a 2x2 window starting at offset a - 1 (see PhaseConv)
 PHASE_TAPS_2 = {0: (3, 1), 1: (2, 0)}
+PHASES = ((0, 0), (0, 1), (1, 0), (1, 1))
+FORMS = ("auto", "split", "phase", "subpixel")
+POINTWISE = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid)
 
 
-def conv_with(weight: torch.Tensor, bias: torch.Tensor) -> nn.Conv2d:
-    """A Conv2d (padding 1) holding the given weights (out, in, k, k) and bias."""
-    conv = nn.Conv2d(weight.shape[1], weight.shape[0], weight.shape[-1], 1, 1, bias=True)
+def conv_with(weight: torch.Tensor, bias: torch.Tensor, padding: int = 1) -> nn.Conv2d:
+    """A Conv2d holding the given weights (out, in, k, k) and bias."""
+    conv = nn.Conv2d(weight.shape[1], weight.shape[0], weight.shape[-1], 1, padding, bias=True)
     with torch.no_grad():
         conv.weight.copy_(weight)
         conv.bias.copy_(bias)
@@ -42,9 +52,10 @@ class SubPixelConv(nn.Module):
         super().__init__()
         self.conv = conv_with(weight, bias)
         self.shuffle = nn.PixelShuffle(2)
+        self.activation = nn.Identity()
 
     def forward(self, x):
-        return self.shuffle(self.conv(x))
+        return self.shuffle(self.activation(self.conv(x)))
 
 
 class PhaseConv(nn.Module):
@@ -55,16 +66,37 @@ class PhaseConv(nn.Module):
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor):
         super().__init__()
         self.conv = conv_with(weight, bias)
+        self.activation = nn.Identity()
 
     def forward(self, x):
         h, w = x.shape[-2:]
-        y = self.conv(x)
-        n, c = y.shape[0], y.shape[1] // 4
-        phases = [y[:, i * c:(i + 1) * c, a:a + h, b:b + w] for i, (a, b) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1)))]
-        # Interleave rows, then columns: two transposes that each move one axis, which ONNX Runtime
-        # runs far faster than the 6-D transpose of DepthToSpace (and on uint8 in the int8 graph).
-        t = torch.stack(phases, 1).view(n, 2, 2, c, h, w).permute(0, 2, 3, 4, 1, 5).reshape(n, 2, c, 2 * h, w)
-        return t.permute(0, 2, 3, 4, 1).reshape(n, c, 2 * h, 2 * w)
+        y = self.activation(self.conv(x))
+        c = y.shape[1] // 4
+        return interleave_phases([y[:, i * c:(i + 1) * c, a:a + h, b:b + w] for i, (a, b) in enumerate(PHASES)])
+
+
+class SplitPhaseConv(nn.Module):
+    """ConvTranspose(k=4, s=2, p=1) as four 2x2 convolutions, one per output phase (a, b): phase
+    a=0 reads input rows m-1..m (padded above), a=1 rows m..m+1 (padded below); columns alike."""
+
+    def __init__(self, weights: list[torch.Tensor], bias: torch.Tensor):
+        super().__init__()
+        self.convs = nn.ModuleList(conv_with(w, bias, padding=0) for w in weights)
+        self.pads = [(1 - b, b, 1 - a, a) for a, b in PHASES]  # F.pad order: left, right, top, bottom
+        self.activation = nn.Identity()
+
+    def forward(self, x):
+        return interleave_phases([self.activation(conv(F.pad(x, pad))) for conv, pad in zip(self.convs, self.pads)])
+
+
+def interleave_phases(phases: list[torch.Tensor]) -> torch.Tensor:
+    """Four (N, C, H, W) phases in PHASES order -> (N, C, 2H, 2W) with phase (a, b) at (2m+a, 2n+b)."""
+    n, c, h, w = phases[0].shape
+    # Interleave rows, then columns: two transposes that each move one axis, which ONNX Runtime
+    # runs far faster than the 6-D transpose of DepthToSpace (and on uint8 in the int8 graph).
+    # (cat on channels, not stack: no Unsqueeze nodes, which cost ~20 us each at batch 1)
+    t = torch.cat(phases, 1).view(n, 2, 2, c, h, w).permute(0, 2, 3, 4, 1, 5).reshape(n, 2, c, 2 * h, w)
+    return t.permute(0, 2, 3, 4, 1).reshape(n, c, 2 * h, 2 * w)
 
 
 class LatentLinear(nn.Module):
@@ -75,9 +107,10 @@ class LatentLinear(nn.Module):
             self.linear.weight.copy_(weight)
             self.linear.bias.copy_(bias)
         self.out_channels, self.size = out_channels, size
+        self.activation = nn.Identity()
 
     def forward(self, x):
-        return self.linear(x.flatten(1)).view(-1, self.out_channels, self.size, self.size)
+        return self.activation(self.linear(x.flatten(1))).view(-1, self.out_channels, self.size, self.size)
 
 
 def _bn_scale_shift(bn: nn.BatchNorm2d | None, channels: int):
@@ -104,18 +137,28 @@ def subpixel_from(convt: nn.ConvTranspose2d, bn: nn.BatchNorm2d | None) -> SubPi
     return SubPixelConv(weight.reshape(cout * 4, cin, 3, 3), new_bias)
 
 
-def phaseconv_from(convt: nn.ConvTranspose2d, bn: nn.BatchNorm2d | None) -> PhaseConv:
+def _phase_weights(convt: nn.ConvTranspose2d, bn: nn.BatchNorm2d | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(4, Cout, Cin, 2, 2) weights of the four phases' 2x2 convolutions, BatchNorm folded; and the bias."""
     w = convt.weight.detach()  # (Cin, Cout, 4, 4)
     cin, cout = w.shape[:2]
     scale, shift = _bn_scale_shift(bn, cout)
     bias = convt.bias.detach() if convt.bias is not None else torch.zeros(cout)
     weight = torch.zeros(4, cout, cin, 2, 2)
-    for p, (a, b) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+    for p, (a, b) in enumerate(PHASES):
         for th, kh in enumerate(PHASE_TAPS_2[a]):
             for tw, kw in enumerate(PHASE_TAPS_2[b]):
                 weight[p, :, :, th, tw] = w[:, :, kh, kw].t()
-    weight = weight * scale.view(1, cout, 1, 1, 1)
-    return PhaseConv(weight.reshape(4 * cout, cin, 2, 2), (bias * scale + shift).repeat(4))
+    return weight * scale.view(1, cout, 1, 1, 1), bias * scale + shift
+
+
+def phaseconv_from(convt: nn.ConvTranspose2d, bn: nn.BatchNorm2d | None) -> PhaseConv:
+    weight, bias = _phase_weights(convt, bn)
+    return PhaseConv(weight.flatten(0, 1), bias.repeat(4))
+
+
+def splitphase_from(convt: nn.ConvTranspose2d, bn: nn.BatchNorm2d | None) -> SplitPhaseConv:
+    weight, bias = _phase_weights(convt, bn)
+    return SplitPhaseConv(list(weight), bias)
 
 
 def linear_from(convt: nn.ConvTranspose2d, bn: nn.BatchNorm2d | None) -> LatentLinear:
@@ -146,8 +189,10 @@ def _input_sizes(generator: nn.Module, example_inputs: tuple) -> dict[int, tuple
     return sizes
 
 
-def rewrite_generator(generator: nn.Module, example_inputs: tuple, form: str = "phase") -> tuple[nn.Module, int]:
+def rewrite_generator(generator: nn.Module, example_inputs: tuple, form: str = "auto") -> tuple[nn.Module, int]:
     """A copy of `generator` (eval) with rewritable ConvTranspose2d (+BatchNorm) layers replaced."""
+    if form not in FORMS:
+        raise ValueError(f"unknown rewrite form {form!r}; use one of {FORMS}")
     generator = copy.deepcopy(generator).eval()
     sizes = _input_sizes(generator, example_inputs)
     count = 0
@@ -160,7 +205,8 @@ def rewrite_generator(generator: nn.Module, example_inputs: tuple, form: str = "
                 continue
             bn = children[i + 1] if i + 1 < len(children) and isinstance(children[i + 1], nn.BatchNorm2d) else None
             if _is_subpixel(layer):
-                replacement = phaseconv_from(layer, bn) if form == "phase" else subpixel_from(layer, bn)
+                chosen = form if form != "auto" else ("split" if layer.out_channels >= 8 else "phase")
+                replacement = {"split": splitphase_from, "phase": phaseconv_from, "subpixel": subpixel_from}[chosen](layer, bn)
             elif sizes[id(layer)] == (1, 1) and layer.stride == (1, 1) and layer.padding == (0, 0):
                 replacement = linear_from(layer, bn)
             else:
@@ -168,6 +214,11 @@ def rewrite_generator(generator: nn.Module, example_inputs: tuple, form: str = "
             parent[i] = replacement
             if bn is not None:
                 parent[i + 1] = nn.Identity()
+            after = i + 1 + (bn is not None)
+            if after < len(children) and isinstance(children[after], POINTWISE):
+                # a pointwise activation commutes with reshapes and interleaves; moved ahead of them,
+                # runtimes fuse it into the Conv or Gemm
+                replacement.activation, parent[after] = children[after], nn.Identity()
             count += 1
     return generator, count
 

@@ -33,7 +33,7 @@ def randomise_batchnorm(module):
             m.bias.data.uniform_(-0.2, 0.2)
 
 
-@pytest.mark.parametrize("form", ["phase", "subpixel"])
+@pytest.mark.parametrize("form", ["auto", "split", "phase", "subpixel"])
 @pytest.mark.parametrize("model", ["dcgan", "cgan", "vae"])
 def test_convtranspose_rewrite_is_exact(model, form):
     from genforge.core.trainer import build_model
@@ -46,6 +46,22 @@ def test_convtranspose_rewrite_is_exact(model, form):
     assert count == (5 if model != "vae" else 4)
     assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in rewritten.modules())
     assert max_difference(generator, rewritten, inputs) < 1e-5
+    if form == "auto":  # four convs where there are 8+ output channels, one wide conv for the RGB layer
+        kinds = [type(m).__name__ for m in rewritten.modules() if type(m).__name__.endswith("PhaseConv")]
+        assert kinds[-1] == "PhaseConv" and set(kinds[:-1]) == {"SplitPhaseConv"}
+
+
+def test_fp32_export_is_rewritten_unless_told_not_to(runs, tmp_path, run_cli):
+    ops = {}
+    for flag in ("--rewrite", "--no-rewrite"):
+        out = tmp_path / f"{flag}.onnx"
+        run_cli("export", "onnx", runs["dcgan"], "--out", out, flag)
+        proto = onnx.load(str(out))
+        ops[flag] = {n.op_type for n in proto.graph.node}
+        meta = {p.key: p.value for p in proto.metadata_props}
+        assert (meta["rewrite"] == "none") == (flag == "--no-rewrite")
+    assert "ConvTranspose" not in ops["--rewrite"] and "Conv" in ops["--rewrite"]
+    assert "ConvTranspose" in ops["--no-rewrite"]
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
