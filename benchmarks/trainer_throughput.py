@@ -8,6 +8,13 @@ Variants run interleaved (A/B/C, A/B/C, ...) so machine noise hits all of them a
 
 Targets (issue 4): trainer fp32 >= 1.0x the plain loop; trainer with the CPU fast path
 (channels_last, plus bf16 autocast only where the CPU has native bf16) >= 1.6x.
+
+Arithmetic: each variant's floating-point operations per image are counted on one real step
+(torch.utils.flop_counter: convolutions and matmuls, forward and backward), so the table
+gives GFLOP/s and the share of the CPU's fp32 peak (core/hardware.py: cores x clock x fp32
+lanes x 2 (FMA) x 2 FMA units). The trainer does less arithmetic than the plain loop (no D
+weight gradients in the G step). Without bf16 the fast-path target is bounded by that peak:
+the last line says what share of it 1.6x the plain loop's rate would take.
 Run: python benchmarks/trainer_throughput.py [--steps 6] [--rounds 3]
 """
 
@@ -18,8 +25,9 @@ import time
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
-from genforge.core.hardware import cpu_flags, cpu_has_bf16, cpu_model, fast_cpu_training
+from genforge.core.hardware import cpu_flags, cpu_has_bf16, cpu_model, cpu_peak_gflops, fast_cpu_training
 from genforge.core.trainer import Trainer, TrainConfig
 
 NZ, NGF, NDF, NC, BATCH = 100, 64, 64, 3, 64
@@ -101,21 +109,33 @@ def main():
           f"native bf16: {cpu_has_bf16()}; torch {torch.__version__}")
     print(f"fast path used here: channels_last={fast['channels_last']}, precision={fast['precision']}")
     variants = {"plain loop": PlainLoop(), "trainer fp32": TrainerLoop(), "trainer fast path": TrainerLoop(**fast)}
-    for v in variants.values():
+    flops = {}
+    for name, v in variants.items():
         v.run(1)  # warm-up: oneDNN primitive creation, allocator
+        with FlopCounterMode(display=False) as counter:
+            v.run(1)
+        flops[name] = counter.get_total_flops() / BATCH
+    peak, how = cpu_peak_gflops(torch.get_num_threads())
+    print(f"fp32 peak {peak:.0f} GFLOP/s ({how})")
     rates = {name: [] for name in variants}
     for _ in range(args.rounds):
         for name, variant in variants.items():
             rates[name].append(variant.run(args.steps))
     base = statistics.median(rates["plain loop"])
-    print(f"{'variant':20} {'median img/s':>13} {'min':>8} {'max':>8} {'vs plain':>9}")
+    print(f"{'variant':20} {'median img/s':>13} {'min':>8} {'max':>8} {'vs plain':>9} {'GFLOP/img':>10} "
+          f"{'GFLOP/s':>8} {'% peak':>7}")
     for name, values in rates.items():
-        ratio = statistics.median(values) / base
-        print(f"{name:20} {statistics.median(values):13.1f} {min(values):8.1f} {max(values):8.1f} {ratio:8.2f}x")
+        rate = statistics.median(values)
+        gflops = rate * flops[name] / 1e9
+        print(f"{name:20} {rate:13.1f} {min(values):8.1f} {max(values):8.1f} {rate / base:8.2f}x "
+              f"{flops[name] / 1e9:10.3f} {gflops:8.1f} {100 * gflops / peak:6.1f}%")
     fp32_ratio = statistics.median(rates["trainer fp32"]) / base
     fast_ratio = statistics.median(rates["trainer fast path"]) / base
     print(f"trainer fp32 / plain = {fp32_ratio:.2f} (target >= 1.0): {'ok' if fp32_ratio >= 1.0 else 'MISSED'}")
     print(f"trainer fast / plain = {fast_ratio:.2f} (target >= 1.6): {'ok' if fast_ratio >= 1.6 else 'MISSED'}")
+    needed = 1.6 * base * flops["trainer fast path"] / 1e9
+    print(f"1.6x the plain loop = {1.6 * base:.1f} img/s = {needed:.0f} GFLOP/s in {fast['precision']}, "
+          f"{100 * needed / peak:.0f}% of the fp32 peak")
 
 
 if __name__ == "__main__":
