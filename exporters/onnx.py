@@ -12,8 +12,8 @@
   uint8 activations, calibrated on the generator's own inputs (N(0, 1) noise, uniform
   labels).
 * fp32 and int8 graphs are built from an exact rewrite of the generator (exporters/rewrite.py):
-  each stride-2 ConvTranspose becomes 2x2 Convs whose output phases are interleaved, the
-  latent 1x1 -> kxk ConvTranspose a Gemm, BatchNorm folded in. ONNX Runtime's CPU provider has
+  each stride-2 ConvTranspose with 8+ output channels becomes four 2x2 Convs whose output
+  phases are interleaved, the latent 1x1 -> kxk ConvTranspose a Gemm, BatchNorm folded in. ONNX Runtime's CPU provider has
   no int8 ConvTranspose and runs these Convs faster in fp32 too (its NCHWc kernels). fp16
   (meant for GPUs) keeps ConvTranspose; `rewrite=False` (`--no-rewrite`) keeps it everywhere.
   The metadata's "rewrite" says which was done.

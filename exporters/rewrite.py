@@ -11,9 +11,10 @@ its time in fp32 ConvTranspose between Q/DQ pairs. These identities remove them:
     each phase cut at offset (a, b). (H+1)(W+1)/HW the multiply-adds, one wide Conv.
   - "subpixel" form: one 3x3 Conv with 4x the output channels + PixelShuffle(2)
     (ONNX DepthToSpace); 2.25x the multiply-adds, no slicing.
-  - "auto" (default): "split" where the layer has 8 or more output channels, "phase" below
-    (a 2x2 Conv with 3 outputs keeps few SIMD lanes busy). On ONNX Runtime CPU this beat
-    ConvTranspose in fp32 and in int8 (benchmarks/onnx_vs_torch.py; figures in README).
+  - "auto" (default): "split" where the layer has 8 or more output channels; a narrower one
+    (the RGB layer) stays a ConvTranspose, which ran faster there in fp32 and int8 than any
+    form (Convs with 3 outputs keep few SIMD lanes busy). On ONNX Runtime CPU this beat the
+    plain graph in fp32 and in int8 (benchmarks/onnx_vs_torch.py; figures in README).
 * ConvTranspose(k, s=1, p=0) on a 1x1 input == a Linear layer reshaped to (C, k, k).
 
 BatchNorm (eval) directly after a rewritten layer is folded into it; a pointwise activation
@@ -205,7 +206,9 @@ def rewrite_generator(generator: nn.Module, example_inputs: tuple, form: str = "
                 continue
             bn = children[i + 1] if i + 1 < len(children) and isinstance(children[i + 1], nn.BatchNorm2d) else None
             if _is_subpixel(layer):
-                chosen = form if form != "auto" else ("split" if layer.out_channels >= 8 else "phase")
+                if form == "auto" and layer.out_channels < 8:
+                    continue
+                chosen = "split" if form == "auto" else form
                 replacement = {"split": splitphase_from, "phase": phaseconv_from, "subpixel": subpixel_from}[chosen](layer, bn)
             elif sizes[id(layer)] == (1, 1) and layer.stride == (1, 1) and layer.padding == (0, 0):
                 replacement = linear_from(layer, bn)
