@@ -266,7 +266,8 @@ def export_onnx(run_dir, out, checkpoint=None, opset: int = 18, batch="dynamic",
         rewrite = precision in ("fp32", "int8")
     if rewrite:
         example = example_inputs(latent_shape, num_classes, 4, seed=7)
-        rewritten_generator, rewritten = rewrite_generator(loaded.generator, example[: 1 + bool(num_classes)])
+        rewritten_generator, rewritten = rewrite_generator(loaded.generator, example[: 1 + bool(num_classes)],
+                                                           interleave="transpose" if precision == "int8" else "concat")
         module = ExportWrapper(rewritten_generator, loaded.model.conditional).eval()
         difference = max_difference(reference, module, example)
         if difference > 1e-4:

@@ -35,14 +35,15 @@ def randomise_batchnorm(module):
 
 @pytest.mark.parametrize("form", ["auto", "split", "phase", "subpixel"])
 @pytest.mark.parametrize("model", ["dcgan", "cgan", "vae"])
-def test_convtranspose_rewrite_is_exact(model, form):
+@pytest.mark.parametrize("interleave", ["transpose", "concat"])
+def test_convtranspose_rewrite_is_exact(model, form, interleave):
     from genforge.core.trainer import build_model
 
     net = build_model(model, DataInfo("x", 3, 64, 64, 10), {})
     generator = net.generator().eval()
     randomise_batchnorm(generator)
     inputs = (torch.randn(3, *net.latent_shape),) + ((torch.tensor([0, 4, 9], dtype=torch.int32),) if net.conditional else ())
-    rewritten, count = rewrite_generator(generator, inputs, form)
+    rewritten, count = rewrite_generator(generator, inputs, form, interleave)
     kept = [m for m in rewritten.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
     if form == "auto":  # four convs where there are 8+ output channels; the RGB layer stays as it is
         assert [m.out_channels for m in kept] == [3]
