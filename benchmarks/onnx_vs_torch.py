@@ -16,7 +16,7 @@ lanes x 2 (FMA) x 2 FMA units (core/hardware.py).
 
 Targets (issue 6): fp32 ORT batch-1 latency >= 3x lower than eager; batch-64 throughput
 >= 1.4x; int8 batch-64 throughput >= 1.25x fp32 ORT with the quality gate held.
-Run: python benchmarks/onnx_vs_torch.py [--run RUN_DIR] [--seconds 1.5] [--rounds 6]
+Run: python benchmarks/onnx_vs_torch.py [--run RUN_DIR] [--seconds 1.5] [--rounds 10]
 """
 
 import argparse
@@ -57,7 +57,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--run", type=Path, help="a trained dcgan 64x64x3 run (default: train one, ~1 min)")
     parser.add_argument("--seconds", type=float, default=1.5, help="timing per backend, batch and round")
-    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--rounds", type=int, default=10)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="genforge-bench-"))
     run = args.run or train_reference(tmp / "run")
