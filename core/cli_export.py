@@ -8,6 +8,13 @@ from pathlib import Path
 import click
 
 
+def refuse_existing(out: Path, overwrite: bool) -> None:
+    from genforge.core.errors import UserError
+
+    if out.exists() and not overwrite:
+        raise UserError(f"{out} already exists; pass --overwrite to replace it, or choose another --out")
+
+
 @click.group()
 def export():
     """Export a trained generator (ONNX; TensorRT engines build from the ONNX)."""
@@ -25,14 +32,17 @@ def export():
               help="Quality gate: refuse a variant whose FD exceeds fp32's by more than this fraction.")
 @click.option("--quality-samples", default=1000, show_default=True, type=click.IntRange(min=10))
 @click.option("--force", is_flag=True, help="Write a variant that fails the quality gate anyway.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 @click.option("--rewrite/--no-rewrite", default=None,
               help="Rewrite ConvTranspose exactly into Convs (faster on ONNX Runtime CPU). "
                    "Default: on for fp32 and int8, off for fp16.")
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the export report as JSON.")
 def export_onnx_command(run_dir, checkpoint, out, opset, batch, precision, ema, max_fd_increase, quality_samples,
-                        force, rewrite, json_out):
+                        force, overwrite, rewrite, json_out):
     """Export RUN_DIR's generator to a validated, self-describing ONNX file."""
     from genforge.exporters.onnx import export_onnx
+
+    refuse_existing(out, overwrite)
 
     report = export_onnx(run_dir, out, checkpoint=checkpoint, opset=opset, batch=batch, precision=precision,
                          ema=ema, force=force, max_fd_increase=max_fd_increase, quality_samples=quality_samples,
@@ -58,9 +68,12 @@ def export_onnx_command(run_dir, checkpoint, out, opset, batch, precision, ema, 
 @click.option("--max-batch", default=64, show_default=True, type=int)
 @click.option("--workspace-gib", default=4.0, show_default=True, type=float)
 @click.option("--timing-cache", type=click.Path(path_type=Path), help="Reuse and update this timing cache file.")
-def export_tensorrt_command(onnx_file, out, min_batch, opt_batch, max_batch, workspace_gib, timing_cache):
+@click.option("--overwrite", is_flag=True, help="Replace an existing --out engine.")
+def export_tensorrt_command(onnx_file, out, min_batch, opt_batch, max_batch, workspace_gib, timing_cache, overwrite):
     """Build a TensorRT engine (strongly typed: precision from the ONNX) with a JSON sidecar."""
     from genforge.exporters.tensorrt import build_engine
+
+    refuse_existing(out, overwrite)
 
     sidecar = build_engine(onnx_file, out, min_batch, opt_batch, max_batch, workspace_gib, timing_cache)
     click.echo(f"wrote {out} (TensorRT {sidecar['tensorrt_version']}, {sidecar['gpu']}, "

@@ -189,6 +189,14 @@ def test_bad_inputs(runs, tmp_path, run_cli):
                           "must end in .onnx")
     assert not (tmp_path / "e.onnx").exists()
 
+    existing = tmp_path / "existing.onnx"
+    existing.write_bytes(b"somebody's model")
+    assert_one_line_error(run_cli("export", "onnx", runs["dcgan"], "--out", existing, expect=2),
+                          "already exists; pass --overwrite")
+    assert existing.read_bytes() == b"somebody's model"
+    run_cli("export", "onnx", runs["dcgan"], "--out", existing, "--overwrite")
+    assert onnx.load(str(existing)).graph.node
+
 
 def test_provider_fallback_warns(runs, tmp_path, caplog):
     out = tmp_path / "m.onnx"
@@ -243,6 +251,10 @@ def test_tensorrt_export_without_tensorrt_is_one_line(runs, tmp_path, run_cli):
     assert_one_line_error(run_cli("export", "tensorrt", onnx_path, "--out", tmp_path / "m.engine", expect=2),
                           "TensorRT")
     assert not (tmp_path / "m.engine").exists()
+    (tmp_path / "old.engine").write_bytes(b"an engine built for hours")
+    assert_one_line_error(run_cli("export", "tensorrt", onnx_path, "--out", tmp_path / "old.engine", expect=2),
+                          "already exists; pass --overwrite")
+    assert (tmp_path / "old.engine").read_bytes() == b"an engine built for hours"
 
 
 @pytest.mark.gpu
