@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
+from genforge.core.errors import UserError
+
 
 def refuse_existing(out: Path, overwrite: bool) -> None:
-    from genforge.core.errors import UserError
-
     if out.exists() and not overwrite:
         raise UserError(f"{out} already exists; pass --overwrite to replace it, or choose another --out")
 

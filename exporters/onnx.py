@@ -13,8 +13,9 @@
   labels).
 * fp32 and int8 graphs are built from an exact rewrite of the generator (exporters/rewrite.py):
   each stride-2 ConvTranspose with 8+ output channels becomes four 2x2 Convs whose output
-  phases are interleaved, the latent 1x1 -> kxk ConvTranspose a Gemm, BatchNorm folded in. ONNX Runtime's CPU provider has
-  no int8 ConvTranspose and runs these Convs faster in fp32 too (its NCHWc kernels). fp16
+  phases are interleaved, the latent 1x1 -> kxk ConvTranspose a Gemm, BatchNorm folded in.
+  ONNX Runtime's CPU provider has no int8 ConvTranspose and runs these Convs faster in fp32
+  too (its NCHWc kernels). fp16
   (meant for GPUs) keeps ConvTranspose; `rewrite=False` (`--no-rewrite`) keeps it everywhere.
   The metadata's "rewrite" says which was done.
 * Every export is checked: onnx.checker (full), then ONNX Runtime CPU against the PyTorch

@@ -36,6 +36,7 @@ PHASE_TAPS = {0: (3, 1, None), 1: (None, 2, 0)}
 PHASE_TAPS_2 = {0: (3, 1), 1: (2, 0)}
 PHASES = ((0, 0), (0, 1), (1, 0), (1, 1))
 FORMS = ("auto", "split", "phase", "subpixel")
+INTERLEAVES = ("transpose", "concat")
 POINTWISE = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid)
 
 
@@ -80,12 +81,12 @@ class SplitPhaseConv(nn.Module):
     """ConvTranspose(k=4, s=2, p=1) as four 2x2 convolutions, one per output phase (a, b): phase
     a=0 reads input rows m-1..m (padded above), a=1 rows m..m+1 (padded below); columns alike."""
 
-    def __init__(self, weights: list[torch.Tensor], bias: torch.Tensor):
+    def __init__(self, weights: list[torch.Tensor], bias: torch.Tensor, interleave: str = "transpose"):
         super().__init__()
         self.convs = nn.ModuleList(conv_with(w, bias, padding=0) for w in weights)
         self.pads = [(1 - b, b, 1 - a, a) for a, b in PHASES]  # F.pad order: left, right, top, bottom
         self.activation = nn.Identity()
-        self.interleave = "transpose"
+        self.interleave = interleave
 
     def forward(self, x):
         phases = [self.activation(conv(F.pad(x, pad))) for conv, pad in zip(self.convs, self.pads)]
@@ -101,9 +102,9 @@ def interleave_phases(phases: list[torch.Tensor], by: str = "transpose") -> torc
     if by == "concat":
         rows = [torch.stack(phases[2 * a:2 * a + 2], -1).reshape(n, c, h, 2 * w) for a in (0, 1)]
         return torch.cat(rows, 3).reshape(n, c, 2 * h, 2 * w)
-    # Interleave rows, then columns: two transposes that each move one axis, which ONNX Runtime
-    # runs far faster than the 6-D transpose of DepthToSpace (and on uint8 in the int8 graph).
-    # (cat on channels, not stack: no Unsqueeze nodes, which cost ~20 us each at batch 1)
+    # Rows, then columns: two transposes that each move one axis, which ONNX Runtime runs far faster
+    # than the 6-D transpose of DepthToSpace (and on uint8 in the int8 graph). cat, not stack: no
+    # Unsqueeze nodes, which cost ~20 us each at batch 1.
     t = torch.cat(phases, 1).view(n, 2, 2, c, h, w).permute(0, 2, 3, 4, 1, 5).reshape(n, 2, c, 2 * h, w)
     return t.permute(0, 2, 3, 4, 1).reshape(n, c, 2 * h, 2 * w)
 
@@ -165,9 +166,10 @@ def phaseconv_from(convt: nn.ConvTranspose2d, bn: nn.BatchNorm2d | None) -> Phas
     return PhaseConv(weight.flatten(0, 1), bias.repeat(4))
 
 
-def splitphase_from(convt: nn.ConvTranspose2d, bn: nn.BatchNorm2d | None) -> SplitPhaseConv:
+def splitphase_from(convt: nn.ConvTranspose2d, bn: nn.BatchNorm2d | None,
+                    interleave: str = "transpose") -> SplitPhaseConv:
     weight, bias = _phase_weights(convt, bn)
-    return SplitPhaseConv(list(weight), bias)
+    return SplitPhaseConv(list(weight), bias, interleave)
 
 
 def linear_from(convt: nn.ConvTranspose2d, bn: nn.BatchNorm2d | None) -> LatentLinear:
@@ -202,8 +204,8 @@ def rewrite_generator(generator: nn.Module, example_inputs: tuple, form: str = "
                       interleave: str = "transpose") -> tuple[nn.Module, int]:
     """A copy of `generator` (eval) with rewritable ConvTranspose2d (+BatchNorm) layers replaced;
     `interleave` picks the graph of the "split" form's phase interleave (see interleave_phases)."""
-    if form not in FORMS or interleave not in ("transpose", "concat"):
-        raise ValueError(f"unknown rewrite {form!r}/{interleave!r}; forms {FORMS}, interleave transpose|concat")
+    if form not in FORMS or interleave not in INTERLEAVES:
+        raise ValueError(f"unknown rewrite {form!r}/{interleave!r}; forms {FORMS}, interleaves {INTERLEAVES}")
     generator = copy.deepcopy(generator).eval()
     sizes = _input_sizes(generator, example_inputs)
     count = 0
@@ -218,14 +220,14 @@ def rewrite_generator(generator: nn.Module, example_inputs: tuple, form: str = "
             if _is_subpixel(layer):
                 if form == "auto" and layer.out_channels < 8:
                     continue
-                chosen = "split" if form == "auto" else form
-                replacement = {"split": splitphase_from, "phase": phaseconv_from, "subpixel": subpixel_from}[chosen](layer, bn)
+                if form in ("auto", "split"):
+                    replacement = splitphase_from(layer, bn, interleave)
+                else:
+                    replacement = (phaseconv_from if form == "phase" else subpixel_from)(layer, bn)
             elif sizes[id(layer)] == (1, 1) and layer.stride == (1, 1) and layer.padding == (0, 0):
                 replacement = linear_from(layer, bn)
             else:
                 continue
-            if isinstance(replacement, SplitPhaseConv):
-                replacement.interleave = interleave
             parent[i] = replacement
             if bn is not None:
                 parent[i + 1] = nn.Identity()
