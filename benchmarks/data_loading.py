@@ -11,7 +11,7 @@ import time
 
 import torch
 
-from genforge.core.data import open_dataset
+from genforge.core.contract import open_dataset
 from genforge.core.registry import get_registry
 from genforge.core.trainer import BatchSampler
 

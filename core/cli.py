@@ -35,11 +35,12 @@ def cli():
 # -- plugins, models, datasets -------------------------------------------------------------
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def plugins(as_json):
+@click.option("--check", is_flag=True,
+              help="Also import every implementation and check model classes against the contract (imports torch).")
+def plugins(as_json, check):
     """List loaded plugins (built-in and installed), what they register, and load errors."""
     registry = get_registry()
-    for kind in ("models", "datasets", "metrics", "backends"):
-        registry.specs(kind)
+    registry.check_references(import_implementations=check)
     infos = [info.as_dict() for info in registry.plugins.values()]
     if as_json:
         click.echo(json.dumps(infos, indent=2))
@@ -55,10 +56,20 @@ def plugins(as_json):
 @cli.command()
 def models():
     """List the model plugins."""
-    rows = [[s.name, s.family, "yes" if s.conditional else "no",
-             ",".join(map(str, s.image_sizes)) if s.image_sizes else "any", s.plugin, s.description]
-            for s in get_registry().specs("models").values()]
-    print_table("models", ["name", "family", "conditional", "image sizes", "plugin", "description"], rows)
+    from genforge.core.model import capabilities
+
+    rows = []
+    for spec in get_registry().specs("models").values():
+        try:
+            model_class = spec.load()
+            sizes = getattr(model_class, "image_sizes", None)
+            facts = ["yes" if getattr(model_class, "conditional", False) else "no",
+                     ",".join(map(str, sizes)) if sizes else "any",
+                     ", ".join(sorted(capabilities(model_class) - {"conditional"})) or "-"]
+        except UserError as exc:
+            facts = ["?", "?", f"broken: {exc.message}"]
+        rows.append([spec.name, *facts, spec.plugin, spec.description])
+    print_table("models", ["name", "conditional", "image sizes", "capabilities", "plugin", "description"], rows)
 
 
 @cli.command()
@@ -99,7 +110,7 @@ def datasets_show(name, data_dir, image_size, channels, split, download, out):
     """Print a dataset's facts and optionally write a preview grid."""
     import torch
 
-    from genforge.core.data import open_dataset
+    from genforge.core.contract import open_dataset
     from genforge.core.images import save_grid
 
     dataset, info = open_dataset(name, split, image_size, int(channels) if channels else None, data_dir, download)
@@ -282,16 +293,14 @@ def interpolate(target, checkpoint, rows, n_steps, seed, out):
     from genforge.exporters import runtime
 
     generator = runtime.load(target, checkpoint=checkpoint)
-    rng = np.random.default_rng(seed)
-    a = rng.standard_normal((rows, *generator.latent_shape)).astype(np.float32)
-    b = rng.standard_normal((rows, *generator.latent_shape)).astype(np.float32)
-    flat_a, flat_b = a.reshape(rows, -1), b.reshape(rows, -1)
+    ends, _ = generator.prepare_inputs(n=2 * rows, seed=seed)
+    flat_a, flat_b = ends[:rows].reshape(rows, -1), ends[rows:].reshape(rows, -1)
     cos = (flat_a * flat_b).sum(1) / (np.linalg.norm(flat_a, axis=1) * np.linalg.norm(flat_b, axis=1))
     omega = np.arccos(np.clip(cos, -1, 1))[:, None]
     ts = np.linspace(0, 1, n_steps)
     z = np.stack([(np.sin((1 - t) * omega) * flat_a + np.sin(t * omega) * flat_b) / np.sin(omega) for t in ts], 1)
     z = z.reshape(rows * n_steps, *generator.latent_shape).astype(np.float32)
-    labels = np.repeat(np.arange(rows) % generator.num_classes, n_steps) if generator.conditional else None
+    labels = np.repeat(generator.signature.check_labels(None, rows), n_steps) if generator.conditional else None
     images = generator.generate(z=z, labels=labels)
     _save_array_grid(images, out, nrow=n_steps)
     click.echo(f"wrote {out} ({rows} rows of {n_steps})")
@@ -317,8 +326,11 @@ def evaluate(target, checkpoint, ema, n, metrics, dataset_from, inception_weight
     scores = evaluate_target(target, checkpoint=checkpoint, ema=ema, n=n, metrics=metrics,
                              dataset_from=dataset_from, seed=seed,
                              options={"inception_weights": inception_weights} if inception_weights else None)
+    skipped = scores.get("skipped", {})
     print_table(f"quality of {target}", ["metric", "value"],
-                [[k, f"{v:.4g}" if isinstance(v, float) else v] for k, v in scores.items()])
+                [[k, f"{v:.4g}" if isinstance(v, float) else v] for k, v in scores.items() if k != "skipped"])
+    for name, reason in skipped.items():
+        click.echo(f"note: {name} skipped: it {reason}", err=True)
     if json_out:
         Path(json_out).write_text(json.dumps(scores, indent=2))
         click.echo(f"wrote {json_out}")

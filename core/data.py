@@ -5,9 +5,13 @@ A dataset plugin's implementation is a function
     load(split="train", image_size=32, channels=None, data_dir=None, download=False, seed=0)
         -> (torch.utils.data.Dataset of (image, label), DataInfo)
 
-Images are float32 NCHW in [-1, 1]; the label is an int, -1 for unlabelled data.
-Built-ins return an ImageTensorDataset, which also serves whole batches without a
-DataLoader (the trainer's fast path); any other Dataset works through a DataLoader.
+Each item is (image, label): image float32 (C, H, W) in [-1, 1] with C, H, W as the DataInfo
+says; label an int in 0..num_classes-1, or -1 for unlabelled data (num_classes None).
+The function is called with keyword arguments; it raises genforge.core.errors.UserError
+(one line, what to do) for bad input such as a missing data_dir. genforge checks the
+result against this contract when it opens the dataset (core/contract.py).
+Built-ins return an ImageTensorDataset, which also serves whole batches at once (the
+trainer's fast path); any other Dataset works item by item.
 """
 
 from __future__ import annotations
@@ -121,17 +125,18 @@ def images_from_array(array: np.ndarray, image_size: int, channels: int | None) 
     return images.contiguous()
 
 
-def open_dataset(name: str, split: str = "train", image_size: int = 32, channels: int | None = None,
-                 data_dir=None, download: bool = False, seed: int = 0):
-    """Look a dataset plugin up by name and load one split."""
-    from genforge.core.registry import get_registry
+def batch_of(dataset, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (float, NCHW) and int64 labels of `indices`, from any dataset of (image, label) items."""
+    if isinstance(dataset, ImageTensorDataset):
+        return dataset.batch(indices)
+    items = [dataset[int(i)] for i in indices]
+    return torch.stack([image for image, _ in items]), torch.tensor([int(label) for _, label in items], dtype=torch.long)
 
-    spec = get_registry().dataset(name)
-    check_image_size(image_size)
-    if channels not in (None, 1, 3):
-        raise UserError(f"{channels} channels is not supported; use 1 (grey) or 3 (RGB)")
-    return spec.load()(split=split, image_size=image_size, channels=channels, data_dir=data_dir,
-                       download=download, seed=seed)
+
+def image_batches(dataset, size: int = 500):
+    """The whole dataset in order, `size` items at a time: (images, labels) pairs (memory bounded)."""
+    for start in range(0, len(dataset), size):
+        yield batch_of(dataset, torch.arange(start, min(start + size, len(dataset))))
 
 
 def check_split(split: str, splits=("train", "test")) -> str:

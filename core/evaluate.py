@@ -2,7 +2,10 @@
 
 Features come from a small CNN classifier that genforge trains on the dataset's train
 split and caches (GENFORGE_CACHE, default ~/.cache/genforge/classifiers), keyed by dataset,
-image size and channels; its test accuracy is reported beside every score. Fréchet
+image size, channels and a fingerprint of the data and the dataset plugin's version, so a
+changed dataset gets a new classifier; its test accuracy is reported beside every score.
+Datasets are streamed in chunks (any torch Dataset of (image, label) items), so memory
+stays bounded whatever their size. Fréchet
 distance (FD) and KID are computed by torchmetrics on those features. Every FD comes with
 its two reference points, computed the same way: the floor FD(train, test) and the
 ceiling FD(uniform noise, test).
@@ -13,19 +16,26 @@ Inception-v3 state dict), standard FID/KID/IS on Inception features; nothing dow
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
-from genforge.core.data import DataInfo, ImageTensorDataset, open_dataset
+from genforge.core.contract import open_dataset, plugin_error
+from genforge.core.data import DataInfo, ImageTensorDataset, batch_of, image_batches
 from genforge.core.errors import UserError
+from genforge.core.model import call_with_labels, capabilities
+from genforge.core.registry import get_registry
+from genforge.core.specs import METRIC_REQUIREMENTS
 
 MIN_SAMPLES = 10
+CHUNK = 500
 
 
 class FeatureClassifier(nn.Module):
@@ -58,8 +68,8 @@ class Reference:
     """The dataset side of an evaluation: its test split and the feature classifier (None when unlabelled)."""
 
     info: DataInfo
-    test: ImageTensorDataset
-    train: ImageTensorDataset
+    test: torch.utils.data.Dataset
+    train: torch.utils.data.Dataset
     classifier: FeatureClassifier | None
     accuracy: float | None
     cache_path: Path
@@ -77,21 +87,41 @@ def _train_classifier(train, test, info, seed=0, epochs=10, batch=64) -> tuple[F
     for _ in range(epochs):
         order = torch.randperm(len(train), generator=generator)
         for start in range(0, len(order) - batch + 1 if len(order) >= batch else 1, batch):
-            images, labels = train.batch(order[start:start + batch])
+            images, labels = batch_of(train, order[start:start + batch])
             images = images + 0.05 * torch.randn_like(images)  # a little noise: features robust to GAN speckle
             loss = nn.functional.cross_entropy(model.logits(images), labels)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
     model.eval()
-    return model, classify_accuracy(model, test.batch(torch.arange(len(test))))
+    return model, classify_accuracy(model, image_batches(test, CHUNK))
 
 
 @torch.no_grad()
-def classify_accuracy(model, batch) -> float:
-    images, labels = batch
-    predictions = torch.cat([model.logits(chunk).argmax(1) for chunk in images.split(512)])
-    return float((predictions == labels).float().mean())
+def classify_accuracy(model, batches) -> float:
+    """Share of (images, labels) batches classified right."""
+    right = total = 0
+    for images, labels in batches:
+        right += int((model.logits(images).argmax(1) == labels).sum())
+        total += len(labels)
+    return right / max(total, 1)
+
+
+def data_fingerprint(spec, datasets) -> str:
+    """A short hash of the datasets' images and labels and of the plugin that made them."""
+    digest = hashlib.blake2b(f"{spec.plugin} {spec.plugin_version} {spec.impl}".encode(), digest_size=8)
+    for dataset in datasets:
+        if isinstance(dataset, ImageTensorDataset):
+            digest.update(dataset.images.numpy().tobytes())
+            digest.update(dataset.labels.numpy().tobytes())
+            continue
+        for images, labels in image_batches(dataset, CHUNK):
+            low, high = float(images.min()), float(images.max())
+            if low < -1.001 or high > 1.001:
+                raise plugin_error(spec, f"images span {low:.3g}..{high:.3g}; images must be in [-1, 1]")
+            digest.update(images.float().numpy().tobytes())
+            digest.update(labels.numpy().tobytes())
+    return digest.hexdigest()
 
 
 def load_reference(train_config: dict) -> Reference:
@@ -103,9 +133,7 @@ def load_reference(train_config: dict) -> Reference:
                   seed=train_config.get("seed", 0))
     train, info = open_dataset(name, "train", **kwargs)
     test, _ = open_dataset(name, "test", **kwargs)
-    if not isinstance(test, ImageTensorDataset):
-        raise UserError(f"evaluation needs a dataset held in memory (ImageTensorDataset); {name} is not one")
-    key = f"{name}-{size}px-{info.channels}ch"
+    key = f"{name}-{size}px-{info.channels}ch-{data_fingerprint(get_registry().dataset(name), (train, test))}"
     if not info.num_classes:  # no labels, no feature classifier: only the inception metric can run
         return Reference(info, test, train, None, None, cache_dir() / f"{key}.safetensors", False)
     path = cache_dir() / f"{key}.safetensors"
@@ -133,48 +161,67 @@ def check_images(images: torch.Tensor, info: DataInfo, what: str = "images") -> 
         raise UserError(f"{len(images)} {what} are too few for FD/KID; use at least {MIN_SAMPLES} (--n)")
 
 
+def chunks(images):
+    """A tensor of images, or an iterable of image chunks, as chunks."""
+    return images.split(CHUNK) if isinstance(images, torch.Tensor) else images
+
+
 @torch.no_grad()
-def frechet_distance(a: torch.Tensor, b: torch.Tensor, features: nn.Module) -> float:
+def frechet_distance(a, b, features: nn.Module) -> float:
+    """FD between two sets of images (tensors, or iterables of chunks for streaming)."""
     from torchmetrics.image.fid import FrechetInceptionDistance
 
     metric = FrechetInceptionDistance(feature=features, normalize=False)
-    for chunk in a.split(500):
+    for chunk in chunks(a):
         metric.update(chunk.float(), real=True)
-    for chunk in b.split(500):
+    for chunk in chunks(b):
         metric.update(chunk.float(), real=False)
     return float(metric.compute())
 
 
 @torch.no_grad()
-def kernel_distance(a: torch.Tensor, b: torch.Tensor, features: nn.Module) -> tuple[float, float]:
-    from torchmetrics.image.kid import KernelInceptionDistance
-
+def kernel_distance(a, b: torch.Tensor, features: nn.Module, n_real: int | None = None) -> tuple[float, float]:
+    """KID between real images `a` (tensor or chunks; n_real items) and generated images `b`."""
     import warnings
 
-    subset = min(len(a), len(b), 500)
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    subset = min(len(a) if n_real is None else n_real, len(b), CHUNK)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torchmetrics warns that it keeps the features: here at most a few MB
         metric = KernelInceptionDistance(feature=features, subsets=20, subset_size=subset, normalize=False)
-    for chunk in a.split(500):
+    for chunk in chunks(a):
         metric.update(chunk.float(), real=True)
-    for chunk in b.split(500):
+    for chunk in chunks(b):
         metric.update(chunk.float(), real=False)
     mean, std = metric.compute()
     return float(mean), float(std)
 
 
-def test_images(reference: Reference) -> torch.Tensor:
-    return reference.test.batch(torch.arange(len(reference.test)))[0]
+def images_of(dataset):
+    """A dataset's images, streamed in chunks."""
+    return (images for images, _ in image_batches(dataset, CHUNK))
+
+
+def test_images(reference: Reference):
+    return images_of(reference.test)
+
+
+def uniform_noise(reference: Reference, n: int):
+    """n images of uniform noise in [-1, 1] (the FD ceiling), in chunks, the same every time."""
+    generator = torch.Generator().manual_seed(0)
+    info = reference.info
+    for start in range(0, n, CHUNK):
+        yield torch.rand(min(CHUNK, n - start), info.channels, info.height, info.width, generator=generator) * 2 - 1
 
 
 def fd_reference_points(reference: Reference) -> dict:
     """floor = FD(train, test); ceiling = FD(uniform noise, test)."""
     if "fd_floor" not in reference.extras:
-        test = test_images(reference)
-        train = reference.train.batch(torch.arange(len(reference.train)))[0]
-        noise = torch.rand(len(test), *test.shape[1:], generator=torch.Generator().manual_seed(0)) * 2 - 1
-        reference.extras["fd_floor"] = frechet_distance(test, train, reference.classifier)
-        reference.extras["fd_ceiling"] = frechet_distance(test, noise, reference.classifier)
+        classifier = reference.classifier
+        reference.extras["fd_floor"] = frechet_distance(test_images(reference), images_of(reference.train), classifier)
+        reference.extras["fd_ceiling"] = frechet_distance(test_images(reference),
+                                                          uniform_noise(reference, len(reference.test)), classifier)
     return {"fd_floor": reference.extras["fd_floor"], "fd_ceiling": reference.extras["fd_ceiling"]}
 
 
@@ -222,7 +269,8 @@ def metric_fd(data: EvalInput) -> dict:
 
 def metric_kid(data: EvalInput) -> dict:
     check_images(data.images, data.reference.info)
-    mean, std = kernel_distance(test_images(data.reference), data.images, classifier_of(data.reference))
+    mean, std = kernel_distance(test_images(data.reference), data.images, classifier_of(data.reference),
+                                n_real=len(data.reference.test))
     return {"kid": mean, "kid_std": std}
 
 
@@ -230,21 +278,35 @@ def metric_kid(data: EvalInput) -> dict:
 def metric_cond_acc(data: EvalInput) -> dict:
     if data.labels is None:
         raise UserError("cond_acc needs a conditional model (one that takes labels)")
-    return {"cond_acc": classify_accuracy(classifier_of(data.reference), (data.images, data.labels.long()))}
+    batches = zip(data.images.split(CHUNK), data.labels.long().split(CHUNK))
+    return {"cond_acc": classify_accuracy(classifier_of(data.reference), batches)}
 
 
 @torch.no_grad()
 def metric_vae(data: EvalInput) -> dict:
+    """Test -ELBO through the model's negative_elbo, reconstruction PSNR through reconstruct, streamed.
+
+    Conditional models get the test labels as the last argument of both (see core/model.py).
+    """
     model = data.model
-    if model is None or not hasattr(model, "negative_elbo"):
-        raise UserError("neg_elbo needs a VAE run directory (it uses the encoder)")
-    test = test_images(data.reference)
-    noise = torch.randn((len(test), model.config.latent_dim), generator=torch.Generator().manual_seed(0))
-    terms = model.negative_elbo(test, noise)
-    recon = torch.cat([model.reconstruct(chunk) for chunk in test.split(500)])
-    mean_image = data.reference.train.batch(torch.arange(len(data.reference.train)))[0].mean(0, keepdim=True)
-    return {"neg_elbo": float(terms["neg_elbo"]), "recon_psnr": _psnr(test, recon),
-            "mean_image_psnr": _psnr(test, mean_image.expand_as(test))}
+    if model is None or not {"elbo", "reconstruct"} <= capabilities(model):
+        raise UserError("neg_elbo needs a run directory of a model with negative_elbo() and reconstruct()")
+    conditional = bool(model.conditional)
+    rng = np.random.default_rng(0)
+    total = elbo_sum = recon_sq = mean_sq = 0.0
+    mean_image = sum(images.sum(0) for images in images_of(data.reference.train)) / len(data.reference.train)
+    for images, labels in image_batches(data.reference.test, CHUNK):
+        noise = torch.from_numpy(rng.standard_normal((len(images), *model.latent_shape), dtype=np.float32))
+        labels = labels if conditional else None
+        terms = call_with_labels(model.negative_elbo, images, noise, labels=labels)
+        recon = call_with_labels(model.reconstruct, images, labels=labels)
+        elbo_sum += float(terms["neg_elbo"]) * len(images)
+        recon_sq += float(((images - recon.float()) ** 2).sum())
+        mean_sq += float(((images - mean_image) ** 2).sum())
+        total += len(images)
+    pixels = total * data.reference.info.channels * data.reference.info.height * data.reference.info.width
+    return {"neg_elbo": elbo_sum / total, "recon_psnr": _psnr_from_mse(recon_sq / pixels),
+            "mean_image_psnr": _psnr_from_mse(mean_sq / pixels)}
 
 
 def _inception_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -270,17 +332,17 @@ def metric_inception(data: EvalInput) -> dict:
     from torchmetrics.image.kid import KernelInceptionDistance
 
     check_images(data.images, data.reference.info)
-    real, fake = _inception_uint8(test_images(data.reference)), _inception_uint8(data.images)
+    fake = _inception_uint8(data.images)
     fid = FrechetInceptionDistance(feature=2048, feature_extractor_weights_path=str(path))
-    kid = KernelInceptionDistance(feature=2048, subset_size=min(len(real), len(fake), 1000),
+    kid = KernelInceptionDistance(feature=2048, subset_size=min(len(data.reference.test), len(fake), 1000),
                                   feature_extractor_weights_path=str(path))
     inception_score = InceptionScore(feature_extractor_weights_path=str(path))
-    for metric in (fid, kid):
-        for chunk in real.split(200):
-            metric.update(chunk, real=True)
-        for chunk in fake.split(200):
-            metric.update(chunk, real=False)
+    for real in test_images(data.reference):
+        for metric in (fid, kid):
+            metric.update(_inception_uint8(real), real=True)
     for chunk in fake.split(200):
+        for metric in (fid, kid):
+            metric.update(chunk, real=False)
         inception_score.update(chunk)
     kid_mean, kid_std = kid.compute()
     is_mean, is_std = inception_score.compute()
@@ -288,27 +350,41 @@ def metric_inception(data: EvalInput) -> dict:
             "inception_score": float(is_mean), "inception_score_std": float(is_std)}
 
 
-def _psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = float(((a - b) ** 2).mean())
-    return float("inf") if mse == 0 else 10 * float(torch.log10(torch.tensor(4.0 / mse)))
+def _psnr_from_mse(mse: float) -> float:
+    return float("inf") if mse == 0 else 10 * float(np.log10(4.0 / mse))
 
 
-def default_metrics(conditional: bool, family: str) -> list[str]:
-    names = ["fd", "kid"]
-    if conditional:
-        names.append("cond_acc")
-    if family == "vae":
-        names.append("neg_elbo")
-    return names
+def what_applies(reference: Reference, generator_capabilities) -> set[str]:
+    """What the model (its capabilities) and the data offer, in MetricSpec.applies_to terms."""
+    offered = set(generator_capabilities)
+    if reference.info.labelled:
+        offered.add("labelled_data")
+    return offered
 
 
-def run_metrics(names: list[str], data: EvalInput) -> dict:
-    from genforge.core.registry import get_registry
+def run_metrics(names: list[str] | None, data: EvalInput, offered: set[str]) -> dict:
+    """The metrics `names` (default: every default metric) that apply; the others skipped with a note.
 
+    scores["skipped"] maps each skipped metric to what it needs.
+    """
     registry = get_registry()
+    specs = [registry.get("metrics", name) for name in names] if names else [
+        spec for spec in registry.specs("metrics").values() if spec.default]
     scores: dict = {"classifier_test_accuracy": data.reference.accuracy, "n": len(data.images)}
-    for name in names:
-        scores.update(registry.get("metrics", name).load()(data))
+    skipped = {}
+    for spec in specs:
+        missing = [need for need in spec.applies_to if need not in offered]
+        if missing:
+            skipped[spec.name] = f"needs {METRIC_REQUIREMENTS[missing[0]]}"
+            continue
+        scores.update(spec.load()(data))
+    if len(scores) == 2 and skipped:  # nothing could be computed
+        if "labelled_data" not in offered:
+            raise UserError(f"{data.reference.info.name} has no labels, so genforge has no feature classifier for "
+                            "FD, KID or cond_acc; use --metrics inception --inception-weights FILE")
+        raise UserError(f"no metric applies: {'; '.join(f'{k} {v}' for k, v in skipped.items())}")
+    if skipped:
+        scores["skipped"] = skipped
     return scores
 
 
@@ -318,23 +394,22 @@ def evaluate_generator(model, info: DataInfo, train_config, n: int = 1000, metri
     """Score a PyTorch model's generator (used by the trainer's --eval-every)."""
     import dataclasses
 
+    from genforge.core.inputs import signature_of, torch_inputs
     from genforge.core.model import eval_mode
     from genforge.core.trainer import generate
 
     config = dataclasses.asdict(train_config) if dataclasses.is_dataclass(train_config) else dict(train_config)
-    metrics = metrics or ["fd"]
-    z = model.sample_noise(n, torch.Generator().manual_seed(seed)).to(device)
-    labels = (torch.arange(n, dtype=torch.int32) % info.num_classes).to(device) if model.conditional else None
+    z, labels = torch_inputs(*signature_of(model).inputs(n=n, seed=seed), device=device)
     images = in_chunks(lambda zc, lc: generate(model.generator(), zc, lc).cpu(), z, labels)
-    data = EvalInput(images, labels.cpu() if labels is not None else None, reference_for(config), model)
+    reference = reference_for(config)
+    data = EvalInput(images, labels.cpu().long() if labels is not None else None, reference, model)
     with eval_mode(model):
-        return run_metrics(metrics, data)
+        return run_metrics(metrics or ["fd"], data, what_applies(reference, capabilities(model)))
 
 
 def evaluate_target(target, checkpoint=None, ema=False, n=2000, metrics=None, dataset_from=None, seed=0,
                     options=None) -> dict:
     """`genforge evaluate`: a run directory or an .onnx, through the same code."""
-    from genforge.core.registry import get_registry
     from genforge.core.run import read_run_config
     from genforge.exporters import runtime
 
@@ -342,25 +417,26 @@ def evaluate_target(target, checkpoint=None, ema=False, n=2000, metrics=None, da
     generator = runtime.load(target, checkpoint=checkpoint, ema=ema)
     if target.is_dir():
         record, model = read_run_config(target), generator.loaded.model
-        family = get_registry().model(record["train"]["model"]).family
-    else:  # no encoder in an exported generator, so no ELBO: GAN-style metrics only
-        model, family = None, "gan"
+        offered = capabilities(model)
+    else:  # an exported generator has no encoder: only what its inputs say
+        model, offered = None, {"conditional"} if generator.conditional else set()
         if dataset_from is not None:
             record = read_run_config(dataset_from)
-        else:  # an exported file names its dataset, size and channels in its metadata
+        elif generator.metadata.get("dataset"):  # an exported file names its dataset, size and channels
             channels, size, _ = generator.image_shape
-            record = {"train": {"dataset": generator.metadata.get("dataset", "digits"), "image_size": size,
+            record = {"train": {"dataset": generator.metadata["dataset"], "image_size": size,
                                 "channels": channels, "data_dir": None}}
-    names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else default_metrics(
-        generator.conditional, family)
-    for name in names:
+        else:
+            raise UserError(f"{target} names no dataset in its metadata; pass --dataset-from RUN_DIR")
+    names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
+    for name in names or ():
         get_registry().get("metrics", name)
     reference = reference_for(record["train"])
     z, labels = generator.prepare_inputs(n=n, seed=seed)
     images = in_chunks(lambda zc, lc: torch.from_numpy(generator.run(zc, lc)), z, labels)
     data = EvalInput(images, torch.from_numpy(labels).long() if labels is not None else None, reference, model,
                      options or {})
-    return run_metrics(names, data)
+    return run_metrics(names, data, what_applies(reference, offered))
 
 
 def in_chunks(generate_fn, z, labels, size: int = 500) -> torch.Tensor:

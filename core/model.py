@@ -1,12 +1,43 @@
-"""The model contract every model plugin follows (built-in or third-party).
+"""The model contract: what every model plugin provides (built-in or third-party).
 
-A model builds its networks for a DataInfo and its config dataclass, declares its
-optimizers, and implements one training step. The trainer hands the step a StepContext
-(core/step.py) that owns backward, optimizer steps, autocast and gradient scaling.
+A model plugin is one class, a subclass of GeneratorModel, registered by a ModelSpec whose
+`impl` names it. The class is the one home of every fact about the model; genforge checks
+it against this contract when the model is built (core/contract.py) and names the plugin,
+the method and what to change when something is off.
 
-`generator()` returns the inference generator: a plain nn.Module taking noise of shape
-(N, *latent_shape) (and, for conditional models, int32 class labels of shape (N,)) and
-returning float32 NCHW images in [-1, 1]. Noise is always an input, never drawn inside.
+Required, on the class:
+  Config            a dataclass of the model's options (all with defaults); -o key=value and
+                    [model_options] fill it. Its __post_init__ may raise ValueError for bad
+                    values; genforge shows the message as a one-line error.
+  conditional       bool (default False): the generator takes class labels, and training
+                    needs a labelled dataset.
+  image_sizes       tuple of square image sizes the model makes, or None for any size.
+
+Required, on the instance (set in __init__(self, info: DataInfo, config)):
+  latent_shape      tuple of positive ints: the shape of one noise sample, e.g. (100, 1, 1).
+
+Required methods:
+  optimizers() -> dict[str, torch.optim.Optimizer]           at least one, by name
+  training_step(images, labels, ctx) -> dict[str, Tensor]     one update, scalar metrics
+      images  float32 (N, C, H, W) in [-1, 1], on the training device
+      labels  int64 (N,): class indices for labelled data, -1 where unlabelled
+      ctx     core/step.py StepContext: ctx.autocast(), ctx.optimize(name, loss),
+              ctx.frozen(module), ctx.randn(*shape)
+      returns a dict of scalar (0-d or one-element) tensors, e.g. {"d_loss": ..., "g_loss": ...}
+  generator() -> nn.Module                                     the inference generator:
+      forward(z)          unconditional: z float32 (N, *latent_shape)
+      forward(z, labels)  conditional:   labels int32 (N,) in 0..num_classes-1
+      returns float32 (N, C, H, W) images in [-1, 1] (end in Tanh or a clamp). Noise is
+      always an input, never drawn inside, so exports are deterministic and portable.
+
+Optional methods (capabilities, detected by the code that needs them; see `capabilities`):
+  schedulers(optimizers) -> dict[str, LRScheduler]   stepped once per training step
+  negative_elbo(images, noise[, labels]) -> dict      "elbo": per-image averages in nats with
+      at least the key "neg_elbo"; noise is (N, *latent_shape) standard normal for the
+      reparameterisation; conditional models take labels (int64, (N,)) too
+  reconstruct(images[, labels]) -> Tensor             "reconstruct": images through the
+      encoder's mean and the decoder, (N, C, H, W) in [-1, 1]
+  encode(images[, labels]) -> (mean, log_var)         "encode": the posterior's parameters
 """
 
 from __future__ import annotations
@@ -21,10 +52,13 @@ from torch import nn
 from genforge.core.data import DataInfo
 from genforge.core.errors import UserError
 
+OPTIONAL_METHODS = {"elbo": "negative_elbo", "reconstruct": "reconstruct", "encode": "encode"}
+
 
 class GeneratorModel(nn.Module):
     Config: type = None  # a dataclass of the model's options, beside the model in its file
     conditional: bool = False
+    image_sizes: tuple[int, ...] | None = None  # None: any size
     latent_shape: tuple[int, ...] = ()
 
     def __init__(self, info: DataInfo, config):
@@ -45,8 +79,18 @@ class GeneratorModel(nn.Module):
     def generator(self) -> nn.Module:
         raise NotImplementedError
 
-    def sample_noise(self, n: int, generator: torch.Generator | None = None, device="cpu") -> torch.Tensor:
-        return torch.randn((n, *self.latent_shape), generator=generator).to(device)
+
+def capabilities(model_class) -> frozenset[str]:
+    """What a model class (or instance) can do beyond the required contract."""
+    found = {name for name, method in OPTIONAL_METHODS.items() if callable(getattr(model_class, method, None))}
+    if getattr(model_class, "conditional", False):
+        found.add("conditional")
+    return frozenset(found)
+
+
+def call_with_labels(method, *args, labels=None):
+    """Call an optional method, with labels last for conditional models (labels not None)."""
+    return method(*args) if labels is None else method(*args, labels)
 
 
 @contextmanager
@@ -76,10 +120,16 @@ def make_config(config_class, options: dict | None):
                 options[key] = type(default)(value)
             except ValueError:
                 raise UserError(f"model option {key}={value!r} must be a {type(default).__name__}") from None
-    return config_class(**options)
+    try:
+        return config_class(**options)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"model options rejected by {config_class.__name__}: {exc}") from None
 
 
-def power_of_two_depth(image_size: int, model_name: str, sizes=(16, 32, 64, 128)) -> int:
+POW2_SIZES = (16, 32, 64, 128)
+
+
+def power_of_two_depth(image_size: int, model_name: str, sizes=POW2_SIZES) -> int:
     """Number of stride-2 stages between a 4x4 map and the image (a DCGAN-style tower)."""
     if image_size not in sizes:
         raise UserError(f"{model_name} makes images of {', '.join(map(str, sizes))} pixels, not {image_size}; "

@@ -20,7 +20,7 @@ from importlib import metadata
 import pluggy
 
 from genforge.core import hookspecs
-from genforge.core.errors import PluginError, unknown_name
+from genforge.core.errors import PluginError, UserError, unknown_name
 from genforge.core.specs import BackendSpec, DatasetSpec, MetricSpec, ModelSpec, Spec
 
 BUILTIN_PLUGINS = ("genforge.plugins.builtin",)
@@ -145,7 +145,8 @@ class Registry:
             if spec.name in table:
                 other = table[spec.name].plugin
                 raise ValueError(f"{spec_type.kind} {spec.name!r} is registered by both {other} and {info.distribution}")
-            table[spec.name] = type(spec)(**{**spec.__dict__, "plugin": info.distribution})
+            table[spec.name] = type(spec)(**{**spec.__dict__, "plugin": info.distribution,
+                                             "plugin_version": info.version})
             info.registered.setdefault(kind, []).append(spec.name)
 
         return register
@@ -167,8 +168,42 @@ class Registry:
     def dataset(self, name: str) -> DatasetSpec:
         return self.get("datasets", name)
 
+    def check_references(self, import_implementations: bool = False) -> None:
+        """Record, per plugin, implementation references that cannot be found (or, importing, loaded)."""
+        import importlib.util
+
+        by_distribution = {info.distribution: info for info in self.plugins.values()}
+        for kind in SPEC_TYPES:
+            for spec in self.specs(kind).values():
+                info = by_distribution.get(spec.plugin)
+                if info is None:
+                    continue
+                module_name = spec.impl.partition(":")[0]
+                try:
+                    found = importlib.util.find_spec(module_name) is not None
+                except (ImportError, ValueError):
+                    found = False
+                problem = None if found else f"{spec.kind} {spec.name!r}: module {module_name!r} not found"
+                if found and import_implementations:
+                    problem = _load_problem(spec)
+                if problem and problem not in info.errors:
+                    info.errors.append(problem)
+
     def add_commands(self, cli) -> None:
         self._call_each("register_commands", lambda info: {"cli": cli})
+
+
+def _load_problem(spec: Spec) -> str | None:
+    """Why a spec's implementation cannot be used, or None (imports it; model classes are checked too)."""
+    try:
+        implementation = spec.load()
+        if isinstance(spec, ModelSpec):
+            from genforge.core.contract import check_model_class
+
+            check_model_class(spec, implementation)
+    except UserError as exc:
+        return exc.message
+    return None
 
 
 _registry: Registry | None = None

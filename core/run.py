@@ -44,7 +44,7 @@ class LoadedRun:
 
 def load_run(run_dir, checkpoint: str | None = None, ema: bool = False, device="cpu") -> LoadedRun:
     """The model of a run with the weights of one checkpoint (latest by default), in eval mode."""
-    from genforge.core.trainer import build_model
+    from genforge.core.contract import build_model
 
     record = read_run_config(run_dir)
     info = DataInfo.from_dict(record["data_info"])

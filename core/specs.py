@@ -8,6 +8,16 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 
+from genforge.core.errors import PluginError
+
+# what a metric can ask of the model and data it scores (MetricSpec.applies_to)
+METRIC_REQUIREMENTS = {
+    "conditional": "a conditional generator",
+    "labelled_data": "a labelled dataset (for the feature classifier)",
+    "elbo": "a run directory of a model with negative_elbo()",
+    "reconstruct": "a run directory of a model with reconstruct()",
+}
+
 
 def import_object(reference: str):
     """Import "package.module:attr" and return attr."""
@@ -26,21 +36,33 @@ class Spec:
     impl: str
     description: str = ""
     plugin: str = ""  # set by the registry: the distribution (or built-in module) that registered it
+    plugin_version: str = ""  # set by the registry: that distribution's version
 
     kind = "spec"
 
     def load(self):
-        return import_object(self.impl)
+        """The implementation; an import that fails names the plugin in one line."""
+        try:
+            return import_object(self.impl)
+        except Exception as exc:  # noqa: BLE001  any error in a plugin's module is the plugin's
+            raise PluginError(f"{self.kind} {self.name!r} from plugin {self.plugin or '?'} cannot be loaded: "
+                              f"{self.impl!r} failed with {type(exc).__name__}: {exc}; fix the plugin's "
+                              "implementation reference or reinstall it") from None
 
 
 @dataclass(frozen=True)
 class ModelSpec(Spec):
-    """A generator model. impl names a GeneratorModel subclass (see core/model.py)."""
+    """A generator model. impl names a GeneratorModel subclass (see core/model.py).
 
-    family: str = "gan"  # gan | vae
-    conditional: bool = False  # the generator takes class labels
-    needs_labels: bool = False  # training needs a labelled dataset
-    image_sizes: tuple[int, ...] | None = None  # None: any size
+    The class holds every fact about the model (conditional, image sizes, latent shape,
+    capabilities). The optional claims below exist for plugins written before that rule;
+    when given, each must agree with the class, or building the model fails naming the plugin.
+    """
+
+    family: str | None = None  # "gan" or "vae" (a vae must have negative_elbo)
+    conditional: bool | None = None
+    needs_labels: bool | None = None
+    image_sizes: tuple[int, ...] | None = None
     kind = "model"
 
 
@@ -50,22 +72,32 @@ class DatasetSpec(Spec):
 
     labelled: bool = True
     offline: bool = True  # can run with no files and no network
-    needs_data_dir: bool = False
     kind = "dataset"
 
 
 @dataclass(frozen=True)
 class MetricSpec(Spec):
-    """A quality metric. impl names a function (see core/evaluate.py for its arguments)."""
+    """A quality metric. impl names a function taking an EvalInput (core/evaluate.py), returning floats.
 
-    applies_to: tuple[str, ...] = field(default=("gan", "vae"))  # families; "conditional" for label metrics
+    applies_to lists what the metric needs (keys of METRIC_REQUIREMENTS), all of them; a metric
+    whose needs are not met is skipped with a note. default: computed when --metrics is not given.
+    """
+
+    applies_to: tuple[str, ...] = field(default=())
     higher_is_better: bool = False
+    default: bool = True
     kind = "metric"
+
+    def __post_init__(self):
+        unknown = sorted(set(self.applies_to) - set(METRIC_REQUIREMENTS))
+        if unknown:
+            raise ValueError(f"metric {self.name!r}: applies_to {', '.join(unknown)} is unknown; "
+                             f"use {', '.join(METRIC_REQUIREMENTS)}")
 
 
 @dataclass(frozen=True)
 class BackendSpec(Spec):
-    """A benchmark backend. impl names a class with available(target) and prepare(target, batch)."""
+    """A benchmark backend. impl names a class with skip_reason(target) and prepare(target, batch, threads)."""
 
     targets: tuple[str, ...] = field(default=("run",))  # run | onnx | engine
     device: str = "cpu"

@@ -25,9 +25,11 @@ import torch
 
 from genforge import __version__
 from genforge.core import checkpoint as ckpt
-from genforge.core.data import DataInfo, ImageTensorDataset, open_dataset
+from genforge.core.contract import build_model, check_generator_output, open_dataset, probe_batch
+from genforge.core.data import batch_of
 from genforge.core.errors import TrainingDiverged, UserError
-from genforge.core.model import GeneratorModel, eval_mode, make_config
+from genforge.core.inputs import call_generator, signature_of, torch_inputs
+from genforge.core.model import GeneratorModel, eval_mode
 from genforge.core.registry import get_registry
 from genforge.core.step import StepContext
 
@@ -86,18 +88,6 @@ def check_precision(precision: str, device: torch.device) -> None:
         raise UserError("fp16 training needs CUDA (gradient scaling); use --precision bf16 or fp32 on the CPU")
 
 
-def build_model(model_name: str, info: DataInfo, options: dict) -> GeneratorModel:
-    spec = get_registry().model(model_name)
-    if spec.needs_labels and not info.labelled:
-        raise UserError(f"{model_name} needs a labelled dataset, and {info.name} has no labels; "
-                        "use an unconditional model (dcgan, vae) or give the images class subfolders")
-    if spec.image_sizes and info.height not in spec.image_sizes:
-        sizes = ", ".join(map(str, spec.image_sizes))
-        raise UserError(f"{model_name} makes images of {sizes} pixels, not {info.height}; pass --image-size 32")
-    model_class = spec.load()
-    return model_class(info, make_config(model_class.Config, options))
-
-
 class BatchSampler:
     """Batches of the train split in an order fixed by (seed, epoch)."""
 
@@ -114,11 +104,7 @@ class BatchSampler:
         if epoch != self._epoch:
             generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             self._epoch, self._perm = epoch, torch.randperm(len(self.dataset), generator=generator)
-        indices = self._perm[index * self.batch_size:(index + 1) * self.batch_size]
-        if isinstance(self.dataset, ImageTensorDataset):
-            return self.dataset.batch(indices)
-        items = [self.dataset[int(i)] for i in indices]
-        return torch.stack([im for im, _ in items]), torch.tensor([lb for _, lb in items], dtype=torch.long)
+        return batch_of(self.dataset, self._perm[index * self.batch_size:(index + 1) * self.batch_size])
 
 
 class EMA:
@@ -150,18 +136,15 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(list(state["cuda"]))
 
 
-def fixed_inputs(model: GeneratorModel, info: DataInfo, seed: int, n: int = 64):
+def fixed_inputs(model: GeneratorModel, seed: int, n: int = 64):
     """The same noise (and labels) for every sample grid of a run, so grids compare over time."""
-    generator = torch.Generator().manual_seed(seed + 12345)
-    z = model.sample_noise(n, generator)
-    labels = torch.arange(n, dtype=torch.int32) % info.num_classes if model.conditional else None
-    return z, labels
+    return torch_inputs(*signature_of(model).inputs(n=n, seed=seed + 12345))
 
 
 @torch.no_grad()
 def generate(generator: torch.nn.Module, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
     with eval_mode(generator):
-        return (generator(z, labels) if labels is not None else generator(z)).float()
+        return call_generator(generator, z, labels).float()
 
 
 class Trainer:
@@ -177,7 +160,7 @@ class Trainer:
                                           config.data_dir, seed=config.seed)
         self.sampler = BatchSampler(dataset, config.batch_size, config.seed)
         torch.manual_seed(config.seed)
-        self.model = build_model(config.model, self.info, config.model_options)
+        self.model = build_model(config.model, self.info, config.model_options, probe=probe_batch(dataset))
         memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.model.to(self.device, memory_format=memory_format)
         self.memory_format = memory_format
@@ -197,7 +180,7 @@ class Trainer:
             self._write_config()
         epochs = config.epochs if config.epochs is not None else (None if config.steps is not None else 5)
         self.total_steps = config.steps if config.steps is not None else epochs * self.sampler.steps_per_epoch
-        self.fixed_z, self.fixed_labels = fixed_inputs(self.model, self.info, config.seed)
+        self.fixed_z, self.fixed_labels = fixed_inputs(self.model, config.seed)
 
     # -- run directory -------------------------------------------------------------------
     def _check_run_dir(self, resume: bool, overwrite: bool) -> None:
@@ -258,6 +241,8 @@ class Trainer:
         z = self.fixed_z.to(self.device)
         labels = self.fixed_labels.to(self.device) if self.fixed_labels is not None else None
         images = generate(generator, z, labels)
+        check_generator_output(get_registry().model(self.config.model), images, self.info,
+                               f"the generator's output at step {self.step}")
         nrow = self.info.num_classes if self.model.conditional and self.info.num_classes <= 16 else None
         return save_grid(images, path, nrow=nrow)
 

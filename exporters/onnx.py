@@ -36,6 +36,7 @@ import torch
 
 from genforge import __version__
 from genforge.core.errors import UserError, ValidationFailed
+from genforge.core.inputs import GeneratorSignature, call_generator, signature_of, torch_inputs
 
 PRECISIONS = ("fp32", "fp16", "int8")
 # minimum PSNR (dB, peak-to-peak 2) against the fp32 PyTorch generator, and max abs error
@@ -67,23 +68,20 @@ def psnr(reference: np.ndarray, test: np.ndarray, peak: float = 2.0) -> float:
 
 
 class ExportWrapper(torch.nn.Module):
-    """Gives the exporter fixed input names and casts labels for the embedding."""
+    """Gives the exporter fixed input names (z, labels) and a float32 output."""
 
-    def __init__(self, generator: torch.nn.Module, conditional: bool):
+    def __init__(self, generator: torch.nn.Module):
         super().__init__()
-        self.generator, self.conditional = generator, conditional
+        self.generator = generator
 
     def forward(self, z, labels=None):
-        out = self.generator(z, labels) if self.conditional else self.generator(z)
-        return out.float()
+        return call_generator(self.generator, z, labels).float()
 
 
-def example_inputs(latent_shape, num_classes, batch: int, seed: int = 0):
-    generator = torch.Generator().manual_seed(seed)
-    z = torch.randn((batch, *latent_shape), generator=generator)
-    if not num_classes:
-        return (z,)
-    return z, torch.randint(0, num_classes, (batch,), generator=generator, dtype=torch.int32)
+def example_inputs(signature: GeneratorSignature, batch: int, seed: int = 0) -> tuple:
+    """(z,) or (z, labels) as torch tensors, drawn as everywhere in genforge (core/inputs.py)."""
+    z, labels = torch_inputs(*signature.inputs(n=batch, seed=seed))
+    return (z,) if labels is None else (z, labels)
 
 
 def build_metadata(loaded, precision: str, opset: int, batch) -> dict:
@@ -117,8 +115,7 @@ def build_metadata(loaded, precision: str, opset: int, batch) -> dict:
 def _macs(loaded) -> int:
     from genforge.core.flops import count_macs
 
-    inputs = example_inputs(loaded.model.latent_shape, loaded.info.num_classes if loaded.model.conditional else None, 1)
-    return count_macs(loaded.generator, inputs)
+    return count_macs(loaded.generator, example_inputs(signature_of(loaded.model), 1))
 
 
 def export_fp32(module: torch.nn.Module, inputs: tuple, path: Path, opset: int, batch) -> None:
@@ -164,32 +161,29 @@ def topologically_sorted(model):
 class _Calibration:
     """Feeds the generator's own input distribution to the int8 calibrator."""
 
-    def __init__(self, latent_shape, num_classes, batches: int = 16, batch: int = 32, seed: int = 1234):
-        self.items = [example_inputs(latent_shape, num_classes, batch, seed + i) for i in range(batches)]
+    def __init__(self, signature: GeneratorSignature, batches: int = 16, batch: int = 32, seed: int = 1234):
+        self.items = [signature.inputs(n=batch, seed=seed + i) for i in range(batches)]
         self.index = 0
 
     def get_next(self):
         if self.index >= len(self.items):
             return None
-        item = self.items[self.index]
+        z, labels = self.items[self.index]
         self.index += 1
-        feed = {"z": item[0].numpy()}
-        if len(item) == 2:
-            feed["labels"] = item[1].numpy()
-        return feed
+        return {"z": z} if labels is None else {"z": z, "labels": labels}
 
     def rewind(self):
         self.index = 0
 
 
-def to_int8(src: Path, dst: Path, latent_shape, num_classes) -> None:
+def to_int8(src: Path, dst: Path, signature: GeneratorSignature) -> None:
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
-        quantize_static(str(prepared), str(dst), _Calibration(latent_shape, num_classes),
+        quantize_static(str(prepared), str(dst), _Calibration(signature),
                         quant_format=QuantFormat.QDQ, per_channel=True, weight_type=QuantType.QInt8,
                         activation_type=QuantType.QUInt8, calibrate_method=CalibrationMethod.MinMax,
                         op_types_to_quantize=QUANTIZED_OPS,
@@ -208,7 +202,7 @@ def write_metadata(path: Path, metadata: dict) -> None:
     onnx.save(model, str(path))
 
 
-def check_against_torch(path: Path, reference: torch.nn.Module, latent_shape, num_classes, precision: str,
+def check_against_torch(path: Path, reference: torch.nn.Module, signature: GeneratorSignature, precision: str,
                         batches=CHECK_BATCHES):
     import onnx
     import onnxruntime as ort
@@ -222,7 +216,7 @@ def check_against_torch(path: Path, reference: torch.nn.Module, latent_shape, nu
     min_psnr, max_abs = TOLERANCE[precision]
     checks = []
     for batch in batches:
-        inputs = example_inputs(latent_shape, num_classes, batch, seed=100 + batch)
+        inputs = example_inputs(signature, batch, seed=100 + batch)
         with torch.no_grad():
             expected = reference(*inputs).numpy()
         feed = {"z": inputs[0].numpy()}
@@ -259,17 +253,17 @@ def export_onnx(run_dir, out, checkpoint=None, opset: int = 18, batch="dynamic",
     if out.suffix != ".onnx":
         raise UserError(f"--out must end in .onnx, not {out.name!r}")
     loaded = load_run(run_dir, checkpoint, ema=ema)
-    latent_shape = tuple(loaded.model.latent_shape)
-    num_classes = loaded.info.num_classes if loaded.model.conditional else None
-    reference = ExportWrapper(loaded.generator, loaded.model.conditional).eval()
+    signature = signature_of(loaded.model)
+    reference = ExportWrapper(loaded.generator).eval()
+    check_trained_output(loaded, reference, signature)
     module, rewritten = reference, 0
     if rewrite is None:
         rewrite = precision in ("fp32", "int8")
     if rewrite:
-        example = example_inputs(latent_shape, num_classes, 4, seed=7)
-        rewritten_generator, rewritten = rewrite_generator(loaded.generator, example[: 1 + bool(num_classes)],
+        example = example_inputs(signature, 4, seed=7)
+        rewritten_generator, rewritten = rewrite_generator(loaded.generator, example,
                                                            interleave="transpose" if precision == "int8" else "concat")
-        module = ExportWrapper(rewritten_generator, loaded.model.conditional).eval()
+        module = ExportWrapper(rewritten_generator).eval()
         difference = max_difference(reference, module, example)
         if difference > 1e-4:
             raise ValidationFailed(f"the exact ConvTranspose rewrite differs by {difference:.2e}; export refused")
@@ -279,17 +273,17 @@ def export_onnx(run_dir, out, checkpoint=None, opset: int = 18, batch="dynamic",
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".genforge-export-") as tmp:
         tmp = Path(tmp)
         fp32_path = tmp / "fp32.onnx"
-        export_inputs = example_inputs(latent_shape, num_classes, 2 if batch == "dynamic" else batch)
+        export_inputs = example_inputs(signature, 2 if batch == "dynamic" else batch)
         export_fp32(module, export_inputs, fp32_path, opset, batch)
         final = tmp / "final.onnx"
         if precision == "fp16":
             to_fp16(fp32_path, final)
         elif precision == "int8":
-            to_int8(fp32_path, final, latent_shape, num_classes)
+            to_int8(fp32_path, final, signature)
         else:
             final = fp32_path
         write_metadata(final, metadata)
-        checks = check_against_torch(final, reference, latent_shape, num_classes, precision,
+        checks = check_against_torch(final, reference, signature, precision,
                                      CHECK_BATCHES if batch == "dynamic" else (batch,))
         report = ExportReport(str(out), precision, opset, rewritten, checks, metadata=metadata)
         failed = [c for c in checks if not c["ok"]]
@@ -310,6 +304,20 @@ def export_onnx(run_dir, out, checkpoint=None, opset: int = 18, batch="dynamic",
     return report
 
 
+CHECKED_SAMPLES = 64
+
+
+def check_trained_output(loaded, reference: torch.nn.Module, signature: GeneratorSignature) -> None:
+    """The metadata to be written (image shape, output range) against the trained generator's real output."""
+    from genforge.core.contract import check_generator_output
+    from genforge.core.registry import get_registry
+
+    with torch.no_grad():
+        images = reference(*example_inputs(signature, CHECKED_SAMPLES, seed=11))
+    spec = get_registry().model(loaded.model_name)
+    check_generator_output(spec, images, loaded.info, f"the trained generator's output (checkpoint {loaded.checkpoint})")
+
+
 def quality_gate(path: Path, loaded, n: int, max_fd_increase: float) -> dict:
     """FD of the variant and of the fp32 PyTorch generator, same noise, same features."""
     from genforge.core.evaluate import frechet_distance_of
@@ -318,9 +326,7 @@ def quality_gate(path: Path, loaded, n: int, max_fd_increase: float) -> dict:
     variant = OnnxRuntime(path, "cpu")
     z, labels = variant.prepare_inputs(n=n, seed=2024)
     with torch.no_grad():
-        zt = torch.from_numpy(z)
-        g = loaded.generator
-        reference_images = (g(zt, torch.from_numpy(labels)) if labels is not None else g(zt)).float()
+        reference_images = call_generator(loaded.generator, *torch_inputs(z, labels)).float()
     variant_images = torch.from_numpy(variant.run(z, labels))
     fd_ref = frechet_distance_of(reference_images, loaded.info, loaded.record["train"])
     fd_var = frechet_distance_of(variant_images, loaded.info, loaded.record["train"])

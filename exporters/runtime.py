@@ -4,8 +4,9 @@
     g = runtime.load("model.onnx")            # or a run directory, or model.engine
     images = g.generate(n=16, seed=0)         # float32 NCHW numpy array in [-1, 1]
 
-Noise is drawn here (standard normal, from `seed`) unless `z` is given; labels default to
-0, 1, 2, ... modulo the number of classes for conditional generators. Loading an .onnx or
+Noise is drawn as everywhere in genforge (core/inputs.py: standard normal from `seed`) unless
+`z` is given; labels default to 0, 1, 2, ... modulo the number of classes for conditional
+generators, so a run directory and its export give the same images for the same seed. Loading an .onnx or
 .engine needs only its metadata: no model-plugin code is imported.
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from genforge.core.errors import UserError
+from genforge.core.inputs import GeneratorSignature, call_generator, torch_inputs
 
 log = logging.getLogger("genforge.runtime")
 
@@ -33,38 +35,13 @@ class GeneratorRuntime:
     def conditional(self) -> bool:
         return bool(self.num_classes)
 
+    @property
+    def signature(self) -> GeneratorSignature:
+        return GeneratorSignature(tuple(self.latent_shape), self.num_classes)
+
     def prepare_inputs(self, n=None, z=None, labels=None, seed=None) -> tuple[np.ndarray, np.ndarray | None]:
-        if z is None:
-            if n is None:
-                n = len(labels) if labels is not None else 1
-            if int(n) < 1:
-                raise UserError(f"n must be at least 1, not {n}")
-            z = np.random.default_rng(seed).standard_normal((int(n), *self.latent_shape), dtype=np.float32)
-        z = np.asarray(z)
-        if z.dtype != np.float32:
-            if not np.issubdtype(z.dtype, np.floating):
-                raise UserError(f"noise must be float32, not {z.dtype}")
-            z = z.astype(np.float32)
-        if z.shape[1:] != tuple(self.latent_shape):
-            raise UserError(f"noise must have shape (N, {', '.join(map(str, self.latent_shape))}), not {z.shape}")
-        if n is not None and len(z) != int(n):
-            raise UserError(f"n={n} but the noise holds {len(z)} samples")
-        if not self.conditional:
-            if labels is not None:
-                raise UserError("this generator is unconditional; drop the labels")
-            return z, None
-        if labels is None:
-            labels = np.arange(len(z)) % self.num_classes
-        labels = np.asarray(labels)
-        if labels.ndim == 0:
-            labels = np.full(len(z), int(labels))
-        if not np.issubdtype(labels.dtype, np.integer):
-            raise UserError(f"labels must be integers, not {labels.dtype}")
-        if labels.shape != (len(z),):
-            raise UserError(f"labels must have shape ({len(z)},), not {labels.shape}")
-        if labels.min() < 0 or labels.max() >= self.num_classes:
-            raise UserError(f"labels must be in 0..{self.num_classes - 1}; got {labels.min()}..{labels.max()}")
-        return z, labels.astype(np.int32)
+        """Noise and labels drawn (or checked) as everywhere in genforge (core/inputs.py)."""
+        return self.signature.inputs(n=n, z=z, labels=labels, seed=seed)
 
     def generate(self, n=None, z=None, labels=None, seed=None) -> np.ndarray:
         z, labels = self.prepare_inputs(n, z, labels, seed)
@@ -94,10 +71,7 @@ class TorchRuntime(GeneratorRuntime):
     def run(self, z, labels):
         torch = self.torch
         with torch.inference_mode():
-            zt = torch.from_numpy(z).to(self.device)
-            g = self.loaded.generator
-            out = g(zt, torch.from_numpy(labels).to(self.device)) if labels is not None else g(zt)
-            return out.float().cpu().numpy()
+            return call_generator(self.loaded.generator, *torch_inputs(z, labels, self.device)).float().cpu().numpy()
 
 
 def load(path, provider: str = "cpu", checkpoint=None, ema=False, device="cpu") -> GeneratorRuntime:

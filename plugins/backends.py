@@ -14,7 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+
+from genforge.core.inputs import signature_of, torch_inputs
 
 
 @dataclass
@@ -53,13 +54,6 @@ class CudaEventsMixin:
         return start.elapsed_time(end) / 1e3
 
 
-def _noise(latent_shape, batch, num_classes, seed=0):
-    rng = np.random.default_rng(seed)
-    z = rng.standard_normal((batch, *latent_shape), dtype=np.float32)
-    labels = (np.arange(batch) % num_classes).astype(np.int32) if num_classes else None
-    return z, labels
-
-
 # -- PyTorch ---------------------------------------------------------------------------------
 class TorchCall(PreparedCall):
     def __init__(self, target: Target, batch: int, threads: int | None, device: str, compile_mode: str | None):
@@ -73,8 +67,8 @@ class TorchCall(PreparedCall):
         self.torch, self.device = torch, device
         loaded = load_run(target.path, target.checkpoint, device=device)
         generator = loaded.generator.eval()
-        z, labels = _noise(loaded.model.latent_shape, batch, loaded.info.num_classes if loaded.model.conditional else None)
-        self.inputs = (torch.from_numpy(z).to(device),) + ((torch.from_numpy(labels).to(device),) if labels is not None else ())
+        z, labels = torch_inputs(*signature_of(loaded.model).inputs(n=batch, seed=0), device=device)
+        self.inputs = (z,) if labels is None else (z, labels)
         self.macs_per_image = count_macs(generator, tuple(t[:1] for t in self.inputs))
         self.module = torch.compile(generator, mode=compile_mode) if compile_mode else generator
 
@@ -127,7 +121,7 @@ class OrtCall(PreparedCall):
         from genforge.exporters.onnx_runtime import OnnxRuntime
 
         self.runtime = OnnxRuntime(target.path, provider, threads=threads)
-        self.z, self.labels = _noise(self.runtime.latent_shape, batch, self.runtime.num_classes)
+        self.z, self.labels = self.runtime.prepare_inputs(n=batch, seed=0)
         macs = self.runtime.metadata.get("macs_per_image")
         self.macs_per_image = int(macs) if macs else None
         self.device = "cpu" if provider == "cpu" else "cuda"
@@ -173,7 +167,7 @@ class TensorrtCall(CudaEventsMixin, PreparedCall):
 
         self.runtime = EngineRuntime(target.path)
         self.runtime.check_batch(batch)
-        self.z, self.labels = _noise(self.runtime.latent_shape, batch, self.runtime.num_classes)
+        self.z, self.labels = self.runtime.prepare_inputs(n=batch, seed=0)
         self.runtime.bind(self.z, self.labels)
         macs = self.runtime.metadata.get("macs_per_image")
         self.macs_per_image = int(macs) if macs else None

@@ -4,17 +4,13 @@ from genforge.core.hookspecs import hookimpl
 from genforge.core.specs import BackendSpec, DatasetSpec, MetricSpec, ModelSpec
 
 P = "genforge.plugins"
-POW2_16_128 = (16, 32, 64, 128)
 
 
 @hookimpl
 def register_models(register):
-    register(ModelSpec("dcgan", f"{P}.dcgan:DCGAN", "DCGAN (Radford et al.): transposed-conv generator, conv discriminator",
-                       family="gan", image_sizes=POW2_16_128))
-    register(ModelSpec("cgan", f"{P}.cgan:ConditionalGAN", "conditional DCGAN: label embedding in G, projection discriminator",
-                       family="gan", conditional=True, needs_labels=True, image_sizes=POW2_16_128))
-    register(ModelSpec("vae", f"{P}.vae:VAE", "convolutional VAE with Bernoulli or Gaussian likelihood",
-                       family="vae", image_sizes=POW2_16_128))
+    register(ModelSpec("dcgan", f"{P}.dcgan:DCGAN", "DCGAN (Radford et al.): transposed-conv generator, conv discriminator"))
+    register(ModelSpec("cgan", f"{P}.cgan:ConditionalGAN", "conditional DCGAN: label embedding in G, projection discriminator"))
+    register(ModelSpec("vae", f"{P}.vae:VAE", "convolutional VAE with Bernoulli or Gaussian likelihood"))
 
 
 @hookimpl
@@ -22,26 +18,29 @@ def register_datasets(register):
     register(DatasetSpec("digits", f"{P}.digits:load", "scikit-learn's 1,797 handwritten 8x8 digits, bundled (default)"))
     register(DatasetSpec("shapes", f"{P}.shapes:load", "procedural coloured shapes, 4 classes, deterministic by seed"))
     register(DatasetSpec("image-folder", f"{P}.image_folder:load", "your own images: class subfolders or a flat folder",
-                         labelled=True, offline=False, needs_data_dir=True))
+                         labelled=True, offline=False))
     register(DatasetSpec("mnist", f"{P}.mnist:load_mnist", "MNIST from IDX files in --data-dir (or --download)",
-                         offline=False, needs_data_dir=True))
+                         offline=False))
     register(DatasetSpec("fashion-mnist", f"{P}.mnist:load_fashion_mnist", "Fashion-MNIST from IDX files in --data-dir",
-                         offline=False, needs_data_dir=True))
+                         offline=False))
     register(DatasetSpec("cifar10", f"{P}.cifar10:load", "CIFAR-10 through torchvision (extra 'vision')",
-                         offline=False, needs_data_dir=True))
+                         offline=False))
 
 
 @hookimpl
 def register_metrics(register):
     E = "genforge.core.evaluate"
-    register(MetricSpec("fd", f"{E}:metric_fd", "Frechet distance in the feature classifier's space, with floor and ceiling"))
-    register(MetricSpec("kid", f"{E}:metric_kid", "kernel distance (KID) in the feature classifier's space"))
+    register(MetricSpec("fd", f"{E}:metric_fd", "Frechet distance in the feature classifier's space, with floor and ceiling",
+                        applies_to=("labelled_data",)))
+    register(MetricSpec("kid", f"{E}:metric_kid", "kernel distance (KID) in the feature classifier's space",
+                        applies_to=("labelled_data",)))
     register(MetricSpec("cond_acc", f"{E}:metric_cond_acc", "share of samples classified as the label asked for",
-                        applies_to=("conditional",), higher_is_better=True))
-    register(MetricSpec("neg_elbo", f"{E}:metric_vae", "VAE test negative ELBO (nats/image) and reconstruction PSNR",
-                        applies_to=("vae",)))
+                        applies_to=("conditional", "labelled_data"), higher_is_better=True))
+    register(MetricSpec("neg_elbo", f"{E}:metric_vae", "test negative ELBO (nats/image) and reconstruction PSNR",
+                        applies_to=("elbo", "reconstruct")))
     register(MetricSpec("inception", f"{E}:metric_inception",
-                        "standard FID, KID and IS on Inception-v3 features (weights file supplied by the user)"))
+                        "standard FID, KID and IS on Inception-v3 features (weights file supplied by the user)",
+                        default=False))
 
 
 @hookimpl

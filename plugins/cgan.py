@@ -12,8 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genforge.core.errors import UserError
-from genforge.core.model import GeneratorModel, power_of_two_depth
+from genforge.core.model import POW2_SIZES, GeneratorModel, power_of_two_depth
 from genforge.plugins.dcgan import discriminator_tower, gan_losses, generator_tower, init_dcgan_weights
 
 
@@ -55,12 +54,10 @@ class ProjectionDiscriminator(nn.Module):
 class ConditionalGAN(GeneratorModel):
     Config = ConditionalGANConfig
     conditional = True
+    image_sizes = POW2_SIZES
 
     def __init__(self, info, config: ConditionalGANConfig):
         super().__init__(info, config)
-        if not info.num_classes:
-            raise UserError(f"cgan needs a labelled dataset, and {info.name} has no labels; "
-                            "use dcgan or vae, or give the images class subfolders")
         depth = power_of_two_depth(info.height, "cgan")
         self.num_classes = info.num_classes
         self.latent_shape = (config.latent_dim, 1, 1)

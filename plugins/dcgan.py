@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genforge.core.model import GeneratorModel, power_of_two_depth
+from genforge.core.model import POW2_SIZES, GeneratorModel, power_of_two_depth
 
 
 @dataclass
@@ -86,6 +86,7 @@ def gan_losses(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
 
 class DCGAN(GeneratorModel):
     Config = DCGANConfig
+    image_sizes = POW2_SIZES
 
     def __init__(self, info, config: DCGANConfig):
         super().__init__(info, config)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genforge.core.errors import UserError
-from genforge.core.model import GeneratorModel, power_of_two_depth
+from genforge.core.model import POW2_SIZES, GeneratorModel, power_of_two_depth
 from genforge.plugins.dcgan import discriminator_tower
 
 
@@ -56,6 +56,7 @@ class VAEDecoder(nn.Module):
 
 class VAE(GeneratorModel):
     Config = VAEConfig
+    image_sizes = POW2_SIZES
 
     def __init__(self, info, config: VAEConfig):
         super().__init__(info, config)

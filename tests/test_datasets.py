@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from conftest import assert_one_line_error
-from genforge.core.data import open_dataset
+from genforge.core.contract import open_dataset
 from genforge.core.errors import UserError
 
 

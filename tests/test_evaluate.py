@@ -141,5 +141,5 @@ def test_eval_during_training_can_train_the_classifier_first(tmp_path, monkeypat
     monkeypatch.setenv("GENFORGE_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setattr(ev, "_references", {})
     trainer = train_small(tmp_path / "run", dataset="shapes", steps=2, eval_every=2, eval_samples=50)
-    assert (tmp_path / "empty-cache" / "classifiers" / "shapes-16px-3ch.safetensors").exists()
+    assert list((tmp_path / "empty-cache" / "classifiers").glob("shapes-16px-3ch-*.safetensors"))
     assert any(json.loads(line)["kind"] == "eval" for line in (trainer.out / "metrics.jsonl").read_text().splitlines())

@@ -37,7 +37,7 @@ def randomise_batchnorm(module):
 @pytest.mark.parametrize("model", ["dcgan", "cgan", "vae"])
 @pytest.mark.parametrize("interleave", ["transpose", "concat"])
 def test_convtranspose_rewrite_is_exact(model, form, interleave):
-    from genforge.core.trainer import build_model
+    from genforge.core.contract import build_model
 
     net = build_model(model, DataInfo("x", 3, 64, 64, 10), {})
     generator = net.generator().eval()

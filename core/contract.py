@@ -1,0 +1,288 @@
+"""The plugin contract, checked where a plugin is built.
+
+`build_model` and `open_dataset` are the only ways genforge makes a model or opens a dataset
+from a plugin. Each checks what the plugin gave against its contract (models: core/model.py;
+datasets: core/data.py) on a tiny batch, before anything is written, and a plugin that breaks
+it fails with one line naming the plugin, the method and what to change (ContractError,
+exit 2). The checks cost one generator call on two samples and, when training, one training
+step on a copy of the model with a few images.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from genforge.core.data import DataInfo, ImageTensorDataset, check_image_size
+from genforge.core.errors import UserError
+from genforge.core.inputs import call_generator, signature_of, torch_inputs
+from genforge.core.model import GeneratorModel, capabilities, eval_mode, make_config
+from genforge.core.registry import get_registry
+from genforge.core.specs import DatasetSpec, ModelSpec
+from genforge.core.step import StepContext
+
+RANGE_TOLERANCE = 1e-3  # images may overshoot [-1, 1] by this much (float rounding)
+ITEMS_CHECKED = 8  # dataset items read to check them against their DataInfo
+PROBE_IMAGES = 4  # images in the training-step probe
+
+
+class ContractError(UserError):
+    """A plugin does not keep the contract: one line naming the plugin and what to change."""
+
+
+def plugin_error(spec, message: str) -> ContractError:
+    return ContractError(f"{spec.kind} plugin {spec.name!r} ({spec.plugin or 'unregistered'}): {message}")
+
+
+# -- models ----------------------------------------------------------------------------------------
+def build_model(name: str, info: DataInfo, options: dict | None, probe: tuple | None = None) -> GeneratorModel:
+    """The model plugin `name` built for `info`, checked against the contract.
+
+    probe: (images, labels) from the dataset to run one training step on a copy of the model
+    (training); without it only the generator is checked (loading a trained run).
+    """
+    spec = get_registry().model(name)
+    model_class = spec.load()
+    check_model_class(spec, model_class)
+    check_model_fits_data(spec, model_class, info)
+    try:
+        model = model_class(info, make_config(model_class.Config, options))
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001  the plugin's constructor is the plugin's
+        raise plugin_error(spec, f"__init__(info, config) raised {type(exc).__name__}: {exc}") from None
+    check_model(spec, model, info, probe)
+    return model
+
+
+def check_model_class(spec: ModelSpec, model_class) -> None:
+    """The class side of the contract, and the spec's claims against the class."""
+    if not (isinstance(model_class, type) and issubclass(model_class, GeneratorModel)):
+        raise plugin_error(spec, f"{spec.impl} is {model_class!r}, not a GeneratorModel subclass; "
+                                 "subclass genforge.core.model.GeneratorModel")
+    if not dataclasses.is_dataclass(model_class.Config):
+        raise plugin_error(spec, f"{model_class.__name__}.Config is {model_class.Config!r}, not a dataclass; "
+                                 "add `Config = MyConfig` where MyConfig is a @dataclass of the model's options")
+    for method in ("optimizers", "training_step", "generator"):
+        if getattr(model_class, method) is getattr(GeneratorModel, method):
+            raise plugin_error(spec, f"{model_class.__name__} does not implement {method}(); "
+                                     "see the model contract in genforge/core/model.py")
+    if not isinstance(model_class.conditional, bool):
+        raise plugin_error(spec, f"{model_class.__name__}.conditional is {model_class.conditional!r}; "
+                                 "set it to True or False")
+    sizes = model_class.image_sizes
+    if sizes is not None and not (isinstance(sizes, tuple) and sizes and all(isinstance(s, int) for s in sizes)):
+        raise plugin_error(spec, f"{model_class.__name__}.image_sizes is {sizes!r}; "
+                                 "use a tuple of ints such as (32, 64), or None for any size")
+    claims = {"conditional": model_class.conditional, "needs_labels": model_class.conditional,
+              "image_sizes": sizes}
+    for field, truth in claims.items():
+        claim = getattr(spec, field)
+        if claim is not None and (tuple(claim) if field == "image_sizes" else claim) != truth:
+            raise plugin_error(spec, f"its ModelSpec says {field}={claim!r} but {model_class.__name__} says "
+                                     f"{truth!r}; the class is the one source: fix the class or drop "
+                                     f"{field} from the ModelSpec")
+    if spec.family not in (None, "gan", "vae"):
+        raise plugin_error(spec, f"ModelSpec family={spec.family!r} is unknown; drop it (capabilities come "
+                                 "from the class)")
+    if spec.family == "vae" and "elbo" not in capabilities(model_class):
+        raise plugin_error(spec, f"its ModelSpec says family='vae' but {model_class.__name__} has no "
+                                 "negative_elbo(images, noise); add it or drop family from the ModelSpec")
+
+
+def check_model_fits_data(spec: ModelSpec, model_class, info: DataInfo) -> None:
+    """What the user chose (dataset, image size) against what the model can make."""
+    if model_class.conditional and not info.labelled:
+        raise UserError(f"{spec.name} needs a labelled dataset (it is conditional), and {info.name} has no labels; "
+                        "use an unconditional model or give the images class subfolders")
+    sizes = model_class.image_sizes
+    if sizes and (info.height not in sizes or info.width != info.height):
+        nearest = min(sizes, key=lambda s: abs(s - info.height))
+        raise UserError(f"{spec.name} makes square images of {', '.join(map(str, sizes))} pixels, not "
+                        f"{info.height}x{info.width}; pass --image-size {nearest}")
+
+
+def check_model(spec: ModelSpec, model: GeneratorModel, info: DataInfo, probe: tuple | None = None) -> None:
+    """The instance side: latent shape, the generator's output, and (with a probe batch) one training step."""
+    shape = model.latent_shape
+    if not (isinstance(shape, (tuple, list)) and shape and all(isinstance(d, int) and d > 0 for d in shape)):
+        raise plugin_error(spec, f"latent_shape is {shape!r}; set self.latent_shape in __init__ to the shape of "
+                                 "one noise sample, e.g. (latent_dim, 1, 1)")
+    generator = generator_of(spec, model)
+    z, labels = torch_inputs(*signature_of(model).inputs(n=2, seed=0))
+    images = run_generator(spec, generator, z, labels)
+    check_generator_output(spec, images, info, "generator() output")
+    if not torch.equal(images, run_generator(spec, generator, z, labels)):
+        raise plugin_error(spec, "generator() gives different images for the same noise; noise must be an input, "
+                                 "never drawn inside forward() (no torch.randn or dropout in the generator)")
+    if probe is not None:
+        check_training_step(spec, model, probe)
+
+
+def generator_of(spec: ModelSpec, model: GeneratorModel) -> nn.Module:
+    try:
+        generator = model.generator()
+    except Exception as exc:  # noqa: BLE001
+        raise plugin_error(spec, f"generator() raised {type(exc).__name__}: {exc}; return the inference "
+                                 "nn.Module") from None
+    if not isinstance(generator, nn.Module):
+        raise plugin_error(spec, f"generator() returned {type(generator).__name__}; return an nn.Module")
+    return generator
+
+
+@torch.no_grad()
+def run_generator(spec, generator: nn.Module, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    try:
+        with eval_mode(generator):
+            images = call_generator(generator, z, labels)
+    except Exception as exc:  # noqa: BLE001
+        if labels is not None:
+            raise plugin_error(spec, f"generator()(z, labels) failed on noise {tuple(z.shape)} and int32 labels: "
+                                     f"{type(exc).__name__}: {str(exc).splitlines()[0]}; labels arrive as int32 "
+                                     "(call labels.long() before nn.Embedding or one_hot)") from None
+        raise plugin_error(spec, f"generator()(z) failed on noise of shape {tuple(z.shape)}: "
+                                 f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(images, torch.Tensor):
+        raise plugin_error(spec, f"the generator returned {type(images).__name__}; return a tensor of images")
+    return images
+
+
+def check_generator_output(spec, images: torch.Tensor, info: DataInfo, what: str) -> None:
+    """float32 (N, C, H, W) for the dataset, finite, in [-1, 1]."""
+    expected = (info.channels, info.height, info.width)
+    if tuple(images.shape[1:]) != expected or images.ndim != 4:
+        if images.ndim == 4 and images.shape[1] != info.channels:
+            fix = f"make the last layer output {info.channels} channel(s)"
+        else:
+            fix = f"make it output {info.height}x{info.width} images"
+        raise plugin_error(spec, f"{what} has shape {tuple(images.shape)}; expected (N, {', '.join(map(str, expected))}) "
+                                 f"for {info.name} at {info.height}x{info.width}: {fix}")
+    if images.dtype != torch.float32:
+        raise plugin_error(spec, f"{what} is {images.dtype}; return float32 images (call .float())")
+    if not bool(torch.isfinite(images).all()):
+        raise plugin_error(spec, f"{what} holds NaN or Inf values")
+    low, high = float(images.min()), float(images.max())
+    if low < -1 - RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
+        raise plugin_error(spec, f"{what} spans {low:.3g}..{high:.3g}, outside [-1, 1]; end the generator with "
+                                 "Tanh (or clamp to [-1, 1])")
+
+
+def check_training_step(spec: ModelSpec, model: GeneratorModel, probe: tuple) -> None:
+    """One training step on a copy of the model: the optimizers and the step's metrics dict."""
+    images, labels = probe
+    trial = copy.deepcopy(model)
+    with torch.random.fork_rng(devices=[]):
+        try:
+            optimizers = trial.optimizers()
+        except Exception as exc:  # noqa: BLE001
+            raise plugin_error(spec, f"optimizers() raised {type(exc).__name__}: {exc}") from None
+        if not (isinstance(optimizers, Mapping) and optimizers
+                and all(isinstance(o, torch.optim.Optimizer) for o in optimizers.values())):
+            raise plugin_error(spec, f"optimizers() returned {optimizers!r}; return a non-empty dict of "
+                                     "torch.optim optimizers by name, e.g. {'g': Adam(...), 'd': Adam(...)}")
+        ctx = StepContext(optimizers, torch.device("cpu"))
+        trial.train()
+        try:
+            metrics = trial.training_step(images, labels, ctx)
+        except UserError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise plugin_error(spec, f"training_step(images, labels, ctx) raised {type(exc).__name__}: "
+                                     f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+    check_step_metrics(spec, metrics)
+
+
+def check_step_metrics(spec, metrics) -> None:
+    ok = (isinstance(metrics, Mapping) and metrics
+          and all(isinstance(k, str) and isinstance(v, torch.Tensor) and v.numel() == 1 for k, v in metrics.items()))
+    if not ok:
+        got = type(metrics).__name__ if not isinstance(metrics, Mapping) else repr(
+            {k: type(v).__name__ for k, v in metrics.items()})
+        raise plugin_error(spec, f"training_step returned {got}; return a dict of scalar tensors, "
+                                 "e.g. {'loss': loss.detach()}")
+
+
+def probe_batch(dataset, n: int = PROBE_IMAGES) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first few images and int64 labels of a dataset, as training_step receives them."""
+    from genforge.core.data import batch_of
+
+    return batch_of(dataset, torch.arange(min(n, len(dataset))))
+
+
+# -- datasets --------------------------------------------------------------------------------------
+def open_dataset(name: str, split: str = "train", image_size: int = 32, channels: int | None = None,
+                 data_dir=None, download: bool = False, seed: int = 0):
+    """Look a dataset plugin up by name, load one split, check it against its DataInfo."""
+    spec = get_registry().dataset(name)
+    check_image_size(image_size)
+    if channels not in (None, 1, 3):
+        raise UserError(f"{channels} channels is not supported; use 1 (grey) or 3 (RGB)")
+    load = spec.load()
+    try:
+        result = load(split=split, image_size=image_size, channels=channels, data_dir=data_dir,
+                      download=download, seed=seed)
+    except UserError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise plugin_error(spec, f"load(split={split!r}, ...) raised {type(exc).__name__}: {exc}") from None
+    return check_dataset(spec, result, image_size, channels)
+
+
+def check_dataset(spec: DatasetSpec, result, image_size: int, channels: int | None):
+    """(dataset, DataInfo) whose items match the DataInfo: shape, range, labels."""
+    if not (isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], DataInfo)):
+        raise plugin_error(spec, f"load() returned {type(result).__name__}; return (dataset, DataInfo(...)) "
+                                 "(see genforge/core/data.py)")
+    dataset, info = result
+    if not hasattr(dataset, "__getitem__") or not hasattr(dataset, "__len__"):
+        raise plugin_error(spec, f"load() returned a {type(dataset).__name__} as the dataset; return a "
+                                 "torch.utils.data.Dataset with __len__ and __getitem__")
+    if len(dataset) == 0:
+        raise plugin_error(spec, "the dataset holds no images")
+    if (info.height, info.width) != (image_size, image_size):
+        raise plugin_error(spec, f"DataInfo says {info.height}x{info.width} images but {image_size}x{image_size} "
+                                 "were asked for; resize to image_size")
+    if channels is not None and info.channels != channels:
+        raise plugin_error(spec, f"DataInfo says {info.channels} channel(s) but {channels} were asked for; "
+                                 "convert with genforge.core.data.convert_channels")
+    if info.num_classes is not None and (not isinstance(info.num_classes, int) or info.num_classes < 1):
+        raise plugin_error(spec, f"DataInfo num_classes is {info.num_classes!r}; use a positive int, or None "
+                                 "for unlabelled data")
+    if info.class_names is not None and info.num_classes and len(info.class_names) != info.num_classes:
+        raise plugin_error(spec, f"DataInfo has {len(info.class_names)} class_names for {info.num_classes} classes")
+    indices = torch.linspace(0, len(dataset) - 1, min(ITEMS_CHECKED, len(dataset))).long().unique().tolist()
+    for index in indices:
+        check_item(spec, dataset, index, info)
+    if isinstance(dataset, ImageTensorDataset):
+        check_labels(spec, dataset.labels, info)
+    return dataset, info
+
+
+def check_item(spec, dataset, index: int, info: DataInfo) -> None:
+    item = dataset[index]
+    if not (isinstance(item, (tuple, list)) and len(item) == 2):
+        raise plugin_error(spec, f"dataset[{index}] is {type(item).__name__}; items must be (image, label) pairs")
+    image, label = item
+    expected = (info.channels, info.height, info.width)
+    if not isinstance(image, torch.Tensor) or tuple(image.shape) != expected or not image.is_floating_point():
+        got = f"{tuple(image.shape)} {image.dtype}" if isinstance(image, torch.Tensor) else type(image).__name__
+        raise plugin_error(spec, f"dataset[{index}] image is {got}; the DataInfo says float ({', '.join(map(str, expected))})")
+    low, high = float(image.min()), float(image.max())
+    if not (-1 - RANGE_TOLERANCE <= low and high <= 1 + RANGE_TOLERANCE):
+        raise plugin_error(spec, f"dataset[{index}] image spans {low:.3g}..{high:.3g}; images must be in [-1, 1] "
+                                 "(uint8 x: x / 127.5 - 1)")
+    check_labels(spec, torch.as_tensor([int(label)]), info, f"dataset[{index}] label {int(label)}")
+
+
+def check_labels(spec, labels: torch.Tensor, info: DataInfo, what: str = "labels") -> None:
+    if info.labelled:
+        low, high = int(labels.min()), int(labels.max())
+        if low < 0 or high >= info.num_classes:
+            raise plugin_error(spec, f"{what} span {low}..{high} but the DataInfo has {info.num_classes} classes; "
+                                     f"labels must be in 0..{info.num_classes - 1}")
+    elif bool((labels != -1).any()):
+        raise plugin_error(spec, f"{what} must be -1 for unlabelled data (the DataInfo has no num_classes)")
