@@ -102,7 +102,7 @@ def check_model_fits_data(spec: ModelSpec, model_class, info: DataInfo) -> None:
     sizes = model_class.image_sizes
     if sizes and (info.height not in sizes or info.width != info.height):
         nearest = min(sizes, key=lambda s: abs(s - info.height))
-        raise UserError(f"{spec.name} makes square images of {', '.join(map(str, sizes))} pixels, not "
+        raise UserError(f"{spec.name} makes images of {', '.join(map(str, sizes))} pixels, not "
                         f"{info.height}x{info.width}; pass --image-size {nearest}")
 
 
