@@ -35,6 +35,8 @@ class ContractError(UserError):
 
 
 def plugin_error(spec, message: str) -> ContractError:
+    """The one-line error for a plugin that breaks the contract (whitespace of quoted errors folded)."""
+    message = " ".join(message.split())
     return ContractError(f"{spec.kind} plugin {spec.name!r} ({spec.plugin or 'unregistered'}): {message}")
 
 
@@ -182,7 +184,7 @@ def check_training_step(spec: ModelSpec, model: GeneratorModel, probe: tuple) ->
             raise plugin_error(spec, f"optimizers() raised {type(exc).__name__}: {exc}") from None
         if not (isinstance(optimizers, Mapping) and optimizers
                 and all(isinstance(o, torch.optim.Optimizer) for o in optimizers.values())):
-            raise plugin_error(spec, f"optimizers() returned {optimizers!r}; return a non-empty dict of "
+            raise plugin_error(spec, f"optimizers() returned {type(optimizers).__name__}; return a non-empty dict of "
                                      "torch.optim optimizers by name, e.g. {'g': Adam(...), 'd': Adam(...)}")
         ctx = StepContext(optimizers, torch.device("cpu"))
         trial.train()

@@ -46,7 +46,8 @@ class Spec:
             return import_object(self.impl)
         except Exception as exc:  # noqa: BLE001  any error in a plugin's module is the plugin's
             raise PluginError(f"{self.kind} {self.name!r} from plugin {self.plugin or '?'} cannot be loaded: "
-                              f"{self.impl!r} failed with {type(exc).__name__}: {exc}; fix the plugin's "
+                              f"{self.impl!r} failed with {type(exc).__name__}: {' '.join(str(exc).split())}; "
+                              "fix the plugin's "
                               "implementation reference or reinstall it") from None
 
 

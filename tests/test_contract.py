@@ -1,0 +1,413 @@
+"""The plugin contract, driven from outside: third-party plugins with one planted fault each.
+
+Each fault must stop `genforge train` when the model or dataset is built, with one line that names
+the plugin and what to change, exit 2, and nothing written.
+"""
+
+import importlib
+import json
+import sys
+
+import pytest
+
+from conftest import assert_one_line_error
+
+IMPLEMENTATION_MODULES = ("acme_impl", "acme_data", "acme_cvae_impl")
+
+
+@pytest.fixture(autouse=True)
+def fresh_implementations():
+    """Each test writes its own implementation modules: forget the ones imported before."""
+    def forget():
+        for name in IMPLEMENTATION_MODULES:
+            sys.modules.pop(name, None)
+        importlib.invalidate_caches()
+
+    forget()
+    yield
+    forget()
+
+MODEL = '''
+import dataclasses
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genforge.core.model import GeneratorModel
+
+
+@dataclasses.dataclass
+class TinyConfig:
+    latent_dim: int = 8
+    lr: float = 1e-3
+
+
+class TinyGenerator(nn.Module):
+    def __init__(self, latent_dim, channels, size, num_classes):
+        super().__init__()
+        self.shape = (channels, size, size)
+        self.num_classes = num_classes
+        self.fc = nn.Linear(latent_dim + (num_classes or 0), channels * size * size)
+
+    def forward(self, z, labels=None):
+        if self.num_classes:
+            z = torch.cat([z, F.one_hot(labels.long(), self.num_classes).float()], 1)
+        return torch.tanh(self.fc(z)).view(-1, *self.shape)
+
+
+class Tiny(GeneratorModel):
+    Config = TinyConfig
+    conditional = CONDITIONAL
+
+    def __init__(self, info, config):
+        super().__init__(info, config)
+        self.latent_shape = (config.latent_dim,)
+        classes = info.num_classes if self.conditional else None
+        self.G = TinyGenerator(config.latent_dim, info.channels, info.height, classes)
+
+    def optimizers(self):
+        return {"g": torch.optim.Adam(self.G.parameters(), lr=self.config.lr)}
+
+    def training_step(self, images, labels, ctx):
+        z = ctx.randn(images.shape[0], *self.latent_shape)
+        fake = self.G(z, labels) if self.conditional else self.G(z)
+        loss = (fake.mean() - images.mean()) ** 2
+        ctx.optimize("g", loss)
+        return {"loss": loss.detach()}
+
+    def generator(self):
+        return self.G
+'''
+
+DATASET = '''
+import torch
+
+from genforge.core.data import DataInfo
+
+
+class ListDataset(torch.utils.data.Dataset):
+    """A plain Dataset (not genforge's ImageTensorDataset): items built on access."""
+
+    def __init__(self, split, size, shift):
+        from genforge.plugins.digits import load
+
+        self.digits, _ = load(split=split, image_size=size)
+        self.shift = shift
+
+    def __len__(self):
+        return len(self.digits)
+
+    def __getitem__(self, index):
+        image, label = self.digits[index]
+        return (image * (1 - self.shift)).clamp(-1, 1), label
+
+
+def load(split="train", image_size=32, channels=None, data_dir=None, download=False, seed=0):
+    import os
+
+    dataset = ListDataset(split, image_size, float(os.environ.get("ACME_SHIFT", "0")))
+    info = DataInfo("acme-digits", 1, image_size, image_size, 10, tuple(map(str, range(10))))
+    return dataset, info
+'''
+
+PLUGIN = '''
+from genforge import hookimpl
+from genforge.core.specs import DatasetSpec, ModelSpec
+
+
+@hookimpl
+def register_models(register):
+    register(ModelSpec("tiny", "acme_impl:{model_attr}", "a tiny third-party model"{spec_claims}))
+
+
+@hookimpl
+def register_datasets(register):
+    register(DatasetSpec("acme-digits", "acme_data:load", "digits as a plain Dataset"))
+'''
+
+
+def install(make_plugin, model=MODEL, dataset=DATASET, conditional=False, model_attr="Tiny", spec_claims=""):
+    site = make_plugin("acme_plugin", PLUGIN.format(model_attr=model_attr, spec_claims=spec_claims),
+                       dist="acme-tiny")
+    (site / "acme_impl.py").write_text(model.replace("CONDITIONAL", str(conditional)))
+    (site / "acme_data.py").write_text(dataset)
+    return site
+
+
+MODEL_FAULTS = {
+    "wrong image size": (
+        [("self.shape = (channels, size, size)", "self.shape = (channels, size // 2, size // 2)"),
+         ("channels * size * size", "channels * (size // 2) ** 2")],
+        False, ["generator() output has shape (2, 1, 8, 8)", "make it output 16x16 images"]),
+    "wrong channels": (
+        [("self.shape = (channels, size, size)", "self.shape = (3, size, size)"),
+         ("channels * size * size", "3 * size * size")],
+        False, ["shape (2, 3, 16, 16)", "output 1 channel"]),
+    "no Tanh": ([("torch.tanh(self.fc(z))", "20 * self.fc(z)")], False, ["outside [-1, 1]", "Tanh"]),
+    "no generator()": ([("    def generator(self):\n        return self.G\n", "")], False,
+                       ["does not implement generator()"]),
+    "unset latent_shape": ([("        self.latent_shape = (config.latent_dim,)\n", "")], False,
+                           ["latent_shape is ()", "set self.latent_shape"]),
+    "int64-only labels": ([("F.one_hot(labels.long(), ", "F.one_hot(labels, ")], True,
+                          ["int32 labels", "labels.long()"]),
+    "step returns a float": ([('return {"loss": loss.detach()}', "return float(loss)")], False,
+                             ["training_step returned float", "dict of scalar tensors"]),
+    "step returns non-scalars": ([('return {"loss": loss.detach()}', 'return {"fake": fake.detach()}')], False,
+                                 ["training_step returned", "dict of scalar tensors"]),
+    "no Config": ([("    Config = TinyConfig\n", "")], False, ["Config is None, not a dataclass"]),
+    "noise drawn inside": ([("torch.tanh(self.fc(z))", "torch.tanh(self.fc(z + torch.randn_like(z)))")], False,
+                           ["different images for the same noise"]),
+    "optimizers not a dict": ([('return {"g": torch.optim.Adam(self.G.parameters(), lr=self.config.lr)}',
+                                "return torch.optim.Adam(self.G.parameters())")], False,
+                              ["optimizers() returned", "dict of torch.optim optimizers"]),
+}
+
+
+def train_args(tmp_path, model="tiny", dataset="digits"):
+    return ("train", "--model", model, "--dataset", dataset, "--steps", "2", "--image-size", "16",
+            "--batch-size", "8", "--no-progress", "--out", tmp_path / "run")
+
+
+@pytest.mark.parametrize("fault", MODEL_FAULTS)
+def test_model_fault_fails_at_build_naming_the_plugin(fault, make_plugin, run_cli, tmp_path):
+    edits, conditional, fragments = MODEL_FAULTS[fault]
+    source = MODEL
+    for old, new in edits:
+        assert old in source, old
+        source = source.replace(old, new)
+    install(make_plugin, model=source, conditional=conditional)
+    result = run_cli(*train_args(tmp_path), expect=2)
+    assert_one_line_error(result, "model plugin 'tiny' (acme-tiny)", *fragments)
+    assert not (tmp_path / "run").exists()
+
+
+def test_the_unfaulted_plugin_trains(make_plugin, run_cli, tmp_path):
+    install(make_plugin, conditional=True)
+    run_cli(*train_args(tmp_path))
+    assert (tmp_path / "run" / "samples.png").exists()
+
+
+def test_bad_module_attr_reference_is_named_when_listed_and_built(make_plugin, run_cli, tmp_path):
+    install(make_plugin, model_attr="Tinyy")
+    result = run_cli(*train_args(tmp_path), expect=2)
+    assert_one_line_error(result, "model 'tiny' from plugin acme-tiny cannot be loaded", "Tinyy")
+    assert not (tmp_path / "run").exists()
+    listed = json.loads(run_cli("plugins", "--json", "--check").stdout)
+    acme = next(p for p in listed if p["name"] == "acme_plugin")
+    assert any("Tinyy" in error for error in acme["errors"]), acme["errors"]
+
+
+def test_missing_module_is_shown_by_plain_plugins_listing(make_plugin, run_cli):
+    site = install(make_plugin)
+    (site / "acme_data.py").unlink()
+    listed = json.loads(run_cli("plugins", "--json").stdout)
+    acme = next(p for p in listed if p["name"] == "acme_plugin")
+    assert acme["errors"] == ["dataset 'acme-digits': module 'acme_data' not found"]
+
+
+@pytest.mark.parametrize("claims, fragment", [
+    (", conditional=True", "ModelSpec says conditional=True but Tiny says False"),
+    (", image_sizes=(64,)", "ModelSpec says image_sizes=(64,) but Tiny says None"),
+    (', family="vae"', "family='vae' but Tiny has no negative_elbo"),
+])
+def test_spec_disagreeing_with_its_class_is_an_error(claims, fragment, make_plugin, run_cli, tmp_path):
+    install(make_plugin, spec_claims=claims)
+    assert_one_line_error(run_cli(*train_args(tmp_path), expect=2), "model plugin 'tiny' (acme-tiny)", fragment)
+    assert not (tmp_path / "run").exists()
+
+
+DATASET_FAULTS = {
+    "no DataInfo": ("    return dataset, info\n", "    return dataset\n", ["load() returned ListDataset",
+                                                                            "return (dataset, DataInfo"]),
+    "labels out of range": ("        return (image * (1 - self.shift)).clamp(-1, 1), label\n",
+                            "        return (image * (1 - self.shift)).clamp(-1, 1), label + 5\n",
+                            ["label", "labels must be in 0..9"]),
+    "values out of range": ("        return (image * (1 - self.shift)).clamp(-1, 1), label\n",
+                            "        return (image + 1) * 127.5, label\n", ["images must be in [-1, 1]"]),
+    "wrong size": ('info = DataInfo("acme-digits", 1, image_size, image_size,',
+                   'info = DataInfo("acme-digits", 1, 28, 28,', ["DataInfo says 28x28", "16x16 were asked for"]),
+}
+
+
+@pytest.mark.parametrize("fault", DATASET_FAULTS)
+def test_dataset_fault_fails_when_opened_naming_the_plugin(fault, make_plugin, run_cli, tmp_path):
+    old, new, fragments = DATASET_FAULTS[fault]
+    assert old in DATASET
+    install(make_plugin, dataset=DATASET.replace(old, new))
+    result = run_cli(*train_args(tmp_path, model="dcgan", dataset="acme-digits"), expect=2)
+    assert_one_line_error(result, "dataset plugin 'acme-digits' (acme-tiny)", *fragments)
+    assert not (tmp_path / "run").exists()
+
+
+def test_builtin_label_out_of_range_is_caught(tmp_path):
+    """An IDX file with a label past the class count (MNIST with a 10) is refused when opened."""
+    import gzip
+
+    import numpy as np
+
+    from genforge.core.contract import ContractError, open_dataset
+
+    images = np.zeros((20, 28, 28), dtype=np.uint8)
+    labels = np.arange(20, dtype=np.uint8) % 12
+    header = np.array([0x803, 20, 28, 28], dtype=">i4").tobytes()
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(header + images.tobytes()))
+    (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(
+        gzip.compress(np.array([0x801, 20], dtype=">i4").tobytes() + labels.tobytes()))
+    with pytest.raises(ContractError, match=r"dataset plugin 'mnist' \(genforge\).*0\.\.9"):
+        open_dataset("mnist", "train", image_size=16, data_dir=tmp_path)
+
+
+CVAE = '''
+import dataclasses
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genforge.core.model import GeneratorModel
+
+
+@dataclasses.dataclass
+class CVAEConfig:
+    latent_dim: int = 8
+    hidden: int = 64
+    lr: float = 2e-3
+
+
+class Decoder(nn.Module):
+    def __init__(self, latent_dim, hidden, classes, shape):
+        super().__init__()
+        self.shape, self.classes = shape, classes
+        self.net = nn.Sequential(nn.Linear(latent_dim + classes, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, math.prod(shape)))
+
+    def logits(self, z, labels):
+        onehot = F.one_hot(labels.long(), self.classes).to(z.dtype)
+        return self.net(torch.cat([z, onehot], 1)).view(-1, *self.shape)
+
+    def forward(self, z, labels):
+        return torch.tanh(self.logits(z, labels) / 2)
+
+
+class CVAE(GeneratorModel):
+    """Conditional VAE: both encoder and decoder see the label."""
+
+    Config = CVAEConfig
+    conditional = True
+
+    def __init__(self, info, config):
+        super().__init__(info, config)
+        shape = (info.channels, info.height, info.width)
+        self.latent_shape = (config.latent_dim,)
+        self.classes = info.num_classes
+        self.encoder = nn.Sequential(nn.Linear(math.prod(shape) + self.classes, config.hidden), nn.ReLU(),
+                                     nn.Linear(config.hidden, 2 * config.latent_dim))
+        self.decoder = Decoder(config.latent_dim, config.hidden, self.classes, shape)
+
+    def encode(self, images, labels):
+        onehot = F.one_hot(labels.long(), self.classes).to(images.dtype)
+        mean, log_var = self.encoder(torch.cat([images.flatten(1), onehot], 1)).chunk(2, 1)
+        return mean, log_var.clamp(-20, 10)
+
+    def negative_elbo(self, images, noise, labels):
+        mean, log_var = self.encode(images, labels)
+        logits = self.decoder.logits(mean + noise * torch.exp(0.5 * log_var), labels)
+        n = len(images)
+        recon = F.binary_cross_entropy_with_logits(logits, (images + 1) / 2, reduction="sum") / n
+        kl = -0.5 * torch.sum(1 + log_var - mean ** 2 - log_var.exp()) / n
+        return {"recon": recon, "kl": kl, "neg_elbo": recon + kl}
+
+    def reconstruct(self, images, labels):
+        return self.decoder(self.encode(images, labels)[0], labels)
+
+    def optimizers(self):
+        return {"vae": torch.optim.Adam(self.parameters(), lr=self.config.lr)}
+
+    def training_step(self, images, labels, ctx):
+        terms = self.negative_elbo(images, ctx.randn(len(images), *self.latent_shape), labels)
+        ctx.optimize("vae", terms["neg_elbo"])
+        return {k: v.detach() for k, v in terms.items()}
+
+    def generator(self):
+        return self.decoder
+'''
+
+CVAE_PLUGIN = '''
+from genforge import hookimpl
+from genforge.core.specs import ModelSpec
+
+
+@hookimpl
+def register_models(register):
+    register(ModelSpec("cvae", "acme_cvae_impl:CVAE", "a third-party conditional VAE"))
+'''
+
+
+def test_third_party_conditional_vae_gets_every_metric_from_plain_evaluate(make_plugin, run_cli, tmp_path):
+    site = make_plugin("acme_cvae", CVAE_PLUGIN, dist="acme-cvae")
+    (site / "acme_cvae_impl.py").write_text(CVAE)
+    run = tmp_path / "run"
+    run_cli("train", "--model", "cvae", "--steps", "30", "--image-size", "16", "--batch-size", "32",
+            "--no-progress", "--out", run)
+    scores_path = tmp_path / "scores.json"
+    result = run_cli("evaluate", run, "--n", "200", "--json", scores_path)
+    scores = json.loads(scores_path.read_text())
+    assert {"fd", "fd_floor", "kid", "cond_acc", "neg_elbo", "recon_psnr"} <= set(scores), scores
+    assert "skipped" not in scores and "note:" not in result.stderr
+    assert 0 < scores["neg_elbo"] < 1000 and scores["recon_psnr"] > scores["mean_image_psnr"] - 3
+    listed = run_cli("models").stdout
+    assert "cvae" in listed and "elbo" in listed
+
+
+def test_metric_that_does_not_apply_is_skipped_with_a_note(make_plugin, run_cli, tmp_path):
+    from conftest import train_small
+
+    run = train_small(tmp_path / "dcgan").out
+    scores_path = tmp_path / "scores.json"
+    result = run_cli("evaluate", run, "--n", "100", "--metrics", "fd,cond_acc,neg_elbo", "--json", scores_path)
+    scores = json.loads(scores_path.read_text())
+    assert "fd" in scores and "cond_acc" not in scores and "neg_elbo" not in scores
+    assert set(scores["skipped"]) == {"cond_acc", "neg_elbo"}
+    assert "note: cond_acc skipped: it needs a conditional generator" in result.stderr
+
+
+def test_evaluation_streams_a_plain_dataset_and_a_changed_dataset_retrains_the_classifier(
+        make_plugin, run_cli, tmp_path, monkeypatch):
+    from genforge.core import evaluate as ev
+
+    install(make_plugin)
+    run = tmp_path / "run"
+    run_cli("train", "--model", "cgan", "--dataset", "acme-digits", "--steps", "2", "--image-size", "16",
+            "--batch-size", "16", "-o", "g_width=8", "-o", "d_width=8", "--no-progress", "--out", run)
+    scores_path = tmp_path / "scores.json"
+    run_cli("evaluate", run, "--n", "100", "--json", scores_path)
+    scores = json.loads(scores_path.read_text())
+    assert {"fd", "kid", "cond_acc"} <= set(scores) and scores["classifier_test_accuracy"] > 0.9
+
+    config = {"dataset": "acme-digits", "image_size": 16, "channels": None, "data_dir": None}
+    first = ev.load_reference(config)
+    again = ev.load_reference(config)
+    assert again.from_cache and again.cache_path == first.cache_path
+    monkeypatch.setenv("ACME_SHIFT", "0.5")  # same name, size and channels; other pixels
+    changed = ev.load_reference(config)
+    assert not changed.from_cache and changed.cache_path != first.cache_path
+
+
+def test_generator_inputs_are_the_same_everywhere(tmp_path):
+    """A run directory and its ONNX export draw the same noise and labels for a seed."""
+    import numpy as np
+
+    from conftest import train_small
+    from genforge.exporters import runtime
+    from genforge.exporters.onnx import export_onnx
+
+    run = train_small(tmp_path / "cgan", model="cgan").out
+    export_onnx(run, tmp_path / "g.onnx")
+    torch_runtime, onnx_runtime = runtime.load(run), runtime.load(tmp_path / "g.onnx")
+    z1, labels1 = torch_runtime.prepare_inputs(n=12, seed=5)
+    z2, labels2 = onnx_runtime.prepare_inputs(n=12, seed=5)
+    assert np.array_equal(z1, z2) and np.array_equal(labels1, labels2)
+    assert labels1.dtype == np.int32 and list(labels1[:11]) == list(range(10)) + [0]
+    np.testing.assert_allclose(torch_runtime.generate(n=12, seed=5), onnx_runtime.generate(n=12, seed=5), atol=1e-4)
