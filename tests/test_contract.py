@@ -411,3 +411,19 @@ def test_generator_inputs_are_the_same_everywhere(tmp_path):
     assert np.array_equal(z1, z2) and np.array_equal(labels1, labels2)
     assert labels1.dtype == np.int32 and list(labels1[:11]) == list(range(10)) + [0]
     np.testing.assert_allclose(torch_runtime.generate(n=12, seed=5), onnx_runtime.generate(n=12, seed=5), atol=1e-4)
+
+
+def test_output_range_is_checked_on_the_trained_generator_by_sampling_and_export(make_plugin, run_cli, tmp_path):
+    """In range at initialisation, out of range after training: the sample grid and export both refuse."""
+    source = MODEL.replace("        self.fc = nn.Linear(", "        self.register_buffer('gain', torch.ones(()))\n"
+                                                          "        self.fc = nn.Linear(")
+    source = source.replace("return torch.tanh(self.fc(z)).view(", "return (self.gain * torch.tanh(self.fc(z))).view(")
+    source = source.replace("        ctx.optimize(\"g\", loss)\n", "        ctx.optimize(\"g\", loss)\n"
+                                                              "        self.G.gain.fill_(30.0)\n")
+    install(make_plugin, model=source)
+    result = run_cli(*train_args(tmp_path), "--sample-every", "0", expect=2)
+    assert_one_line_error(result, "model plugin 'tiny'", "the generator's output at step 2", "outside [-1, 1]")
+    out = tmp_path / "tiny.onnx"
+    result = run_cli("export", "onnx", tmp_path / "run", "--out", out, expect=2)
+    assert_one_line_error(result, "the trained generator's output", "outside [-1, 1]")
+    assert not out.exists()
