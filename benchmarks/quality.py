@@ -14,7 +14,7 @@ import shutil
 import time
 from pathlib import Path
 
-from genforge.core.evaluate import evaluate_target
+from genforge.core.evaluation import evaluate_run
 from genforge.core.trainer import Trainer, TrainConfig
 
 MODELS = {
@@ -40,8 +40,7 @@ def main():
         trainer = Trainer(config, args.runs / model, overwrite=True, progress=False)
         run = trainer.fit()
         wall = time.perf_counter() - start
-        metrics = "fd,kid" + (",cond_acc" if model == "cgan" else "") + (",neg_elbo" if model == "vae" else "")
-        scores = evaluate_target(run, n=args.n, metrics=metrics)
+        scores = evaluate_run(run, n=args.n)
         scores.update(model=model, wall_s=wall, steps=trainer.step)
         rows.append(scores)
         shutil.copy(run / "samples.png", args.out / f"quality-{model}.png")

@@ -52,7 +52,7 @@ def build_targets(suite: dict, work: Path, smoke: bool = False, echo=print) -> l
 
 
 def run_suite(path: Path | None, out: Path, work: Path | None = None, smoke: bool = False, echo=print) -> dict:
-    from genforge.benchmarks.runner import Settings, markdown_table, run_benchmarks
+    from genforge.benchmarks.measure import Settings, markdown_table, run_benchmarks
 
     suite = load_suite(path)
     work = Path(work) if work else out / "work"

@@ -17,11 +17,11 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from genforge.core.data import DataInfo, ImageTensorDataset, check_image_size
+from genforge.core.data import DataInfo, ImageTensorDataset, batch_of, check_image_size
 from genforge.core.errors import UserError
 from genforge.core.inputs import call_generator, signature_of, torch_inputs
 from genforge.core.model import GeneratorModel, capabilities, eval_mode, make_config
-from genforge.core.registry import get_registry
+from genforge.core.registry import Registry, get_registry
 from genforge.core.specs import DatasetSpec, ModelSpec
 from genforge.core.step import StepContext
 
@@ -210,9 +210,18 @@ def check_step_metrics(spec, metrics) -> None:
 
 def probe_batch(dataset, n: int = PROBE_IMAGES) -> tuple[torch.Tensor, torch.Tensor]:
     """The first few images and int64 labels of a dataset, as training_step receives them."""
-    from genforge.core.data import batch_of
-
     return batch_of(dataset, torch.arange(min(n, len(dataset))))
+
+
+def check_implementations(registry: Registry) -> None:
+    """Import every registered implementation (model classes checked too); problems go to their plugins."""
+    for spec in registry.all_specs():
+        try:
+            implementation = spec.load()
+            if isinstance(spec, ModelSpec):
+                check_model_class(spec, implementation)
+        except UserError as exc:
+            registry.record_problem(spec, exc.message)
 
 
 # -- datasets --------------------------------------------------------------------------------------

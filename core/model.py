@@ -51,6 +51,7 @@ from torch import nn
 
 from genforge.core.data import DataInfo
 from genforge.core.errors import UserError
+from genforge.core.inputs import call_generator
 
 OPTIONAL_METHODS = {"elbo": "negative_elbo", "reconstruct": "reconstruct", "encode": "encode"}
 
@@ -102,6 +103,13 @@ def eval_mode(module: nn.Module):
         yield module
     finally:
         module.train(was_training)
+
+
+@torch.no_grad()
+def generate(generator: nn.Module, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    """Images from an inference generator in eval mode, as float32."""
+    with eval_mode(generator):
+        return call_generator(generator, z, labels).float()
 
 
 def make_config(config_class, options: dict | None):

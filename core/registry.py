@@ -12,6 +12,8 @@ only those external plugins (set but empty: none).
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 import sys
 from dataclasses import dataclass, field
@@ -19,8 +21,9 @@ from importlib import metadata
 
 import pluggy
 
+from genforge import __version__
 from genforge.core import hookspecs
-from genforge.core.errors import PluginError, UserError, unknown_name
+from genforge.core.errors import PluginError, unknown_name
 from genforge.core.specs import BackendSpec, DatasetSpec, MetricSpec, ModelSpec, Spec
 
 BUILTIN_PLUGINS = ("genforge.plugins.builtin",)
@@ -85,10 +88,6 @@ class Registry:
         self._order.append((info.name, module))
 
     def _load_builtin(self, module_name: str) -> None:
-        import importlib
-
-        from genforge import __version__
-
         info = PluginInfo(module_name, __version__, "genforge", builtin=True)
         self.plugins[info.name] = info
         self._register(info, importlib.import_module(module_name))
@@ -168,42 +167,29 @@ class Registry:
     def dataset(self, name: str) -> DatasetSpec:
         return self.get("datasets", name)
 
-    def check_references(self, import_implementations: bool = False) -> None:
-        """Record, per plugin, implementation references that cannot be found (or, importing, loaded)."""
-        import importlib.util
+    def check_references(self) -> None:
+        """Record, per plugin, implementation modules that cannot be found (without importing them)."""
+        for spec in self.all_specs():
+            module_name = spec.impl.partition(":")[0]
+            try:
+                found = importlib.util.find_spec(module_name) is not None
+            except (ImportError, ValueError):
+                found = False
+            if not found:
+                self.record_problem(spec, f"{spec.kind} {spec.name!r}: module {module_name!r} not found")
 
-        by_distribution = {info.distribution: info for info in self.plugins.values()}
-        for kind in SPEC_TYPES:
-            for spec in self.specs(kind).values():
-                info = by_distribution.get(spec.plugin)
-                if info is None:
-                    continue
-                module_name = spec.impl.partition(":")[0]
-                try:
-                    found = importlib.util.find_spec(module_name) is not None
-                except (ImportError, ValueError):
-                    found = False
-                problem = None if found else f"{spec.kind} {spec.name!r}: module {module_name!r} not found"
-                if found and import_implementations:
-                    problem = _load_problem(spec)
-                if problem and problem not in info.errors:
-                    info.errors.append(problem)
+    def all_specs(self) -> list[Spec]:
+        return [spec for kind in SPEC_TYPES for spec in self.specs(kind).values()]
+
+    def record_problem(self, spec: Spec, problem: str) -> None:
+        """Add a problem found with one of a plugin's specs to that plugin's errors."""
+        for info in self.plugins.values():
+            if info.distribution == spec.plugin and problem not in info.errors:
+                info.errors.append(problem)
+                return
 
     def add_commands(self, cli) -> None:
         self._call_each("register_commands", lambda info: {"cli": cli})
-
-
-def _load_problem(spec: Spec) -> str | None:
-    """Why a spec's implementation cannot be used, or None (imports it; model classes are checked too)."""
-    try:
-        implementation = spec.load()
-        if isinstance(spec, ModelSpec):
-            from genforge.core.contract import check_model_class
-
-            check_model_class(spec, implementation)
-    except UserError as exc:
-        return exc.message
-    return None
 
 
 _registry: Registry | None = None

@@ -22,14 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from genforge import __version__
 from genforge.core import checkpoint as ckpt
 from genforge.core.contract import build_model, check_generator_output, open_dataset, probe_batch
 from genforge.core.data import batch_of
 from genforge.core.errors import TrainingDiverged, UserError
-from genforge.core.inputs import call_generator, signature_of, torch_inputs
-from genforge.core.model import GeneratorModel, eval_mode
+from genforge.core.inputs import signature_of, torch_inputs
+from genforge.core.evaluation import evaluate_generator
+from genforge.core.images import save_grid, save_loss_curve
+from genforge.core.model import GeneratorModel, generate
 from genforge.core.registry import get_registry
 from genforge.core.step import StepContext
 
@@ -141,12 +144,6 @@ def fixed_inputs(model: GeneratorModel, seed: int, n: int = 64):
     return torch_inputs(*signature_of(model).inputs(n=n, seed=seed + 12345))
 
 
-@torch.no_grad()
-def generate(generator: torch.nn.Module, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-    with eval_mode(generator):
-        return call_generator(generator, z, labels).float()
-
-
 class Trainer:
     def __init__(self, config: TrainConfig, out: Path, resume: bool = False, overwrite: bool = False,
                  progress: bool = True):
@@ -235,8 +232,6 @@ class Trainer:
         return path
 
     def sample_grid(self, path: Path) -> Path:
-        from genforge.core.images import save_grid
-
         generator = self.model.generator()
         z = self.fixed_z.to(self.device)
         labels = self.fixed_labels.to(self.device) if self.fixed_labels is not None else None
@@ -256,8 +251,6 @@ class Trainer:
                                    f"training stopped ({kept}); try a lower lr or --precision fp32")
 
     def fit(self) -> Path:
-        from tqdm import tqdm
-
         config = self.config
         self.model.train()
         log = (self.out / "metrics.jsonl").open("a")
@@ -303,15 +296,11 @@ class Trainer:
             self.save()
         self.sample_grid(self.out / "samples" / f"step-{self.step:08d}.png")
         self.sample_grid(self.out / "samples.png")
-        from genforge.core.images import save_loss_curve
-
         save_loss_curve(self.out / "metrics.jsonl", self.out / "loss.png")
         return self.out
 
     def _evaluate(self, log) -> None:
         """Score the current generator and keep checkpoints/best by config.eval_metric."""
-        from genforge.core.evaluate import evaluate_generator
-
         scores = evaluate_generator(self.model, self.info, self.config, n=self.config.eval_samples,
                                     metrics=[self.config.eval_metric], device=self.device)
         log.write(json.dumps({"kind": "eval", "step": self.step, **scores}) + "\n")

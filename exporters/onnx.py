@@ -235,7 +235,7 @@ def export_onnx(run_dir, out, checkpoint=None, opset: int = 18, batch="dynamic",
                 ema: bool = False, force: bool = False, max_fd_increase: float = 0.10, quality_samples: int = 1000,
                 check_quality: bool = True, rewrite: bool | None = None) -> ExportReport:
     """Export, check and (only if every check passes) write `out` atomically."""
-    from genforge.core.run import load_run
+    from genforge.core.run_dir import load_run
     from genforge.exporters.rewrite import max_difference, rewrite_generator
 
     if precision not in PRECISIONS:
@@ -320,7 +320,7 @@ def check_trained_output(loaded, reference: torch.nn.Module, signature: Generato
 
 def quality_gate(path: Path, loaded, n: int, max_fd_increase: float) -> dict:
     """FD of the variant and of the fp32 PyTorch generator, same noise, same features."""
-    from genforge.core.evaluate import frechet_distance_of
+    from genforge.core.evaluation import frechet_distance_of
     from genforge.exporters.onnx_runtime import OnnxRuntime
 
     variant = OnnxRuntime(path, "cpu")

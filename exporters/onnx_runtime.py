@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import numpy as np
 
 from genforge import __version__
 from genforge.core.errors import UserError
-from genforge.exporters.runtime import GeneratorRuntime
+from genforge.core.runtime import GeneratorRuntime, read_generator_metadata
 
 log = logging.getLogger("genforge.runtime")
 PROVIDERS = {
@@ -59,20 +58,32 @@ class OnnxRuntime(GeneratorRuntime):
         if _version_tuple(meta["genforge_version"]) > _version_tuple(__version__):
             raise UserError(f"{path} was made by genforge {meta['genforge_version']}, newer than this "
                             f"{__version__}; upgrade genforge")
-        try:
-            self.latent_shape = tuple(json.loads(meta["latent_shape"]))
-            self.num_classes = int(meta.get("num_classes") or 0) or None
-            self.image_shape = tuple(json.loads(meta["image_shape"]))
-        except (KeyError, ValueError) as exc:
-            raise UserError(f"{path} has incomplete genforge metadata ({exc}); export it again") from None
+        self.signature, self.image_shape = read_generator_metadata(meta, path)
         self.metadata = meta
         self.path = path
         self.input_names = [i.name for i in self.session.get_inputs()]
-        expected = ["z", "labels"] if self.num_classes else ["z"]
-        if self.input_names != expected:
-            raise UserError(f"{path} has inputs {self.input_names}, but its metadata says {expected}; export it again")
+        self.check_graph_matches_metadata()
         batch = meta.get("batch", "dynamic")
         self.fixed_batch = int(batch) if batch.isdigit() else None
+
+    def check_graph_matches_metadata(self) -> None:
+        """The graph's real inputs and output against what the metadata says (a file can lie)."""
+        expected = ["z", "labels"] if self.num_classes else ["z"]
+        if self.input_names != expected:
+            raise UserError(f"{self.path} has inputs {self.input_names}, but its metadata says {expected}; "
+                            "export it again")
+        z = self.session.get_inputs()[0]
+        if len(z.shape) != 1 + len(self.latent_shape) or [d for d in z.shape[1:]] != list(self.latent_shape):
+            raise UserError(f"{self.path}'s input z has shape {z.shape}, but its metadata says latent_shape "
+                            f"{list(self.latent_shape)}; export it again")
+        outputs = self.session.get_outputs()
+        if [o.name for o in outputs] != ["images"]:
+            raise UserError(f"{self.path} has outputs {[o.name for o in outputs]}, not ['images']; export it again")
+        shape = outputs[0].shape
+        fixed = [d for d in shape[1:] if isinstance(d, int)]
+        if len(shape) != 4 or (len(fixed) == 3 and fixed != list(self.image_shape)):
+            raise UserError(f"{self.path}'s output has shape {shape}, but its metadata says image_shape "
+                            f"{list(self.image_shape)}; export it again")
 
     def run(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
         if self.fixed_batch and len(z) != self.fixed_batch:
@@ -81,4 +92,8 @@ class OnnxRuntime(GeneratorRuntime):
         feed = {"z": z}
         if labels is not None:
             feed["labels"] = labels
-        return self.session.run(["images"], feed)[0]
+        images = self.session.run(["images"], feed)[0]
+        if images.shape != (len(z), *self.image_shape):
+            raise UserError(f"{self.path.name} returned images of shape {images.shape}, but its metadata says "
+                            f"{list(self.image_shape)}; export it again")
+        return images

@@ -16,9 +16,12 @@ import os
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from genforge.core.errors import UserError
-from genforge.exporters.runtime import GeneratorRuntime
+from genforge.core.files import read_json
+from genforge.core.runtime import GeneratorRuntime, read_generator_metadata
+from genforge.exporters.onnx_runtime import OnnxRuntime
 
 
 def sidecar_path(engine: Path) -> Path:
@@ -26,8 +29,6 @@ def sidecar_path(engine: Path) -> Path:
 
 
 def read_sidecar(engine: Path) -> dict:
-    from genforge.core.files import read_json
-
     path = sidecar_path(Path(engine))
     if not path.exists():
         raise UserError(f"{engine} has no sidecar {path.name}; build engines with `genforge export tensorrt`")
@@ -54,8 +55,6 @@ def _trt():
         import tensorrt as trt
     except ImportError:
         raise UserError("TensorRT is not installed: pip install 'genforge[gpu]' on a machine with an NVIDIA GPU") from None
-    import torch
-
     if not torch.cuda.is_available():
         raise UserError("TensorRT needs a CUDA GPU, and none is available here")
     return trt
@@ -64,10 +63,6 @@ def _trt():
 def build_engine(onnx_path, out, min_batch=1, opt_batch=16, max_batch=64, workspace_gib=4.0,
                  timing_cache: Path | None = None) -> dict:
     """Parse the ONNX into a strongly typed network, build with one profile, write engine + sidecar."""
-    import torch
-
-    from genforge.exporters.onnx_runtime import OnnxRuntime
-
     trt = _trt()
     onnx_path, out = Path(onnx_path), Path(out)
     source = OnnxRuntime(onnx_path, "cpu")  # validates the file and its metadata
@@ -111,13 +106,9 @@ class EngineRuntime(GeneratorRuntime):
             raise UserError(f"{path} does not exist")
         self.metadata = read_sidecar(path)
         trt = _trt()
-        import torch
-
         check_compatible(self.metadata, trt.__version__, torch.cuda.get_device_name(0))
         self.torch, self.path = torch, path
-        self.latent_shape = tuple(json.loads(self.metadata["latent_shape"]))
-        self.num_classes = int(self.metadata.get("num_classes") or 0) or None
-        self.image_shape = tuple(json.loads(self.metadata["image_shape"]))
+        self.signature, self.image_shape = read_generator_metadata(self.metadata, path)
         self.profile = self.metadata["profile"]
         logger = trt.Logger(trt.Logger.WARNING)
         self.engine = trt.Runtime(logger).deserialize_cuda_engine(path.read_bytes())

@@ -1,67 +1,29 @@
-"""Built-in benchmark backends. A backend prepares one (target, batch) and times single calls.
-
-    backend = SomeBackend(); reason = backend.skip_reason(target)   # None: it can run here
-    call = backend.prepare(target, batch, threads)                  # loads, compiles, warms nothing
-    seconds = call.timed()                                          # one synchronous call
-
-CPU backends time with perf_counter; GPU backends with CUDA events on their stream.
+"""Built-in benchmark backends (the contract is in core/backend.py): PyTorch eager and compiled
+on run directories, ONNX Runtime (CPU, CUDA, TensorRT providers) on .onnx files, native
+TensorRT on .engine files. CPU backends time with perf_counter, GPU backends with CUDA events.
 """
 
 from __future__ import annotations
 
 import json
-import time
-from dataclasses import dataclass
+import shutil
 from pathlib import Path
 
+import torch
 
+from genforge.core.backend import CudaEventsMixin, PreparedCall
+from genforge.core.flops import count_macs
 from genforge.core.inputs import signature_of, torch_inputs
+from genforge.core.run_dir import load_run
+from genforge.core.targets import Target
+from genforge.exporters.onnx_runtime import OnnxRuntime
+from genforge.exporters.tensorrt import EngineRuntime
 
-
-@dataclass
-class Target:
-    path: Path
-    kind: str  # run | onnx | engine
-    checkpoint: str | None = None  # a run's checkpoint folder, when one was named
-
-    @property
-    def name(self) -> str:
-        return f"{self.path.name}@{Path(self.checkpoint).name}" if self.checkpoint else self.path.name
-
-
-class PreparedCall:
-    macs_per_image: int | None = None
-    device: str = "cpu"
-
-    def call(self) -> None:
-        raise NotImplementedError
-
-    def timed(self) -> float:
-        start = time.perf_counter()
-        self.call()
-        return time.perf_counter() - start
-
-
-class CudaEventsMixin:
-    def timed(self) -> float:
-        import torch
-
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        self.call()
-        end.record()
-        end.synchronize()
-        return start.elapsed_time(end) / 1e3
 
 
 # -- PyTorch ---------------------------------------------------------------------------------
 class TorchCall(PreparedCall):
     def __init__(self, target: Target, batch: int, threads: int | None, device: str, compile_mode: str | None):
-        import torch
-
-        from genforge.core.flops import count_macs
-        from genforge.core.run import load_run
-
         if threads:
             torch.set_num_threads(threads)
         self.torch, self.device = torch, device
@@ -92,8 +54,6 @@ class TorchBackend:
         return None
 
     def prepare(self, target: Target, batch: int, threads: int | None = None) -> PreparedCall:
-        import torch
-
         device = "cuda" if torch.cuda.is_available() else "cpu"
         call_class = TorchCudaCall if device == "cuda" else TorchCall
         call = call_class(target, batch, threads, device, self.compile_mode)
@@ -108,8 +68,6 @@ class TorchCompileBackend(TorchBackend):
         reason = super().skip_reason(target)
         if reason:
             return reason
-        import shutil
-
         if not (shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")):
             return "torch.compile (inductor) needs a C compiler on the CPU; none found"
         return None
@@ -118,7 +76,6 @@ class TorchCompileBackend(TorchBackend):
 # -- ONNX Runtime ----------------------------------------------------------------------------
 class OrtCall(PreparedCall):
     def __init__(self, target: Target, batch: int, threads: int | None, provider: str):
-        from genforge.exporters.onnx_runtime import OnnxRuntime
 
         self.runtime = OnnxRuntime(target.path, provider, threads=threads)
         self.z, self.labels = self.runtime.prepare_inputs(n=batch, seed=0)
@@ -163,7 +120,6 @@ class OrtTensorrtBackend(OrtBackend):
 # -- TensorRT --------------------------------------------------------------------------------
 class TensorrtCall(CudaEventsMixin, PreparedCall):
     def __init__(self, target: Target, batch: int):
-        from genforge.exporters.tensorrt import EngineRuntime
 
         self.runtime = EngineRuntime(target.path)
         self.runtime.check_batch(batch)
@@ -185,8 +141,6 @@ class TensorrtBackend:
             import tensorrt  # noqa: F401
         except ImportError:
             return "tensorrt is not installed (pip install 'genforge[gpu]')"
-        import torch
-
         if not torch.cuda.is_available():
             return "no CUDA device"
         return None

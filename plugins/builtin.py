@@ -29,7 +29,7 @@ def register_datasets(register):
 
 @hookimpl
 def register_metrics(register):
-    E = "genforge.core.evaluate"
+    E = f"{P}.metrics"
     register(MetricSpec("fd", f"{E}:metric_fd", "Frechet distance in the feature classifier's space, with floor and ceiling",
                         applies_to=("labelled_data",)))
     register(MetricSpec("kid", f"{E}:metric_kid", "kernel distance (KID) in the feature classifier's space",

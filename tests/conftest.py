@@ -55,7 +55,7 @@ def run_cli():
     """Invoke the genforge CLI in-process; asserts the exit code."""
     from click.testing import CliRunner
 
-    from genforge.core.cli import cli
+    from genforge.core.app.cli import cli
 
     def run(*args, expect=0):
         result = CliRunner().invoke(cli, [str(a) for a in args])

@@ -1,4 +1,4 @@
-"""Benchmark statistics, runner, compare and A/B, driven through the public API and the CLI."""
+"""Benchmark statistics, measuring, compare and A/B, driven through the public API and the CLI."""
 
 import json
 from pathlib import Path
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import assert_one_line_error, train_small
-from genforge.benchmarks.runner import Settings, compare_reports, run_ab, run_benchmarks
+from genforge.benchmarks.measure import Settings, compare_reports, run_ab, run_benchmarks
 from genforge.benchmarks.stats import compare_samples, ratio_of_medians, summarize
 
 FAKE_BACKEND = """
@@ -118,11 +118,11 @@ def test_report_schema_and_environment(fake_targets, tmp_path, run_cli):
     assert report["schema"] == "genforge.bench/1"
     import jsonschema
 
-    from genforge.benchmarks import runner
+    from genforge.benchmarks import measure
 
-    schema = json.loads((Path(runner.__file__).parent / "report.schema.json").read_text())
+    schema = json.loads((Path(measure.__file__).parent / "report.schema.json").read_text())
     jsonschema.validate(report, schema)
-    jsonschema.validate(json.loads((Path(runner.__file__).parent / "baselines" / "cpu.json").read_text()), schema)
+    jsonschema.validate(json.loads((Path(measure.__file__).parent / "baselines" / "cpu.json").read_text()), schema)
     assert {"cpu", "gpu", "versions", "threads"} <= set(report["environment"])
     assert report["environment"]["versions"]["genforge"]
     rows = report["rows"]

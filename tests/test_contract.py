@@ -375,7 +375,7 @@ def test_metric_that_does_not_apply_is_skipped_with_a_note(make_plugin, run_cli,
 
 def test_evaluation_streams_a_plain_dataset_and_a_changed_dataset_retrains_the_classifier(
         make_plugin, run_cli, tmp_path, monkeypatch):
-    from genforge.core import evaluate as ev
+    from genforge.core import evaluation as ev
 
     install(make_plugin)
     run = tmp_path / "run"

@@ -7,8 +7,9 @@ import torch
 from torch import nn
 
 from conftest import assert_one_line_error, train_small
-from genforge.core import evaluate as ev
+from genforge.core import evaluation as ev
 from genforge.core.errors import UserError
+from genforge.plugins import metrics as builtin_metrics
 
 
 class Identity(nn.Module):
@@ -79,11 +80,11 @@ def test_bad_input():
         {"dataset": "digits", "image_size": 16, "channels": None, "data_dir": None}),
         options={"inception_weights": "/nonexistent/pt_inception.pth"})
     with pytest.raises(UserError, match="does not exist"):
-        ev.metric_inception(data)
+        builtin_metrics.metric_inception(data)
     with pytest.raises(UserError, match="--inception-weights"):
-        ev.metric_inception(ev.EvalInput(data.images, None, data.reference))
+        builtin_metrics.metric_inception(ev.EvalInput(data.images, None, data.reference))
     with pytest.raises(UserError, match="conditional"):
-        ev.metric_cond_acc(data)
+        builtin_metrics.metric_cond_acc(data)
 
 
 def test_evaluate_cli_on_run_and_onnx(tmp_path, run_cli):

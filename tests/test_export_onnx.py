@@ -136,7 +136,7 @@ def test_sample_from_onnx_imports_no_model_plugin(runs, tmp_path):
     export_onnx(runs["cgan"], out)
     script = (
         "import sys\n"
-        "from genforge.core.cli import main\n"
+        "from genforge.core.app.cli import main\n"
         f"try:\n    main(['sample', {str(out)!r}, '--n', '20', '--labels', '3', '--out', {str(tmp_path / 'g.png')!r}])\n"
         "except SystemExit as e:\n    assert e.code == 0, e.code\n"
         "print('PLUGINS', sorted(m for m in sys.modules if m in ('genforge.plugins.dcgan', 'genforge.plugins.cgan', "

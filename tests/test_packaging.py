@@ -19,7 +19,7 @@ def test_wheel_layout_and_fresh_install(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     for package in ("core", "plugins", "exporters", "benchmarks"):
         assert f"genforge/{package}/__init__.py" in names, package
-    assert "genforge/__init__.py" in names and "genforge/core/cli.py" in names
+    assert "genforge/__init__.py" in names and "genforge/core/app/cli.py" in names
     assert not any(n.startswith(("tests/", "genforge/tests/")) for n in names)
 
     env_dir = tmp_path / "fresh"

@@ -4,7 +4,7 @@ import json
 from html.parser import HTMLParser
 
 from conftest import assert_one_line_error
-from genforge.core.pipeline import fmt
+from genforge.core.app.pipeline import fmt
 
 TINY = """
 [train]

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from genforge.core.evaluate import evaluate_target
+from genforge.core.app.evaluate import evaluate_target
 from genforge.core.trainer import Trainer, TrainConfig
 
 pytestmark = pytest.mark.slow

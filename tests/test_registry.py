@@ -131,7 +131,7 @@ def test_help_and_plugins_do_not_import_torch(tmp_path):
 
     script = (
         "import sys\n"
-        "from genforge.core.cli import main\n"
+        "from genforge.core.app.cli import main\n"
         "for args in (['--help'], ['plugins'], ['plugins', '--json']):\n"
         "    try:\n"
         "        main(args)\n"

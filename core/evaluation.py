@@ -16,22 +16,26 @@ Inception-v3 state dict), standard FID/KID/IS on Inception features; nothing dow
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
 
 from genforge.core.contract import open_dataset, plugin_error
 from genforge.core.data import DataInfo, ImageTensorDataset, batch_of, image_batches
 from genforge.core.errors import UserError
-from genforge.core.model import call_with_labels, capabilities
+from genforge.core.inputs import signature_of, torch_inputs
+from genforge.core.model import capabilities, eval_mode, generate
 from genforge.core.registry import get_registry
+from genforge.core.run_dir import load_run
 from genforge.core.specs import METRIC_REQUIREMENTS
 
 MIN_SAMPLES = 10
@@ -126,8 +130,6 @@ def data_fingerprint(spec, datasets) -> str:
 
 def load_reference(train_config: dict) -> Reference:
     """Test split and feature classifier for a run's dataset (trained once, then cached)."""
-    from safetensors.torch import load_file, save_file
-
     name, size = train_config["dataset"], train_config["image_size"]
     kwargs = dict(image_size=size, channels=train_config.get("channels"), data_dir=train_config.get("data_dir"),
                   seed=train_config.get("seed", 0))
@@ -169,7 +171,7 @@ def chunks(images):
 @torch.no_grad()
 def frechet_distance(a, b, features: nn.Module) -> float:
     """FD between two sets of images (tensors, or iterables of chunks for streaming)."""
-    from torchmetrics.image.fid import FrechetInceptionDistance
+    from torchmetrics.image.fid import FrechetInceptionDistance  # lazy: torchmetrics takes ~1 s to import
 
     metric = FrechetInceptionDistance(feature=features, normalize=False)
     for chunk in chunks(a):
@@ -182,9 +184,7 @@ def frechet_distance(a, b, features: nn.Module) -> float:
 @torch.no_grad()
 def kernel_distance(a, b: torch.Tensor, features: nn.Module, n_real: int | None = None) -> tuple[float, float]:
     """KID between real images `a` (tensor or chunks; n_real items) and generated images `b`."""
-    import warnings
-
-    from torchmetrics.image.kid import KernelInceptionDistance
+    from torchmetrics.image.kid import KernelInceptionDistance  # lazy: torchmetrics takes ~1 s to import
 
     subset = min(len(a) if n_real is None else n_real, len(b), CHUNK)
     with warnings.catch_warnings():
@@ -250,7 +250,7 @@ def frechet_distance_of(images: torch.Tensor, info: DataInfo, train_config: dict
     return frechet_distance(test_images(reference), images, reference.classifier)
 
 
-# -- metric plugins: each takes an EvalInput and returns a dict of floats -------------------------
+# -- the metric contract: a metric plugin takes an EvalInput and returns a dict of floats ---------
 @dataclass
 class EvalInput:
     images: torch.Tensor  # generated, (N, C, H, W) in [-1, 1]
@@ -258,100 +258,6 @@ class EvalInput:
     reference: Reference
     model: nn.Module | None = None  # the PyTorch model, when evaluating a run directory
     options: dict = field(default_factory=dict)  # e.g. inception_weights
-
-
-def metric_fd(data: EvalInput) -> dict:
-    check_images(data.images, data.reference.info)
-    fd = frechet_distance(test_images(data.reference), data.images, classifier_of(data.reference))
-    points = fd_reference_points(data.reference)
-    return {"fd": fd, **points, "fd_over_floor": fd / max(points["fd_floor"], 1e-12)}
-
-
-def metric_kid(data: EvalInput) -> dict:
-    check_images(data.images, data.reference.info)
-    mean, std = kernel_distance(test_images(data.reference), data.images, classifier_of(data.reference),
-                                n_real=len(data.reference.test))
-    return {"kid": mean, "kid_std": std}
-
-
-@torch.no_grad()
-def metric_cond_acc(data: EvalInput) -> dict:
-    if data.labels is None:
-        raise UserError("cond_acc needs a conditional model (one that takes labels)")
-    batches = zip(data.images.split(CHUNK), data.labels.long().split(CHUNK))
-    return {"cond_acc": classify_accuracy(classifier_of(data.reference), batches)}
-
-
-@torch.no_grad()
-def metric_vae(data: EvalInput) -> dict:
-    """Test -ELBO through the model's negative_elbo, reconstruction PSNR through reconstruct, streamed.
-
-    Conditional models get the test labels as the last argument of both (see core/model.py).
-    """
-    model = data.model
-    if model is None or not {"elbo", "reconstruct"} <= capabilities(model):
-        raise UserError("neg_elbo needs a run directory of a model with negative_elbo() and reconstruct()")
-    conditional = bool(model.conditional)
-    rng = np.random.default_rng(0)
-    total = elbo_sum = recon_sq = mean_sq = 0.0
-    mean_image = sum(images.sum(0) for images in images_of(data.reference.train)) / len(data.reference.train)
-    for images, labels in image_batches(data.reference.test, CHUNK):
-        noise = torch.from_numpy(rng.standard_normal((len(images), *model.latent_shape), dtype=np.float32))
-        labels = labels if conditional else None
-        terms = call_with_labels(model.negative_elbo, images, noise, labels=labels)
-        recon = call_with_labels(model.reconstruct, images, labels=labels)
-        elbo_sum += float(terms["neg_elbo"]) * len(images)
-        recon_sq += float(((images - recon.float()) ** 2).sum())
-        mean_sq += float(((images - mean_image) ** 2).sum())
-        total += len(images)
-    pixels = total * data.reference.info.channels * data.reference.info.height * data.reference.info.width
-    return {"neg_elbo": elbo_sum / total, "recon_psnr": _psnr_from_mse(recon_sq / pixels),
-            "mean_image_psnr": _psnr_from_mse(mean_sq / pixels)}
-
-
-def _inception_uint8(images: torch.Tensor) -> torch.Tensor:
-    images = ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return images.repeat(1, 3, 1, 1) if images.shape[1] == 1 else images
-
-
-@torch.no_grad()
-def metric_inception(data: EvalInput) -> dict:
-    """Standard FID, KID and IS on Inception-v3 features, from a weights file the user supplies."""
-    path = data.options.get("inception_weights") or os.environ.get("GENFORGE_INCEPTION_WEIGHTS")
-    if not path:
-        raise UserError("inception metrics need --inception-weights FILE (torch-fidelity's Inception-v3 "
-                        "weights, pt_inception-2015-12-05); genforge downloads nothing")
-    if not Path(path).is_file():
-        raise UserError(f"inception weights file {path} does not exist")
-    try:
-        import torch_fidelity  # noqa: F401
-    except ImportError:
-        raise UserError("inception metrics need torch-fidelity: pip install 'genforge[inception]'") from None
-    from torchmetrics.image.fid import FrechetInceptionDistance
-    from torchmetrics.image.inception import InceptionScore
-    from torchmetrics.image.kid import KernelInceptionDistance
-
-    check_images(data.images, data.reference.info)
-    fake = _inception_uint8(data.images)
-    fid = FrechetInceptionDistance(feature=2048, feature_extractor_weights_path=str(path))
-    kid = KernelInceptionDistance(feature=2048, subset_size=min(len(data.reference.test), len(fake), 1000),
-                                  feature_extractor_weights_path=str(path))
-    inception_score = InceptionScore(feature_extractor_weights_path=str(path))
-    for real in test_images(data.reference):
-        for metric in (fid, kid):
-            metric.update(_inception_uint8(real), real=True)
-    for chunk in fake.split(200):
-        for metric in (fid, kid):
-            metric.update(chunk, real=False)
-        inception_score.update(chunk)
-    kid_mean, kid_std = kid.compute()
-    is_mean, is_std = inception_score.compute()
-    return {"fid": float(fid.compute()), "kid_inception": float(kid_mean), "kid_inception_std": float(kid_std),
-            "inception_score": float(is_mean), "inception_score_std": float(is_std)}
-
-
-def _psnr_from_mse(mse: float) -> float:
-    return float("inf") if mse == 0 else 10 * float(np.log10(4.0 / mse))
 
 
 def what_applies(reference: Reference, generator_capabilities) -> set[str]:
@@ -390,53 +296,23 @@ def run_metrics(names: list[str] | None, data: EvalInput, offered: set[str]) -> 
 
 @torch.no_grad()
 def evaluate_generator(model, info: DataInfo, train_config, n: int = 1000, metrics=None, device="cpu",
-                       seed: int = 0) -> dict:
-    """Score a PyTorch model's generator (used by the trainer's --eval-every)."""
-    import dataclasses
-
-    from genforge.core.inputs import signature_of, torch_inputs
-    from genforge.core.model import eval_mode
-    from genforge.core.trainer import generate
-
+                       seed: int = 0, options: dict | None = None) -> dict:
+    """Score a PyTorch model: `metrics` by name (default: every default metric that applies)."""
     config = dataclasses.asdict(train_config) if dataclasses.is_dataclass(train_config) else dict(train_config)
     z, labels = torch_inputs(*signature_of(model).inputs(n=n, seed=seed), device=device)
     images = in_chunks(lambda zc, lc: generate(model.generator(), zc, lc).cpu(), z, labels)
     reference = reference_for(config)
-    data = EvalInput(images, labels.cpu().long() if labels is not None else None, reference, model)
+    data = EvalInput(images, labels.cpu().long() if labels is not None else None, reference, model, options or {})
     with eval_mode(model):
-        return run_metrics(metrics or ["fd"], data, what_applies(reference, capabilities(model)))
+        return run_metrics(metrics, data, what_applies(reference, capabilities(model)))
 
 
-def evaluate_target(target, checkpoint=None, ema=False, n=2000, metrics=None, dataset_from=None, seed=0,
-                    options=None) -> dict:
-    """`genforge evaluate`: a run directory or an .onnx, through the same code."""
-    from genforge.core.run import read_run_config
-    from genforge.exporters import runtime
-
-    target = Path(target)
-    generator = runtime.load(target, checkpoint=checkpoint, ema=ema)
-    if target.is_dir():
-        record, model = read_run_config(target), generator.loaded.model
-        offered = capabilities(model)
-    else:  # an exported generator has no encoder: only what its inputs say
-        model, offered = None, {"conditional"} if generator.conditional else set()
-        if dataset_from is not None:
-            record = read_run_config(dataset_from)
-        elif generator.metadata.get("dataset"):  # an exported file names its dataset, size and channels
-            channels, size, _ = generator.image_shape
-            record = {"train": {"dataset": generator.metadata["dataset"], "image_size": size,
-                                "channels": channels, "data_dir": None}}
-        else:
-            raise UserError(f"{target} names no dataset in its metadata; pass --dataset-from RUN_DIR")
-    names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
-    for name in names or ():
-        get_registry().get("metrics", name)
-    reference = reference_for(record["train"])
-    z, labels = generator.prepare_inputs(n=n, seed=seed)
-    images = in_chunks(lambda zc, lc: torch.from_numpy(generator.run(zc, lc)), z, labels)
-    data = EvalInput(images, torch.from_numpy(labels).long() if labels is not None else None, reference, model,
-                     options or {})
-    return run_metrics(names, data, what_applies(reference, offered))
+def evaluate_run(run_dir, checkpoint=None, ema=False, n: int = 2000, metrics=None, seed: int = 0,
+                 options: dict | None = None) -> dict:
+    """Score a run directory's generator (one checkpoint, latest by default)."""
+    loaded = load_run(run_dir, checkpoint, ema=ema)
+    return evaluate_generator(loaded.model, loaded.info, loaded.record["train"], n, metrics, seed=seed,
+                              options=options)
 
 
 def in_chunks(generate_fn, z, labels, size: int = 500) -> torch.Tensor:

@@ -80,8 +80,8 @@ def prepare_out(out: Path, overwrite: bool) -> None:
 
 
 def run_pipeline(config: dict, overwrite: bool = True, echo=print) -> Path:
-    from genforge.benchmarks.runner import Settings, run_benchmarks
-    from genforge.core.evaluate import evaluate_target
+    from genforge.benchmarks.measure import Settings, run_benchmarks
+    from genforge.core.app.evaluate import evaluate_target
     from genforge.core.trainer import Trainer, config_from_dict
     from genforge.exporters.onnx import export_onnx
 

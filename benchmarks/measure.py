@@ -247,7 +247,7 @@ class Worker:
         import json
         import subprocess
 
-        command = [python, "-m", "genforge.core.cli", "bench", "worker", str(target), "--backend", backend,
+        command = [python, "-m", "genforge.core.app.cli", "bench", "worker", str(target), "--backend", backend,
                    "--batch", str(batch)] + (["--threads", str(threads)] if threads else [])
         self.json = json
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)

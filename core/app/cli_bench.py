@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from genforge.core.console import print_table
+from genforge.core.app.console import print_table
 from genforge.core.errors import UserError
 
 
@@ -53,7 +53,7 @@ def bench_options(function):
 
 
 def _settings(batches, warmup_s, min_iters, duration_s, threads):
-    from genforge.benchmarks.runner import Settings
+    from genforge.benchmarks.measure import Settings
 
     return Settings(_int_list(batches, "batch"), warmup_s, min_iters, duration_s, threads)
 
@@ -88,7 +88,7 @@ def bench():
 @click.option("--markdown", type=click.Path(path_type=Path), help="Write a Markdown table (CI job summaries).")
 def bench_run(targets, backends, batches, warmup_s, min_iters, duration_s, threads, json_out, markdown):
     """Time TARGETS (run directories, .onnx, .engine) on each backend and batch size."""
-    from genforge.benchmarks.runner import markdown_table, run_benchmarks
+    from genforge.benchmarks.measure import markdown_table, run_benchmarks
 
     report = run_benchmarks(targets, _backend_names(backends), _settings(batches, warmup_s, min_iters, duration_s,
                                                                           threads),
@@ -127,7 +127,7 @@ def _print_comparison(rows) -> bool:
 @click.option("--alpha", default=0.01, show_default=True, type=float, help="Significance level (Mann-Whitney U).")
 def bench_compare(base, new, min_effect, alpha):
     """Compare two reports row by row; exit 1 if a row is significantly slower by more than --min-effect."""
-    from genforge.benchmarks.runner import compare_reports
+    from genforge.benchmarks.measure import compare_reports
 
     base_report, new_report = _read_report(base), _read_report(new)
     rows = compare_reports(base_report, new_report, _fraction(min_effect), alpha)
@@ -156,7 +156,7 @@ def bench_ab(target_a, target_b, backends, batches, warmup_s, min_iters, duratio
     Two targets:          genforge bench ab old.onnx new.onnx
     Two genforge versions: genforge bench ab model.onnx --python-a /opt/genforge-main/bin/python
     """
-    from genforge.benchmarks.runner import compare_reports, run_ab, run_ab_versions
+    from genforge.benchmarks.measure import compare_reports, run_ab, run_ab_versions
 
     settings = _settings(batches, warmup_s, min_iters, duration_s, threads)
     progress = lambda text: click.echo(f"  timing {text}", err=True)  # noqa: E731
@@ -181,7 +181,7 @@ def bench_ab(target_a, target_b, backends, batches, warmup_s, min_iters, duratio
 @click.option("--threads", type=int)
 def bench_worker(target, backend, batch, threads):
     """Serve timing requests on stdin for `bench ab --python-a/--python-b` (internal)."""
-    from genforge.benchmarks.runner import serve_worker
+    from genforge.benchmarks.measure import serve_worker
 
     serve_worker(target, backend, batch, threads, sys.stdin, sys.stdout)
 
@@ -196,7 +196,7 @@ def bench_worker(target, backend, batch, threads):
 @click.option("--alpha", default=0.01, show_default=True, type=float)
 def bench_suite(suite_file, out, work, smoke, baseline, min_effect, alpha):
     """Run the benchmark suite (default: the standard suite shipped with genforge)."""
-    from genforge.benchmarks.runner import compare_reports
+    from genforge.benchmarks.measure import compare_reports
     from genforge.benchmarks.suite import run_suite
 
     report = run_suite(suite_file, out, work, smoke, echo=lambda text: click.echo(text, err=True))

@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from genforge.core import checkpoint as ckpt
+from genforge.core.contract import build_model
 from genforge.core.data import DataInfo
 from genforge.core.errors import UserError
 from genforge.core.files import read_json
@@ -44,8 +45,6 @@ class LoadedRun:
 
 def load_run(run_dir, checkpoint: str | None = None, ema: bool = False, device="cpu") -> LoadedRun:
     """The model of a run with the weights of one checkpoint (latest by default), in eval mode."""
-    from genforge.core.contract import build_model
-
     record = read_run_config(run_dir)
     info = DataInfo.from_dict(record["data_info"])
     path = ckpt.find_checkpoint(Path(run_dir), checkpoint)

@@ -10,9 +10,9 @@ from pathlib import Path
 import click
 
 from genforge import __version__
-from genforge.core.cli_bench import bench
-from genforge.core.cli_export import export
-from genforge.core.console import print_table
+from genforge.core.app.cli_bench import bench
+from genforge.core.app.cli_export import export
+from genforge.core.app.console import print_table
 from genforge.core.errors import UserError
 from genforge.core.registry import get_registry
 
@@ -40,7 +40,11 @@ def cli():
 def plugins(as_json, check):
     """List loaded plugins (built-in and installed), what they register, and load errors."""
     registry = get_registry()
-    registry.check_references(import_implementations=check)
+    registry.check_references()
+    if check:
+        from genforge.core.contract import check_implementations
+
+        check_implementations(registry)
     infos = [info.as_dict() for info in registry.plugins.values()]
     if as_json:
         click.echo(json.dumps(infos, indent=2))
@@ -200,7 +204,7 @@ def train(ctx, config_file, out, resume, overwrite, progress, model_option, **op
     if model_option:
         cli_values["model_options"] = _parse_options(model_option)
     if resume:
-        from genforge.core.run import read_run_config
+        from genforge.core.run_dir import read_run_config
 
         if out and Path(out) != Path(resume):
             raise UserError("--resume continues the run in its own directory; drop --out")
@@ -321,7 +325,7 @@ def interpolate(target, checkpoint, rows, n_steps, seed, out):
 @click.option("--json", "json_out", type=click.Path(path_type=Path), help="Also write the scores as JSON.")
 def evaluate(target, checkpoint, ema, n, metrics, dataset_from, inception_weights, seed, json_out):
     """Score a run directory or an exported .onnx: FD (with floor and ceiling), KID, conditional accuracy, ELBO."""
-    from genforge.core.evaluate import evaluate_target
+    from genforge.core.app.evaluate import evaluate_target
 
     scores = evaluate_target(target, checkpoint=checkpoint, ema=ema, n=n, metrics=metrics,
                              dataset_from=dataset_from, seed=seed,
@@ -347,7 +351,7 @@ def run_command(pipeline, out, overwrite):
 
     With no PIPELINE.toml: dcgan on the embedded digits, about two minutes on a CPU.
     """
-    from genforge.core.pipeline import load_pipeline, run_pipeline
+    from genforge.core.app.pipeline import load_pipeline, run_pipeline
 
     config = load_pipeline(pipeline)
     if out:

@@ -1,0 +1,91 @@
+"""The runtime base: one generate() API over every kind of generator, and the PyTorch one.
+
+Every runtime (this module's TorchRuntime for run directories, exporters/onnx_runtime.py for
+.onnx, exporters/tensorrt.py for .engine) says what its generator takes (`signature`) and
+makes (`image_shape`), and implements `run(z, labels)`. Inputs are drawn or checked in one
+place (core/inputs.py), so every runtime gives the same images for the same seed.
+`genforge.exporters.runtime.load(path)` picks the runtime for a path.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+
+from genforge.core.errors import UserError
+from genforge.core.inputs import GeneratorSignature, call_generator, signature_of, torch_inputs
+from genforge.core.run_dir import load_run
+
+DEVICES = ("cpu", "cuda")
+
+
+class GeneratorRuntime:
+    """What every runtime shares: input checking and noise/label defaults."""
+
+    signature: GeneratorSignature
+    image_shape: tuple[int, int, int]
+    metadata: dict
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        return self.signature.latent_shape
+
+    @property
+    def num_classes(self) -> int | None:
+        return self.signature.num_classes
+
+    @property
+    def conditional(self) -> bool:
+        return self.signature.conditional
+
+    def prepare_inputs(self, n=None, z=None, labels=None, seed=None) -> tuple[np.ndarray, np.ndarray | None]:
+        """Noise and labels drawn (or checked) as everywhere in genforge (core/inputs.py)."""
+        return self.signature.inputs(n=n, z=z, labels=labels, seed=seed)
+
+    def generate(self, n=None, z=None, labels=None, seed=None) -> np.ndarray:
+        """float32 NCHW images in [-1, 1]: from `n` and `seed`, or from your own `z` (and labels)."""
+        z, labels = self.prepare_inputs(n, z, labels, seed)
+        return self.run(z, labels)
+
+    def run(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+        raise NotImplementedError
+
+
+def read_generator_metadata(meta: dict, path) -> tuple[GeneratorSignature, tuple[int, int, int]]:
+    """The signature and image shape an exported file's genforge metadata declares (ONNX or engine sidecar)."""
+    try:
+        latent_shape = json.loads(meta["latent_shape"])
+        image_shape = json.loads(meta["image_shape"])
+        num_classes = int(meta.get("num_classes") or 0) or None
+    except (KeyError, ValueError, TypeError) as exc:
+        raise UserError(f"{path} has incomplete genforge metadata ({type(exc).__name__}: {exc}); export it again") from None
+    shapes_ok = (isinstance(latent_shape, list) and latent_shape and all(isinstance(d, int) and d > 0 for d in latent_shape)
+                 and isinstance(image_shape, list) and len(image_shape) == 3
+                 and all(isinstance(d, int) and d > 0 for d in image_shape))
+    if not shapes_ok or (num_classes is not None and num_classes < 1):
+        raise UserError(f"{path} has malformed genforge metadata (latent_shape {meta.get('latent_shape')}, "
+                        f"image_shape {meta.get('image_shape')}, num_classes {meta.get('num_classes')}); export it again")
+    return GeneratorSignature(tuple(latent_shape), num_classes), tuple(image_shape)
+
+
+class TorchRuntime(GeneratorRuntime):
+    """A run directory's generator in PyTorch."""
+
+    def __init__(self, run_dir, checkpoint=None, ema=False, device="cpu"):
+        if device not in DEVICES:
+            raise UserError(f"unknown device {device!r}; use cpu or cuda")
+        if device == "cuda" and not torch.cuda.is_available():
+            raise UserError("device 'cuda' was asked for but no CUDA device is available; use device='cpu'")
+        self.loaded = load_run(run_dir, checkpoint, ema=ema, device=device)
+        self.device = device
+        info = self.loaded.info
+        self.signature = signature_of(self.loaded.model)
+        self.image_shape = (info.channels, info.height, info.width)
+        self.metadata = {"model": self.loaded.model_name, "step": self.loaded.step, "precision": "fp32",
+                         "dataset": info.name}
+
+    def run(self, z, labels):
+        with torch.inference_mode():
+            return call_generator(self.loaded.generator, *torch_inputs(z, labels, self.device)).float().cpu().numpy()
