@@ -6,28 +6,27 @@ import os
 import platform
 import subprocess
 import sys
+from importlib.metadata import version
+
+import torch
+
+from genforge import __version__
+from genforge.core.hardware import cpu_clock_ghz, cpu_flags, cpu_model, cpu_peak_gflops
 
 
 def _version(module: str) -> str | None:
     try:
-        from importlib.metadata import version
-
         return version(module)
     except Exception:  # noqa: BLE001  not installed (or no metadata)
         return None
 
 
 def gpu_info() -> dict | None:
-    try:
-        import torch
-
-        if not torch.cuda.is_available():
-            return None
-        props = torch.cuda.get_device_properties(0)
-        info = {"name": props.name, "memory_gib": round(props.total_memory / 2**30, 1),
-                "capability": f"{props.major}.{props.minor}", "cuda": torch.version.cuda}
-    except ImportError:
+    if not torch.cuda.is_available():
         return None
+    props = torch.cuda.get_device_properties(0)
+    info = {"name": props.name, "memory_gib": round(props.total_memory / 2**30, 1),
+            "capability": f"{props.major}.{props.minor}", "cuda": torch.version.cuda}
     try:
         out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
                              capture_output=True, text=True, timeout=10)
@@ -38,19 +37,10 @@ def gpu_info() -> dict | None:
 
 
 def environment(threads: int | None = None) -> dict:
-    from genforge import __version__
-    from genforge.core.hardware import cpu_clock_ghz, cpu_flags, cpu_model, cpu_peak_gflops
-
     flags = cpu_flags()
     interesting = sorted(f for f in flags if f.startswith(("avx", "amx", "fma", "f16c", "sse4")))
     peak, how = cpu_peak_gflops(threads)
-    torch_threads = None
-    try:
-        import torch
-
-        torch_threads = torch.get_num_threads()
-    except ImportError:
-        pass
+    torch_threads = torch.get_num_threads()
     return {
         "cpu": {"model": cpu_model(), "cores": os.cpu_count(), "clock_ghz": cpu_clock_ghz(), "flags": interesting,
                 "fp32_peak_gflops": peak, "peak_method": how},

@@ -8,13 +8,24 @@ a target here is a row with status "skipped" and the reason, never silently drop
 
 from __future__ import annotations
 
+import json
 import resource
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
-from genforge.benchmarks.stats import summarize
+import torch
+
+from genforge import __version__
+from genforge.benchmarks.environment import environment
+from genforge.benchmarks.stats import compare_samples, summarize
 from genforge.core.errors import UserError
+from genforge.core.hardware import cpu_peak_gflops
+from genforge.core.registry import get_registry
+from genforge.core.targets import Target, classify_target
+from genforge.plugins.backends import engine_profile
 
 SCHEMA = "genforge.bench/1"
 
@@ -32,26 +43,11 @@ class Settings:
                 "duration_s": self.duration_s, "threads": self.threads}
 
 
-def resolve_target(path):
-    from genforge.plugins.backends import Target
-
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"benchmark target {path} does not exist; pass a run directory, an .onnx or an .engine")
-    if path.is_dir():
-        if path.parent.name == "checkpoints" and (path.parent.parent / "config.json").exists():
-            return Target(path.parent.parent, "run", checkpoint=str(path))
-        if not (path / "config.json").exists():
-            raise UserError(f"{path} is not a genforge run directory (no config.json)")
-        return Target(path, "run")
-    kinds = {".onnx": "onnx", ".engine": "engine", ".plan": "engine"}
-    if path.suffix not in kinds:
-        raise UserError(f"{path.name} is not a benchmark target; use a run directory, an .onnx or an .engine")
-    return Target(path, kinds[path.suffix])
+def resolve_target(path) -> Target:
+    return classify_target(path, "benchmark target")
 
 
 def resolve_backends(names) -> dict:
-    from genforge.core.registry import get_registry
 
     registry = get_registry()
     specs = registry.specs("backends")
@@ -61,7 +57,6 @@ def resolve_backends(names) -> dict:
 
 
 def check_engine_batches(target, batches) -> None:
-    from genforge.plugins.backends import engine_profile
 
     if target.kind != "engine":
         return
@@ -92,7 +87,6 @@ def time_call(call, settings: Settings, duration_s: float | None = None) -> list
 
 
 def make_row(target, backend_name, batch, samples, call, first_call_s) -> dict:
-    from genforge.core.hardware import cpu_peak_gflops
 
     stats = summarize(samples)
     row = {"target": target.name, "target_kind": target.kind, "backend": backend_name, "batch": batch,
@@ -105,7 +99,6 @@ def make_row(target, backend_name, batch, samples, call, first_call_s) -> dict:
             peak, _ = cpu_peak_gflops()
             row["peak_share"] = row["gflops"] / peak if peak else None
     if call.device == "cuda":
-        import torch
 
         row["cuda_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
     return row
@@ -125,7 +118,6 @@ def _skipped(target, backend: str, reason: str) -> dict:
 
 
 def run_benchmarks(targets, backend_names=None, settings: Settings | None = None, progress=None) -> dict:
-    from genforge.benchmarks.environment import environment
 
     settings = settings or Settings()
     resolved = [resolve_target(t) for t in targets]
@@ -164,8 +156,6 @@ def run_benchmarks(targets, backend_names=None, settings: Settings | None = None
 def run_ab(target_a, target_b, backend_names=None, settings: Settings | None = None, rounds: int = 6,
            progress=None) -> tuple[dict, dict]:
     """Two targets timed interleaved A/B/A/B... per (backend, batch): the fair comparison on a noisy machine."""
-    from genforge.benchmarks.environment import environment
-
     settings = settings or Settings()
     a, b = resolve_target(target_a), resolve_target(target_b)
     backends = resolve_backends(backend_names)
@@ -197,7 +187,6 @@ def run_ab(target_a, target_b, backend_names=None, settings: Settings | None = N
 
 
 def compare_reports(base: dict, new: dict, min_effect: float = 0.10, alpha: float = 0.01) -> list[dict]:
-    from genforge.benchmarks.stats import compare_samples
 
     for report, label in ((base, "BASE"), (new, "NEW")):
         if report.get("schema", "").split("/")[0] != SCHEMA.split("/")[0]:
@@ -217,39 +206,13 @@ def compare_reports(base: dict, new: dict, min_effect: float = 0.10, alpha: floa
     return out
 
 
-def markdown_table(report: dict) -> str:
-    lines = ["| target | backend | batch | median ms | p90 ms | p99 ms | CV | img/s | GFLOP/s | % peak | first call s |",
-             "|" + "---|" * 11]
-    for r in report["rows"]:
-        if r["status"] != "ok":
-            lines.append(f"| {r['target']} | {r['backend']} | {r['batch'] or '–'} | {r['status']}: {r['reason']} "
-                         "| | | | | | | |")
-            continue
-        s = r["stats"]
-        gf = f"{r['gflops']:.1f}" if r["gflops"] else "–"
-        share = f"{100 * r['peak_share']:.0f}%" if r.get("peak_share") else "–"
-        lines.append(f"| {r['target']} | {r['backend']} | {r['batch']} | {s['median_ms']:.2f} | {s['p90_ms']:.2f} | "
-                     f"{s['p99_ms']:.2f} | {s['cv']:.1%} | {r['throughput_img_s']:.0f} | {gf} | {share} | "
-                     f"{r['first_call_s']:.2f} |")
-    env = report["environment"]
-    lines.append("")
-    lines.append(f"CPU: {env['cpu']['model']} ({env['cpu']['cores']} cores; {', '.join(env['cpu']['flags'])}); "
-                 f"GPU: {env['gpu']['name'] if env['gpu'] else 'none'}; " + ", ".join(
-                     f"{k} {v}" for k, v in env["versions"].items() if v))
-    return "\n".join(lines)
-
-
 # -- A/B across two genforge installations ---------------------------------------------------------
 class Worker:
     """A `genforge bench worker` in another Python (another genforge version), timing on request."""
 
     def __init__(self, python: str, target: Path, backend: str, batch: int, threads: int | None):
-        import json
-        import subprocess
-
-        command = [python, "-m", "genforge.core.app.cli", "bench", "worker", str(target), "--backend", backend,
+        command = [python, "-m", "genforge", "bench", "worker", str(target), "--backend", backend,
                    "--batch", str(batch)] + (["--threads", str(threads)] if threads else [])
-        self.json = json
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.hello = self._read()
 
@@ -258,7 +221,7 @@ class Worker:
         if not line:
             raise UserError(f"benchmark worker {self.process.args[0]} exited (code {self.process.wait()}); "
                             "is genforge installed in that Python?")
-        return self.json.loads(line)
+        return json.loads(line)
 
     def request(self, verb: str, seconds: float, min_iters: int = 0) -> dict:
         self.process.stdin.write(f"{verb} {seconds} {min_iters}\n")
@@ -274,9 +237,7 @@ class Worker:
 
 def serve_worker(target, backend_name: str, batch: int, threads: int | None, stdin, stdout) -> None:
     """The worker side: prepare once, then answer `warmup S 0`, `time S N` and `quit` lines with JSON."""
-    import json
 
-    from genforge import __version__
 
     spec = resolve_backends([backend_name])[backend_name]
     resolved = resolve_target(target)
@@ -300,9 +261,7 @@ def serve_worker(target, backend_name: str, batch: int, threads: int | None, std
 def run_ab_versions(target, python_a: str, python_b: str, backend_names, settings: Settings, rounds: int = 6,
                     progress=None) -> tuple[dict, dict]:
     """One target under two genforge installations (their Pythons), interleaved A/B/A/B."""
-    from types import SimpleNamespace
 
-    from genforge.benchmarks.environment import environment
 
     resolved = resolve_target(target)
     backends = [n for n, s in resolve_backends(backend_names).items()

@@ -11,14 +11,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from genforge.benchmarks.measure import Settings, run_benchmarks
+from genforge.benchmarks.rows import markdown_table
+from genforge.core import checkpoint as ckpt
 from genforge.core.errors import UserError
+from genforge.core.files import read_toml
+from genforge.core.trainer import Trainer, config_from_dict
+from genforge.exporters.onnx import export_onnx
 
 STANDARD = Path(__file__).parent / "suites" / "standard.toml"
 
 
 def load_suite(path: Path | None = None) -> dict:
-    from genforge.core.files import read_toml
-
     path = Path(path) if path else STANDARD
     suite = read_toml(path, "suite file")
     if not suite.get("targets"):
@@ -28,10 +32,6 @@ def load_suite(path: Path | None = None) -> dict:
 
 def build_targets(suite: dict, work: Path, smoke: bool = False, echo=print) -> list[Path]:
     """Train (or reuse) each reference generator and export it; returns every benchmark target."""
-    from genforge.core import checkpoint as ckpt
-    from genforge.core.trainer import Trainer, config_from_dict
-    from genforge.exporters.onnx import export_onnx
-
     targets = []
     for entry in suite["targets"]:
         train = {**suite.get("train", {}), "model": entry["model"], "model_options": entry.get("model_options", {}),
@@ -52,8 +52,6 @@ def build_targets(suite: dict, work: Path, smoke: bool = False, echo=print) -> l
 
 
 def run_suite(path: Path | None, out: Path, work: Path | None = None, smoke: bool = False, echo=print) -> dict:
-    from genforge.benchmarks.measure import Settings, markdown_table, run_benchmarks
-
     suite = load_suite(path)
     work = Path(work) if work else out / "work"
     work.mkdir(parents=True, exist_ok=True)

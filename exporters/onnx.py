@@ -26,21 +26,32 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import onnx
+import onnx_ir as ir
 import torch
+from onnx_ir.passes.common import TopologicalSortPass
+from torch.export import Dim
 
 from genforge import __version__
+from genforge.core.contract import check_generator_output
 from genforge.core.errors import UserError, ValidationFailed
+from genforge.core.evaluation import frechet_distance_of
+from genforge.core.flops import count_macs
 from genforge.core.inputs import GeneratorSignature, call_generator, signature_of, torch_inputs
+from genforge.core.registry import get_registry
+from genforge.core.run_dir import load_run
+from genforge.exporters.onnx_runtime import OnnxRuntime
+from genforge.exporters.precisions import DEFAULT_OPSET, OPSETS, PRECISIONS
+from genforge.exporters.rewrite import max_difference, rewrite_generator
 
-PRECISIONS = ("fp32", "fp16", "int8")
-# minimum PSNR (dB, peak-to-peak 2) against the fp32 PyTorch generator, and max abs error
-TOLERANCE = {"fp32": (60.0, 1e-3), "fp16": (35.0, 0.1), "int8": (22.0, 0.6)}
 CHECK_BATCHES = (2, 7)
 METADATA_VERSION = "1"
 # compute in int8, and keep data movement between them in uint8 (4x less memory traffic)
@@ -87,7 +98,6 @@ def example_inputs(signature: GeneratorSignature, batch: int, seed: int = 0) -> 
 def build_metadata(loaded, precision: str, opset: int, batch) -> dict:
     info = loaded.info
     spec_plugin = loaded.record["train"]["model"]
-    from genforge.core.registry import get_registry
 
     plugin = get_registry().model(spec_plugin).plugin
     return {
@@ -113,21 +123,17 @@ def build_metadata(loaded, precision: str, opset: int, batch) -> dict:
 
 
 def _macs(loaded) -> int:
-    from genforge.core.flops import count_macs
 
     return count_macs(loaded.generator, example_inputs(signature_of(loaded.model), 1))
 
 
 def export_fp32(module: torch.nn.Module, inputs: tuple, path: Path, opset: int, batch) -> None:
-    from torch.export import Dim
 
     names = ["z", "labels"][: len(inputs)]
     dynamic = None
     if batch == "dynamic":
         n = Dim("batch", min=1, max=4096)
         dynamic = {"z": {0: n}, "labels": {0: n}} if len(inputs) == 2 else {"z": {0: n}}
-    import logging
-    import warnings
 
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     with warnings.catch_warnings():
@@ -136,11 +142,13 @@ def export_fp32(module: torch.nn.Module, inputs: tuple, path: Path, opset: int, 
                                     dynamic_shapes=dynamic, opset_version=opset, external_data=False,
                                     optimize=True, verbose=False)
     program.save(str(path), external_data=False)
+    written = {o.domain: o.version for o in onnx.load(str(path), load_external_data=False).opset_import}.get("")
+    if written != opset:
+        raise ValidationFailed(f"the exporter wrote opset {written}, not the {opset} asked for; use opset {written}")
 
 
 def to_fp16(src: Path, dst: Path) -> None:
-    import onnx
-    from onnxruntime.transformers.float16 import convert_float_to_float16
+    from onnxruntime.transformers.float16 import convert_float_to_float16  # lazy: onnxruntime is an extra
 
     model = onnx.load(str(src))
     converted = convert_float_to_float16(model, keep_io_types=True, op_block_list=["Tanh", "Sigmoid", "Softmax"],
@@ -150,9 +158,6 @@ def to_fp16(src: Path, dst: Path) -> None:
 
 def topologically_sorted(model):
     """The fp16 converter appends its input casts at the end of the graph; ONNX wants them first."""
-    import onnx_ir as ir
-    from onnx_ir.passes.common import TopologicalSortPass
-
     graph = ir.from_proto(model)
     TopologicalSortPass()(graph)
     return ir.to_proto(graph)
@@ -177,7 +182,12 @@ class _Calibration:
 
 
 def to_int8(src: Path, dst: Path, signature: GeneratorSignature) -> None:
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (  # lazy: onnxruntime is an extra
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -191,7 +201,6 @@ def to_int8(src: Path, dst: Path, signature: GeneratorSignature) -> None:
 
 
 def write_metadata(path: Path, metadata: dict) -> None:
-    import onnx
 
     model = onnx.load(str(path))
     del model.metadata_props[:]
@@ -204,8 +213,7 @@ def write_metadata(path: Path, metadata: dict) -> None:
 
 def check_against_torch(path: Path, reference: torch.nn.Module, signature: GeneratorSignature, precision: str,
                         batches=CHECK_BATCHES):
-    import onnx
-    import onnxruntime as ort
+    import onnxruntime as ort  # lazy: onnxruntime is an extra (cpu or gpu build)
 
     onnx.checker.check_model(str(path), full_check=True)
     graph = onnx.load(str(path)).graph
@@ -213,7 +221,7 @@ def check_against_torch(path: Path, reference: torch.nn.Module, signature: Gener
         if node.op_type == "BatchNormalization" and any(a.name == "training_mode" and a.i == 1 for a in node.attribute):
             raise ValidationFailed(f"{path.name}: BatchNormalization exported in training mode")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    min_psnr, max_abs = TOLERANCE[precision]
+    policy = PRECISIONS[precision]
     checks = []
     for batch in batches:
         inputs = example_inputs(signature, batch, seed=100 + batch)
@@ -226,20 +234,19 @@ def check_against_torch(path: Path, reference: torch.nn.Module, signature: Gener
         if got.shape != expected.shape or got.dtype != np.float32:
             raise ValidationFailed(f"{path.name}: output {got.shape} {got.dtype}, expected {expected.shape} float32")
         check = {"batch": batch, "max_abs_error": float(np.abs(got - expected).max()), "psnr_db": psnr(expected, got)}
-        check["ok"] = check["psnr_db"] >= min_psnr and check["max_abs_error"] <= max_abs
+        check["ok"] = check["psnr_db"] >= policy.min_psnr_db and check["max_abs_error"] <= policy.max_abs_error
         checks.append(check)
     return checks
 
 
-def export_onnx(run_dir, out, checkpoint=None, opset: int = 18, batch="dynamic", precision: str = "fp32",
+def export_onnx(run_dir, out, checkpoint=None, opset: int = DEFAULT_OPSET, batch="dynamic", precision: str = "fp32",
                 ema: bool = False, force: bool = False, max_fd_increase: float = 0.10, quality_samples: int = 1000,
                 check_quality: bool = True, rewrite: bool | None = None) -> ExportReport:
     """Export, check and (only if every check passes) write `out` atomically."""
-    from genforge.core.run_dir import load_run
-    from genforge.exporters.rewrite import max_difference, rewrite_generator
 
     if precision not in PRECISIONS:
         raise UserError(f"unknown precision {precision!r}; use {', '.join(PRECISIONS)}")
+    policy = PRECISIONS[precision]
     if batch != "dynamic":
         try:
             batch = int(batch)
@@ -247,8 +254,9 @@ def export_onnx(run_dir, out, checkpoint=None, opset: int = 18, batch="dynamic",
             raise UserError(f"--batch must be 'dynamic' or a number, not {batch!r}") from None
         if batch < 1:
             raise UserError("--batch must be at least 1")
-    if not 7 <= opset <= 23:
-        raise UserError(f"opset {opset} is not supported; use 17 to 23 (18 is the default)")
+    if isinstance(opset, bool) or not isinstance(opset, int) or opset not in OPSETS:
+        raise UserError(f"opset {opset} is not supported; use {OPSETS[0]} to {OPSETS[-1]} ({DEFAULT_OPSET} is the "
+                        "default)")
     out = Path(out)
     if out.suffix != ".onnx":
         raise UserError(f"--out must end in .onnx, not {out.name!r}")
@@ -258,11 +266,11 @@ def export_onnx(run_dir, out, checkpoint=None, opset: int = 18, batch="dynamic",
     check_trained_output(loaded, reference, signature)
     module, rewritten = reference, 0
     if rewrite is None:
-        rewrite = precision in ("fp32", "int8")
+        rewrite = policy.rewrite
     if rewrite:
         example = example_inputs(signature, 4, seed=7)
         rewritten_generator, rewritten = rewrite_generator(loaded.generator, example,
-                                                           interleave="transpose" if precision == "int8" else "concat")
+                                                           interleave=policy.interleave)
         module = ExportWrapper(rewritten_generator).eval()
         difference = max_difference(reference, module, example)
         if difference > 1e-4:
@@ -290,9 +298,9 @@ def export_onnx(run_dir, out, checkpoint=None, opset: int = 18, batch="dynamic",
         if failed:
             c = failed[0]
             raise ValidationFailed(f"{precision} export missed its tolerance at batch {c['batch']}: PSNR "
-                                   f"{c['psnr_db']:.1f} dB (min {TOLERANCE[precision][0]}), max abs error "
-                                   f"{c['max_abs_error']:.3g} (max {TOLERANCE[precision][1]}); nothing written")
-        if precision != "fp32" and check_quality:
+                                   f"{c['psnr_db']:.1f} dB (min {policy.min_psnr_db}), max abs error "
+                                   f"{c['max_abs_error']:.3g} (max {policy.max_abs_error}); nothing written")
+        if policy.quality_gate and check_quality:
             report.quality = quality_gate(final, loaded, quality_samples, max_fd_increase)
             if not report.quality["ok"] and not force:
                 q = report.quality
@@ -309,8 +317,6 @@ CHECKED_SAMPLES = 64
 
 def check_trained_output(loaded, reference: torch.nn.Module, signature: GeneratorSignature) -> None:
     """The metadata to be written (image shape, output range) against the trained generator's real output."""
-    from genforge.core.contract import check_generator_output
-    from genforge.core.registry import get_registry
 
     with torch.no_grad():
         images = reference(*example_inputs(signature, CHECKED_SAMPLES, seed=11))
@@ -320,8 +326,6 @@ def check_trained_output(loaded, reference: torch.nn.Module, signature: Generato
 
 def quality_gate(path: Path, loaded, n: int, max_fd_increase: float) -> dict:
     """FD of the variant and of the fp32 PyTorch generator, same noise, same features."""
-    from genforge.core.evaluation import frechet_distance_of
-    from genforge.exporters.onnx_runtime import OnnxRuntime
 
     variant = OnnxRuntime(path, "cpu")
     z, labels = variant.prepare_inputs(n=n, seed=2024)

@@ -13,7 +13,8 @@ from conftest import assert_one_line_error, train_small
 from genforge.core.data import DataInfo
 from genforge.core.errors import UserError, ValidationFailed
 from genforge.exporters import runtime
-from genforge.exporters.onnx import TOLERANCE, export_onnx, psnr
+from genforge.exporters.onnx import export_onnx, psnr
+from genforge.exporters.precisions import PRECISIONS
 from genforge.exporters.rewrite import max_difference, rewrite_generator
 
 
@@ -82,7 +83,7 @@ def test_every_model_exports_in_every_precision(runs, tmp_path, model, precision
         assert "QuantizeLinear" in ops and ops.count("ConvTranspose") == 1 and "Conv" in ops  # RGB layer kept
     reference = runtime.load(runs[model])
     exported = runtime.load(out)
-    min_psnr, max_abs = TOLERANCE[precision]
+    min_psnr, max_abs = PRECISIONS[precision].min_psnr_db, PRECISIONS[precision].max_abs_error
     for batch in (1, 2, 7):
         expected = reference.generate(n=batch, seed=batch)
         got = exported.generate(n=batch, seed=batch)
@@ -269,6 +270,6 @@ def test_tensorrt_engine_matches_onnx(runs, tmp_path, precision):
     build_engine(onnx_path, engine, 1, 4, 8)
     got = runtime.load(engine).generate(n=5, seed=3)
     expected = runtime.load(runs["cgan"]).generate(n=5, seed=3)
-    assert psnr(expected, got) >= TOLERANCE[precision][0] - 5
+    assert psnr(expected, got) >= PRECISIONS[precision].min_psnr_db - 5
     with pytest.raises(UserError, match="covers batch 1 to 8"):
         runtime.load(engine).generate(n=9)

@@ -63,17 +63,9 @@ def _backend_names(backends):
 
 
 def print_report(report: dict) -> None:
-    rows = []
-    for r in report["rows"]:
-        if r["status"] != "ok":
-            rows.append([r["target"], r["backend"], r["batch"] or "", r["status"], r.get("reason", ""), "", "", "", ""])
-            continue
-        s = r["stats"]
-        rows.append([r["target"], r["backend"], r["batch"], f"{s['median_ms']:.2f}", f"{s['p90_ms']:.2f}",
-                     f"{s['cv']:.1%}", f"{r['throughput_img_s']:.0f}", f"{r['gflops']:.1f}" if r["gflops"] else "",
-                     f"{100 * r['peak_share']:.0f}%" if r.get("peak_share") else ""])
-    print_table("benchmark", ["target", "backend", "batch", "median ms", "p90 ms", "CV", "img/s", "GFLOP/s", "% peak"],
-                rows)
+    from genforge.benchmarks.rows import COLUMNS, row_cells
+
+    print_table("benchmark", COLUMNS, [row_cells(r) for r in report["rows"]])
 
 
 @click.group(cls=DefaultRunGroup)
@@ -88,7 +80,8 @@ def bench():
 @click.option("--markdown", type=click.Path(path_type=Path), help="Write a Markdown table (CI job summaries).")
 def bench_run(targets, backends, batches, warmup_s, min_iters, duration_s, threads, json_out, markdown):
     """Time TARGETS (run directories, .onnx, .engine) on each backend and batch size."""
-    from genforge.benchmarks.measure import markdown_table, run_benchmarks
+    from genforge.benchmarks.measure import run_benchmarks
+    from genforge.benchmarks.rows import markdown_table
 
     report = run_benchmarks(targets, _backend_names(backends), _settings(batches, warmup_s, min_iters, duration_s,
                                                                           threads),

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from genforge.core.errors import UserError
+from genforge.exporters.precisions import DEFAULT_OPSET, OPSETS, PRECISIONS
 
 
 def refuse_existing(out: Path, overwrite: bool) -> None:
@@ -24,9 +25,11 @@ def export():
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--checkpoint", help="latest (default), best, a step number or a folder.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="The .onnx file to write.")
-@click.option("--opset", default=18, show_default=True, type=int)
+@click.option("--opset", default=DEFAULT_OPSET, show_default=True, type=int,
+              help=f"ONNX opset, {OPSETS[0]} to {OPSETS[-1]}.")
 @click.option("--batch", default="dynamic", show_default=True, help="'dynamic' or a fixed batch size.")
-@click.option("--precision", default="fp32", show_default=True, type=click.Choice(["fp32", "fp16", "int8"]))
+@click.option("--precision", default="fp32", show_default=True, type=click.Choice(list(PRECISIONS)),
+              help="; ".join(f"{p.name}: {p.summary}" for p in PRECISIONS.values()) + ".")
 @click.option("--ema", is_flag=True, help="Export the EMA weights.")
 @click.option("--max-fd-increase", default=0.10, show_default=True, type=float,
               help="Quality gate: refuse a variant whose FD exceeds fp32's by more than this fraction.")

@@ -20,13 +20,18 @@ environment), report.json with the same numbers, the run directory and the .onnx
 from __future__ import annotations
 
 import copy
-import html
 import json
 import shutil
 import time
 from pathlib import Path
 
+from genforge.benchmarks.measure import Settings, run_benchmarks
+from genforge.core.app.evaluate import evaluate_target
+from genforge.core.app.report import render_html
 from genforge.core.errors import UserError
+from genforge.core.files import read_toml
+from genforge.core.trainer import Trainer, config_from_dict
+from genforge.exporters.onnx import export_onnx
 
 DEFAULT_PIPELINE = {
     "out": "genforge-report",
@@ -44,7 +49,6 @@ def load_pipeline(path: Path | None) -> dict:
     config = copy.deepcopy(DEFAULT_PIPELINE)
     if path is None:
         return config
-    from genforge.core.files import read_toml
 
     data = read_toml(path, "pipeline file")
     unknown = sorted(set(data) - SECTIONS)
@@ -58,17 +62,6 @@ def load_pipeline(path: Path | None) -> dict:
     return config
 
 
-def fmt(value) -> str:
-    """How numbers appear in the HTML tables (tests compare the JSON through this)."""
-    if isinstance(value, bool) or value is None:
-        return "–" if value is None else str(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
 def prepare_out(out: Path, overwrite: bool) -> None:
     if out.exists() and any(out.iterdir()):
         if not (out / "report.json").exists():
@@ -80,10 +73,6 @@ def prepare_out(out: Path, overwrite: bool) -> None:
 
 
 def run_pipeline(config: dict, overwrite: bool = True, echo=print) -> Path:
-    from genforge.benchmarks.measure import Settings, run_benchmarks
-    from genforge.core.app.evaluate import evaluate_target
-    from genforge.core.trainer import Trainer, config_from_dict
-    from genforge.exporters.onnx import export_onnx
 
     out = Path(config["out"])
     train_config = config_from_dict(dict(config["train"]))
@@ -137,49 +126,3 @@ def run_pipeline(config: dict, overwrite: bool = True, echo=print) -> Path:
     (out / "report.json").write_text(json.dumps(report, indent=1))
     (out / "index.html").write_text(render_html(report))
     return out
-
-
-def _table(columns: list[str], rows: list[list]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(fmt(v))}</td>" for v in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def render_html(report: dict) -> str:
-    quality = _table(["metric", "value"], [[k, v] for k, v in report["quality"].items()])
-    exports = _table(["precision", "file", "size MB", "PSNR dB", "max abs error", "FD change"],
-                     [[e["precision"], e["file"], e["size_mb"], e["psnr_db"], e["max_abs_error"], e["fd_change"]]
-                      for e in report["exports"]])
-    bench_rows = []
-    for r in report["bench"]:
-        if r["status"] != "ok":
-            bench_rows.append([r["target"], r["backend"], r["batch"], r["status"], r.get("reason"), None, None])
-        else:
-            bench_rows.append([r["target"], r["backend"], r["batch"], r["stats"]["median_ms"], r["stats"]["p90_ms"],
-                               r["throughput_img_s"], r["gflops"]])
-    bench = _table(["target", "backend", "batch", "median ms", "p90 ms", "img/s", "GFLOP/s"], bench_rows)
-    env = report["environment"]
-    env_rows = [["CPU", env["cpu"]["model"]], ["cores", env["cpu"]["cores"]],
-                ["CPU flags", " ".join(env["cpu"]["flags"])], ["fp32 peak GFLOP/s", env["cpu"]["fp32_peak_gflops"]],
-                ["GPU", env["gpu"]["name"] if env["gpu"] else None]]
-    env_rows += [[name, version] for name, version in env["versions"].items()]
-    timings = _table(["step", "seconds"], [[k, v] for k, v in report["timings_s"].items()])
-    train = report["pipeline"]["train"]
-    title = f"genforge report: {train['model']} on {train['dataset']}"
-    pictures = "".join(f'<img src="{name}" alt="{name[:-4]}">' for name in report["images"])
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}}
-table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
-th{{background:#f3f3f3}}img{{max-width:48%;vertical-align:top;margin:4px}}</style></head>
-<body><h1>{html.escape(title)}</h1>
-<p>{report['train']['steps']} training steps on {html.escape(report['train']['device'])}.</p>
-<h2>Samples and loss</h2>{pictures}
-<h2 id="quality">Quality</h2>{quality}
-<h2 id="exports">Exports</h2>{exports}
-<h2 id="bench">Benchmark</h2>{bench}
-<h2 id="environment">Environment</h2>{_table(["item", "value"], env_rows)}
-<h2>Timings</h2>{timings}
-<p>Numbers as in report.json; raw benchmark samples in bench.json.</p>
-</body></html>
-"""

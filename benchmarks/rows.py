@@ -1,0 +1,38 @@
+"""How a benchmark row reads: one layout for the console table, Markdown and the HTML report."""
+
+from __future__ import annotations
+
+import html
+
+COLUMNS = ["target", "backend", "batch", "median ms", "p90 ms", "p99 ms", "CV", "img/s", "GFLOP/s", "% peak",
+           "first call s"]
+
+
+def row_cells(row: dict) -> list[str]:
+    """The cells of one report row under COLUMNS (a skipped or failed row says why)."""
+    head = [str(row["target"]), str(row["backend"]), str(row["batch"] or "–")]
+    if row["status"] != "ok":
+        return head + [f"{row['status']}: {row.get('reason', '')}"] + [""] * (len(COLUMNS) - 4)
+    stats = row["stats"]
+    return head + [f"{stats['median_ms']:.2f}", f"{stats['p90_ms']:.2f}", f"{stats['p99_ms']:.2f}", f"{stats['cv']:.1%}",
+                   f"{row['throughput_img_s']:.0f}", f"{row['gflops']:.1f}" if row.get("gflops") else "–",
+                   f"{100 * row['peak_share']:.0f}%" if row.get("peak_share") else "–",
+                   f"{row['first_call_s']:.2f}"]
+
+
+def environment_line(env: dict) -> str:
+    cpu, gpu = env["cpu"], env["gpu"]
+    versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v)
+    return (f"CPU: {cpu['model']} ({cpu['cores']} cores; {', '.join(cpu['flags'])}); "
+            f"GPU: {gpu['name'] if gpu else 'none'}; {versions}")
+
+
+def markdown_cell(text: str) -> str:
+    """A cell safe in a Markdown table: HTML escaped, pipes escaped, one line."""
+    return html.escape(" ".join(str(text).split())).replace("|", "\\|")
+
+
+def markdown_table(report: dict) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(markdown_cell(c) for c in row_cells(r)) + " |" for r in report["rows"]]
+    return "\n".join(lines + ["", markdown_cell(environment_line(report["environment"]))])
