@@ -254,6 +254,9 @@ def check_dataset(spec: DatasetSpec, result, image_size: int, channels: int | No
                                  "torch.utils.data.Dataset with __len__ and __getitem__")
     if len(dataset) == 0:
         raise plugin_error(spec, "the dataset holds no images")
+    if info.name != spec.name:
+        raise plugin_error(spec, f"DataInfo name is {info.name!r}, not the registered name {spec.name!r}; exports "
+                                 "record this name to find the dataset again: use the registered name")
     if (info.height, info.width) != (image_size, image_size):
         raise plugin_error(spec, f"DataInfo says {info.height}x{info.width} images but {image_size}x{image_size} "
                                  "were asked for; resize to image_size")

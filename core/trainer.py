@@ -74,6 +74,27 @@ def config_from_dict(values: dict) -> TrainConfig:
     return TrainConfig(**values)
 
 
+RESUMABLE_CHANGES = {"steps", "epochs", "device", "log_every", "sample_every", "checkpoint_every", "keep"}
+
+
+def resumed_config(record: dict, changes: dict) -> TrainConfig:
+    """The config of a run to resume (its config.json record) with `changes`, which may only be RESUMABLE_CHANGES.
+
+    A new --steps replaces the run's --epochs and the other way round.
+    """
+    values = dict(record["train"])
+    for key, value in changes.items():
+        if key not in RESUMABLE_CHANGES and values.get(key) != value:
+            raise UserError(f"--{key.replace('_', '-')} {value} disagrees with the run's {values.get(key)}; "
+                            f"a resumed run keeps its config (only {', '.join(sorted(RESUMABLE_CHANGES))} may change)")
+        values[key] = value
+    if "steps" in changes:
+        values["epochs"] = None
+    if "epochs" in changes:
+        values["steps"] = None
+    return config_from_dict(values)
+
+
 def resolve_device(name: str) -> torch.device:
     if name not in DEVICES:
         raise UserError(f"unknown device {name!r}; use auto, cpu or cuda")

@@ -6,11 +6,9 @@ its time in fp32 ConvTranspose between Q/DQ pairs. These identities remove them:
 * ConvTranspose(k=4, s=2, p=1): output pixel (2m+a, 2n+b) sees input rows m-1..m+1 through
   the taps {a=0: k3 at -1, k1 at 0; a=1: k2 at 0, k0 at +1}, and the same for columns.
   - "split" form: four 2x2 Convs, one per output phase (a, b), each padded on its own side,
-    then interleaved. Exactly the multiply-adds of the original.
-  - "phase" form: one 2x2 Conv with 4x the output channels on the input padded all round,
-    each phase cut at offset (a, b). (H+1)(W+1)/HW the multiply-adds, one wide Conv.
-  - "subpixel" form: one 3x3 Conv with 4x the output channels + PixelShuffle(2)
-    (ONNX DepthToSpace); 2.25x the multiply-adds, no slicing.
+    then interleaved. Exactly the multiply-adds of the original. (A single 2x2 Conv with 4x
+    the outputs costs (H+1)(W+1)/HW the multiply-adds, a 3x3 sub-pixel Conv 2.25x; both were
+    measured slower and are not kept.)
   - "auto" (default): "split" where the layer has 8 or more output channels; a narrower one
     (the RGB layer) stays a ConvTranspose, which ran faster there in fp32 and int8 than any
     form (Convs with 3 outputs keep few SIMD lanes busy). On ONNX Runtime CPU this beat the
@@ -30,12 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# conv tap index (offset -1, 0, +1) -> transposed-conv kernel index, per output phase
-PHASE_TAPS = {0: (3, 1, None), 1: (None, 2, 0)}
-# the same for a 2x2 window starting at offset a - 1 (see PhaseConv)
+# 2x2 window tap (offset a - 1, a) -> transposed-conv kernel index, per output phase a
 PHASE_TAPS_2 = {0: (3, 1), 1: (2, 0)}
 PHASES = ((0, 0), (0, 1), (1, 0), (1, 1))
-FORMS = ("auto", "split", "phase", "subpixel")
+FORMS = ("auto", "split")
 INTERLEAVES = ("transpose", "concat")
 POINTWISE = (nn.ReLU, nn.LeakyReLU, nn.Tanh, nn.Sigmoid)
 
@@ -47,34 +43,6 @@ def conv_with(weight: torch.Tensor, bias: torch.Tensor, padding: int = 1) -> nn.
         conv.weight.copy_(weight)
         conv.bias.copy_(bias)
     return conv
-
-
-class SubPixelConv(nn.Module):
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor):
-        super().__init__()
-        self.conv = conv_with(weight, bias)
-        self.shuffle = nn.PixelShuffle(2)
-        self.activation = nn.Identity()
-
-    def forward(self, x):
-        return self.shuffle(self.activation(self.conv(x)))
-
-
-class PhaseConv(nn.Module):
-    """ConvTranspose(k=4, s=2, p=1) as one 2x2 convolution (4x the output channels) whose four
-    output phases are cut at offsets (a, b) and interleaved: the same multiply-adds as the
-    transposed convolution, in a form every runtime has int8 kernels for."""
-
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor):
-        super().__init__()
-        self.conv = conv_with(weight, bias)
-        self.activation = nn.Identity()
-
-    def forward(self, x):
-        h, w = x.shape[-2:]
-        y = self.activation(self.conv(x))
-        c = y.shape[1] // 4
-        return interleave_phases([y[:, i * c:(i + 1) * c, a:a + h, b:b + w] for i, (a, b) in enumerate(PHASES)])
 
 
 class SplitPhaseConv(nn.Module):
@@ -130,23 +98,6 @@ def _bn_scale_shift(bn: nn.BatchNorm2d | None, channels: int):
     return scale, bn.bias.detach() - bn.running_mean * scale
 
 
-def subpixel_from(convt: nn.ConvTranspose2d, bn: nn.BatchNorm2d | None) -> SubPixelConv:
-    w = convt.weight.detach()  # (Cin, Cout, 4, 4)
-    cin, cout = w.shape[:2]
-    scale, shift = _bn_scale_shift(bn, cout)
-    bias = convt.bias.detach() if convt.bias is not None else torch.zeros(cout)
-    weight = torch.zeros(cout, 4, cin, 3, 3)
-    for a in (0, 1):
-        for b in (0, 1):
-            for th, kh in enumerate(PHASE_TAPS[a]):
-                for tw, kw in enumerate(PHASE_TAPS[b]):
-                    if kh is not None and kw is not None:
-                        weight[:, a * 2 + b, :, th, tw] = w[:, :, kh, kw].t()
-    weight = weight * scale.view(cout, 1, 1, 1, 1)
-    new_bias = (bias * scale + shift).repeat_interleave(4)
-    return SubPixelConv(weight.reshape(cout * 4, cin, 3, 3), new_bias)
-
-
 def _phase_weights(convt: nn.ConvTranspose2d, bn: nn.BatchNorm2d | None) -> tuple[torch.Tensor, torch.Tensor]:
     """(4, Cout, Cin, 2, 2) weights of the four phases' 2x2 convolutions, BatchNorm folded; and the bias."""
     w = convt.weight.detach()  # (Cin, Cout, 4, 4)
@@ -159,11 +110,6 @@ def _phase_weights(convt: nn.ConvTranspose2d, bn: nn.BatchNorm2d | None) -> tupl
             for tw, kw in enumerate(PHASE_TAPS_2[b]):
                 weight[p, :, :, th, tw] = w[:, :, kh, kw].t()
     return weight * scale.view(1, cout, 1, 1, 1), bias * scale + shift
-
-
-def phaseconv_from(convt: nn.ConvTranspose2d, bn: nn.BatchNorm2d | None) -> PhaseConv:
-    weight, bias = _phase_weights(convt, bn)
-    return PhaseConv(weight.flatten(0, 1), bias.repeat(4))
 
 
 def splitphase_from(convt: nn.ConvTranspose2d, bn: nn.BatchNorm2d | None,
@@ -220,10 +166,7 @@ def rewrite_generator(generator: nn.Module, example_inputs: tuple, form: str = "
             if _is_subpixel(layer):
                 if form == "auto" and layer.out_channels < 8:
                     continue
-                if form in ("auto", "split"):
-                    replacement = splitphase_from(layer, bn, interleave)
-                else:
-                    replacement = (phaseconv_from if form == "phase" else subpixel_from)(layer, bn)
+                replacement = splitphase_from(layer, bn, interleave)
             elif sizes[id(layer)] == (1, 1) and layer.stride == (1, 1) and layer.padding == (0, 0):
                 replacement = linear_from(layer, bn)
             else:

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error, train_small
+from genforge.testing import assert_one_line_error
 from genforge.benchmarks.measure import Settings, compare_reports, run_ab, run_benchmarks
 from genforge.benchmarks.stats import compare_samples, ratio_of_medians, summarize
 
@@ -47,8 +47,8 @@ def register_backends(register):
 
 
 @pytest.fixture
-def fake_targets(make_plugin, tmp_path):
-    make_plugin("fake_backend_plugin", FAKE_BACKEND, dist="fake-bench")
+def fake_targets(install_plugin, tmp_path):
+    install_plugin("fake_backend_plugin", FAKE_BACKEND, dist="fake-bench")
     targets = {}
     for name in ("base", "same", "slow"):
         path = tmp_path / f"{name}.onnx"
@@ -81,7 +81,7 @@ def test_ratio_and_verdicts_on_known_samples():
     assert compare_samples(tiny_noisy, tiny_noisy * 1.3)["verdict"] == "same", "not significant on 5 noisy samples"
 
 
-def test_planted_slowdown_is_caught_by_compare_and_ab(fake_targets, run_cli, tmp_path):
+def test_planted_slowdown_is_caught_by_compare_and_ab(fake_targets, genforge_cli, tmp_path):
     base = run_benchmarks([fake_targets["base"]], ["fake"], FAST)
     slow = run_benchmarks([fake_targets["slow"]], ["fake"], FAST)
     for report in (base, slow):
@@ -90,13 +90,13 @@ def test_planted_slowdown_is_caught_by_compare_and_ab(fake_targets, run_cli, tmp
     assert [r["verdict"] for r in rows] == ["slower"] and rows[0]["ratio"] == pytest.approx(1.25, rel=0.08)
     (tmp_path / "base.json").write_text(json.dumps(base))
     (tmp_path / "slow.json").write_text(json.dumps(slow))
-    result = run_cli("bench", "compare", tmp_path / "base.json", tmp_path / "slow.json", expect=1)
+    result = genforge_cli("bench", "compare", tmp_path / "base.json", tmp_path / "slow.json", expect=1)
     assert "slower" in result.stdout and "regression" in result.stderr
-    run_cli("bench", "compare", tmp_path / "base.json", tmp_path / "base.json")
+    genforge_cli("bench", "compare", tmp_path / "base.json", tmp_path / "base.json")
 
     a, b = run_ab(fake_targets["base"], fake_targets["slow"], ["fake"], FAST, rounds=4)
     assert [r["verdict"] for r in compare_reports(a, b)] == ["slower"]
-    result = run_cli("bench", "ab", fake_targets["base"], fake_targets["slow"], "--backend", "fake", "--batch", "1",
+    result = genforge_cli("bench", "ab", fake_targets["base"], fake_targets["slow"], "--backend", "fake", "--batch", "1",
                      "--duration-s", "0.15", "--warmup-s", "0.02", "--rounds", "4", expect=1)
     assert "slower" in result.stdout
 
@@ -110,9 +110,9 @@ def test_identical_runs_raise_no_alarm(fake_targets):
     assert verdicts.count("slower") == 0, verdicts
 
 
-def test_report_schema_and_environment(fake_targets, tmp_path, run_cli):
+def test_report_schema_and_environment(fake_targets, tmp_path, genforge_cli):
     out, md = tmp_path / "r.json", tmp_path / "r.md"
-    run_cli("bench", fake_targets["base"], "--backend", "fake", "--batch", "1,8", "--duration-s", "0.05",
+    genforge_cli("bench", fake_targets["base"], "--backend", "fake", "--batch", "1,8", "--duration-s", "0.05",
             "--warmup-s", "0.01", "--json", out, "--markdown", md)
     report = json.loads(out.read_text())
     assert report["schema"] == "genforge.bench/1"
@@ -136,7 +136,7 @@ def test_report_schema_and_environment(fake_targets, tmp_path, run_cli):
     assert "| base.onnx | fake | 8 |" in table and "CPU:" in table
 
 
-def test_every_backend_skip_path_is_reported(tmp_path, run_cli):
+def test_every_backend_skip_path_is_reported(train_small, tmp_path, genforge_cli):
     import onnxruntime as ort
     import torch
 
@@ -164,28 +164,30 @@ def test_every_backend_skip_path_is_reported(tmp_path, run_cli):
     if not torch.cuda.is_available():
         assert [(r["backend"], r["status"]) for r in report["rows"]] == [("tensorrt", "skipped")]
     compiled = run_benchmarks([run], ["torch-compile"], quick)["rows"][0]
-    assert compiled["status"] in ("ok", "skipped") and compiled["first_call_s"] >= compiled["stats"]["median_ms"] / 1e3 \
-        if compiled["status"] == "ok" else compiled["reason"]
+    if compiled["status"] == "ok":
+        assert compiled["first_call_s"] >= compiled["stats"]["median_ms"] / 1e3
+    else:
+        assert compiled["status"] == "skipped" and compiled["reason"], compiled
 
 
-def test_bad_input(tmp_path, run_cli):
-    assert_one_line_error(run_cli("bench", tmp_path / "nope.onnx", expect=2), "does not exist")
+def test_bad_input(train_small, tmp_path, genforge_cli):
+    assert_one_line_error(genforge_cli("bench", tmp_path / "nope.onnx", expect=2), "does not exist")
     run = train_small(tmp_path / "run").out
-    assert_one_line_error(run_cli("bench", run, "--backend", "torchh", expect=2), "unknown backend", "torch")
-    assert_one_line_error(run_cli("bench", run, "--batch", "0", expect=2), "positive")
+    assert_one_line_error(genforge_cli("bench", run, "--backend", "torchh", expect=2), "unknown backend", "torch")
+    assert_one_line_error(genforge_cli("bench", run, "--batch", "0", expect=2), "positive")
     engine = tmp_path / "g.engine"
     engine.write_bytes(b"engine bytes")
     (tmp_path / "g.engine.json").write_text(json.dumps({"profile": {"min": [1, 16, 1, 1], "opt": [8, 16, 1, 1],
                                                                     "max": [16, 16, 1, 1]}}))
-    assert_one_line_error(run_cli("bench", engine, "--batch", "1,64", expect=2), "covers batch 1 to 16, not 64")
+    assert_one_line_error(genforge_cli("bench", engine, "--batch", "1,64", expect=2), "covers batch 1 to 16, not 64")
     (tmp_path / "junk.json").write_text("{}")
-    assert_one_line_error(run_cli("bench", "compare", tmp_path / "junk.json", tmp_path / "junk.json", expect=2),
+    assert_one_line_error(genforge_cli("bench", "compare", tmp_path / "junk.json", tmp_path / "junk.json", expect=2),
                           "not a genforge benchmark report")
 
 
-def test_suite_smoke_covers_every_target_and_backend(tmp_path, run_cli):
+def test_suite_smoke_covers_every_target_and_backend(tmp_path, genforge_cli):
     """The standard suite in smoke form, so it never rots (CI runs this)."""
-    result = run_cli("bench", "suite", "--smoke", "--out", tmp_path / "suite")
+    result = genforge_cli("bench", "suite", "--smoke", "--out", tmp_path / "suite")
     report = json.loads((tmp_path / "suite" / "suite.json").read_text())
     ok = {(r["target"], r["backend"]) for r in report["rows"] if r["status"] == "ok"}
     assert ("dcgan-2steps", "torch") in ok and ("cgan-2steps", "torch") in ok and ("vae-2steps", "torch") in ok
@@ -197,13 +199,13 @@ def test_suite_smoke_covers_every_target_and_backend(tmp_path, run_cli):
     assert "suite.md" in result.stdout
 
 
-def test_ab_across_two_genforge_installs(tmp_path, run_cli):
+def test_ab_across_two_genforge_installs(train_small, tmp_path, genforge_cli):
     """`--python-a/--python-b` time one target under two installations through worker processes."""
     import sys
 
     run = train_small(tmp_path / "run").out
     out = tmp_path / "ab.json"
-    run_cli("bench", "ab", run, "--python-a", sys.executable, "--python-b", sys.executable, "--backend", "torch",
+    genforge_cli("bench", "ab", run, "--python-a", sys.executable, "--python-b", sys.executable, "--backend", "torch",
             "--batch", "2", "--duration-s", "0.3", "--warmup-s", "0.05", "--rounds", "3", "--min-effect", "50%",
             "--json", out)
     result = json.loads(out.read_text())
@@ -212,10 +214,10 @@ def test_ab_across_two_genforge_installs(tmp_path, run_cli):
         row = result[key]["rows"][0]
         assert row["backend"] == "torch" and row["batch"] == 2 and len(row["samples_ms"]) >= 3
         assert "genforge" in row["ab_target"] and result[key]["settings"]["python"] == sys.executable
-    assert_one_line_error(run_cli("bench", "ab", run, expect=2), "two targets")
+    assert_one_line_error(genforge_cli("bench", "ab", run, expect=2), "two targets")
 
 
-def test_a_checkpoint_folder_is_a_target(tmp_path):
+def test_a_checkpoint_folder_is_a_target(train_small, tmp_path):
     run = train_small(tmp_path / "run", steps=4).out
     report = run_benchmarks([run / "checkpoints" / "step-00000002"], ["torch"],
                             Settings(batches=(2,), warmup_s=0.01, min_iters=3, duration_s=0.02))

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import assert_one_line_error
+from genforge.testing import assert_one_line_error
 
 IMPLEMENTATION_MODULES = ("acme_impl", "acme_data", "acme_cvae_impl")
 
@@ -127,8 +127,8 @@ def register_datasets(register):
 '''
 
 
-def install(make_plugin, model=MODEL, dataset=DATASET, conditional=False, model_attr="Tiny", spec_claims=""):
-    site = make_plugin("acme_plugin", PLUGIN.format(model_attr=model_attr, spec_claims=spec_claims),
+def install(install_plugin, model=MODEL, dataset=DATASET, conditional=False, model_attr="Tiny", spec_claims=""):
+    site = install_plugin("acme_plugin", PLUGIN.format(model_attr=model_attr, spec_claims=spec_claims),
                        dist="acme-tiny")
     (site / "acme_impl.py").write_text(model.replace("CONDITIONAL", str(conditional)))
     (site / "acme_data.py").write_text(dataset)
@@ -170,38 +170,38 @@ def train_args(tmp_path, model="tiny", dataset="digits"):
 
 
 @pytest.mark.parametrize("fault", MODEL_FAULTS)
-def test_model_fault_fails_at_build_naming_the_plugin(fault, make_plugin, run_cli, tmp_path):
+def test_model_fault_fails_at_build_naming_the_plugin(fault, install_plugin, genforge_cli, tmp_path):
     edits, conditional, fragments = MODEL_FAULTS[fault]
     source = MODEL
     for old, new in edits:
         assert old in source, old
         source = source.replace(old, new)
-    install(make_plugin, model=source, conditional=conditional)
-    result = run_cli(*train_args(tmp_path), expect=2)
+    install(install_plugin, model=source, conditional=conditional)
+    result = genforge_cli(*train_args(tmp_path), expect=2)
     assert_one_line_error(result, "model plugin 'tiny' (acme-tiny)", *fragments)
     assert not (tmp_path / "run").exists()
 
 
-def test_the_unfaulted_plugin_trains(make_plugin, run_cli, tmp_path):
-    install(make_plugin, conditional=True)
-    run_cli(*train_args(tmp_path))
+def test_the_unfaulted_plugin_trains(install_plugin, genforge_cli, tmp_path):
+    install(install_plugin, conditional=True)
+    genforge_cli(*train_args(tmp_path))
     assert (tmp_path / "run" / "samples.png").exists()
 
 
-def test_bad_module_attr_reference_is_named_when_listed_and_built(make_plugin, run_cli, tmp_path):
-    install(make_plugin, model_attr="Tinyy")
-    result = run_cli(*train_args(tmp_path), expect=2)
+def test_bad_module_attr_reference_is_named_when_listed_and_built(install_plugin, genforge_cli, tmp_path):
+    install(install_plugin, model_attr="Tinyy")
+    result = genforge_cli(*train_args(tmp_path), expect=2)
     assert_one_line_error(result, "model 'tiny' from plugin acme-tiny cannot be loaded", "Tinyy")
     assert not (tmp_path / "run").exists()
-    listed = json.loads(run_cli("plugins", "--json", "--check").stdout)
+    listed = json.loads(genforge_cli("plugins", "--json", "--check").stdout)
     acme = next(p for p in listed if p["name"] == "acme_plugin")
     assert any("Tinyy" in error for error in acme["errors"]), acme["errors"]
 
 
-def test_missing_module_is_shown_by_plain_plugins_listing(make_plugin, run_cli):
-    site = install(make_plugin)
+def test_missing_module_is_shown_by_plain_plugins_listing(install_plugin, genforge_cli):
+    site = install(install_plugin)
     (site / "acme_data.py").unlink()
-    listed = json.loads(run_cli("plugins", "--json").stdout)
+    listed = json.loads(genforge_cli("plugins", "--json").stdout)
     acme = next(p for p in listed if p["name"] == "acme_plugin")
     assert acme["errors"] == ["dataset 'acme-digits': module 'acme_data' not found"]
 
@@ -211,9 +211,9 @@ def test_missing_module_is_shown_by_plain_plugins_listing(make_plugin, run_cli):
     (", image_sizes=(64,)", "ModelSpec says image_sizes=(64,) but Tiny says None"),
     (', family="vae"', "family='vae' but Tiny has no negative_elbo"),
 ])
-def test_spec_disagreeing_with_its_class_is_an_error(claims, fragment, make_plugin, run_cli, tmp_path):
-    install(make_plugin, spec_claims=claims)
-    assert_one_line_error(run_cli(*train_args(tmp_path), expect=2), "model plugin 'tiny' (acme-tiny)", fragment)
+def test_spec_disagreeing_with_its_class_is_an_error(claims, fragment, install_plugin, genforge_cli, tmp_path):
+    install(install_plugin, spec_claims=claims)
+    assert_one_line_error(genforge_cli(*train_args(tmp_path), expect=2), "model plugin 'tiny' (acme-tiny)", fragment)
     assert not (tmp_path / "run").exists()
 
 
@@ -231,11 +231,11 @@ DATASET_FAULTS = {
 
 
 @pytest.mark.parametrize("fault", DATASET_FAULTS)
-def test_dataset_fault_fails_when_opened_naming_the_plugin(fault, make_plugin, run_cli, tmp_path):
+def test_dataset_fault_fails_when_opened_naming_the_plugin(fault, install_plugin, genforge_cli, tmp_path):
     old, new, fragments = DATASET_FAULTS[fault]
     assert old in DATASET
-    install(make_plugin, dataset=DATASET.replace(old, new))
-    result = run_cli(*train_args(tmp_path, model="dcgan", dataset="acme-digits"), expect=2)
+    install(install_plugin, dataset=DATASET.replace(old, new))
+    result = genforge_cli(*train_args(tmp_path, model="dcgan", dataset="acme-digits"), expect=2)
     assert_one_line_error(result, "dataset plugin 'acme-digits' (acme-tiny)", *fragments)
     assert not (tmp_path / "run").exists()
 
@@ -345,28 +345,26 @@ def register_models(register):
 '''
 
 
-def test_third_party_conditional_vae_gets_every_metric_from_plain_evaluate(make_plugin, run_cli, tmp_path):
-    site = make_plugin("acme_cvae", CVAE_PLUGIN, dist="acme-cvae")
+def test_third_party_conditional_vae_gets_every_metric_from_plain_evaluate(install_plugin, genforge_cli, tmp_path):
+    site = install_plugin("acme_cvae", CVAE_PLUGIN, dist="acme-cvae")
     (site / "acme_cvae_impl.py").write_text(CVAE)
     run = tmp_path / "run"
-    run_cli("train", "--model", "cvae", "--steps", "30", "--image-size", "16", "--batch-size", "32",
+    genforge_cli("train", "--model", "cvae", "--steps", "30", "--image-size", "16", "--batch-size", "32",
             "--no-progress", "--out", run)
     scores_path = tmp_path / "scores.json"
-    result = run_cli("evaluate", run, "--n", "200", "--json", scores_path)
+    result = genforge_cli("evaluate", run, "--n", "200", "--json", scores_path)
     scores = json.loads(scores_path.read_text())
     assert {"fd", "fd_floor", "kid", "cond_acc", "neg_elbo", "recon_psnr"} <= set(scores), scores
     assert "skipped" not in scores and "note:" not in result.stderr
     assert 0 < scores["neg_elbo"] < 1000 and scores["recon_psnr"] > scores["mean_image_psnr"] - 3
-    listed = run_cli("models").stdout
+    listed = genforge_cli("models").stdout
     assert "cvae" in listed and "elbo" in listed
 
 
-def test_metric_that_does_not_apply_is_skipped_with_a_note(make_plugin, run_cli, tmp_path):
-    from conftest import train_small
-
+def test_metric_that_does_not_apply_is_skipped_with_a_note(train_small, install_plugin, genforge_cli, tmp_path):
     run = train_small(tmp_path / "dcgan").out
     scores_path = tmp_path / "scores.json"
-    result = run_cli("evaluate", run, "--n", "100", "--metrics", "fd,cond_acc,neg_elbo", "--json", scores_path)
+    result = genforge_cli("evaluate", run, "--n", "100", "--metrics", "fd,cond_acc,neg_elbo", "--json", scores_path)
     scores = json.loads(scores_path.read_text())
     assert "fd" in scores and "cond_acc" not in scores and "neg_elbo" not in scores
     assert set(scores["skipped"]) == {"cond_acc", "neg_elbo"}
@@ -374,15 +372,15 @@ def test_metric_that_does_not_apply_is_skipped_with_a_note(make_plugin, run_cli,
 
 
 def test_evaluation_streams_a_plain_dataset_and_a_changed_dataset_retrains_the_classifier(
-        make_plugin, run_cli, tmp_path, monkeypatch):
+        install_plugin, genforge_cli, tmp_path, monkeypatch):
     from genforge.core import evaluation as ev
 
-    install(make_plugin)
+    install(install_plugin)
     run = tmp_path / "run"
-    run_cli("train", "--model", "cgan", "--dataset", "acme-digits", "--steps", "2", "--image-size", "16",
+    genforge_cli("train", "--model", "cgan", "--dataset", "acme-digits", "--steps", "2", "--image-size", "16",
             "--batch-size", "16", "-o", "g_width=8", "-o", "d_width=8", "--no-progress", "--out", run)
     scores_path = tmp_path / "scores.json"
-    run_cli("evaluate", run, "--n", "100", "--json", scores_path)
+    genforge_cli("evaluate", run, "--n", "100", "--json", scores_path)
     scores = json.loads(scores_path.read_text())
     assert {"fd", "kid", "cond_acc"} <= set(scores) and scores["classifier_test_accuracy"] > 0.9
 
@@ -395,11 +393,10 @@ def test_evaluation_streams_a_plain_dataset_and_a_changed_dataset_retrains_the_c
     assert not changed.from_cache and changed.cache_path != first.cache_path
 
 
-def test_generator_inputs_are_the_same_everywhere(tmp_path):
+def test_generator_inputs_are_the_same_everywhere(train_small, tmp_path):
     """A run directory and its ONNX export draw the same noise and labels for a seed."""
     import numpy as np
 
-    from conftest import train_small
     from genforge.exporters import runtime
     from genforge.exporters.onnx import export_onnx
 
@@ -413,17 +410,17 @@ def test_generator_inputs_are_the_same_everywhere(tmp_path):
     np.testing.assert_allclose(torch_runtime.generate(n=12, seed=5), onnx_runtime.generate(n=12, seed=5), atol=1e-4)
 
 
-def test_output_range_is_checked_on_the_trained_generator_by_sampling_and_export(make_plugin, run_cli, tmp_path):
+def test_output_range_is_checked_on_the_trained_generator_by_sampling_and_export(install_plugin, genforge_cli, tmp_path):
     """In range at initialisation, out of range after training: the sample grid and export both refuse."""
     source = MODEL.replace("        self.fc = nn.Linear(", "        self.register_buffer('gain', torch.ones(()))\n"
                                                           "        self.fc = nn.Linear(")
     source = source.replace("return torch.tanh(self.fc(z)).view(", "return (self.gain * torch.tanh(self.fc(z))).view(")
     source = source.replace("        ctx.optimize(\"g\", loss)\n", "        ctx.optimize(\"g\", loss)\n"
                                                               "        self.G.gain.fill_(30.0)\n")
-    install(make_plugin, model=source)
-    result = run_cli(*train_args(tmp_path), "--sample-every", "0", expect=2)
+    install(install_plugin, model=source)
+    result = genforge_cli(*train_args(tmp_path), "--sample-every", "0", expect=2)
     assert_one_line_error(result, "model plugin 'tiny'", "the generator's output at step 2", "outside [-1, 1]")
     out = tmp_path / "tiny.onnx"
-    result = run_cli("export", "onnx", tmp_path / "run", "--out", out, expect=2)
+    result = genforge_cli("export", "onnx", tmp_path / "run", "--out", out, expect=2)
     assert_one_line_error(result, "the trained generator's output", "outside [-1, 1]")
     assert not out.exists()

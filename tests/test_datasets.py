@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import assert_one_line_error
+from genforge.testing import assert_one_line_error
 from genforge.core.contract import open_dataset
 from genforge.core.errors import UserError
 
@@ -148,16 +148,16 @@ def test_cifar10_needs_torchvision_or_data(tmp_path):
             open_dataset("cifar10", data_dir=tmp_path)
 
 
-def test_datasets_cli_show_writes_preview(run_cli, tmp_path):
+def test_datasets_cli_show_writes_preview(genforge_cli, tmp_path):
     out = tmp_path / "preview.png"
-    result = run_cli("datasets", "show", "shapes", "--image-size", "16", "--out", out)
+    result = genforge_cli("datasets", "show", "shapes", "--image-size", "16", "--out", out)
     assert "num_classes  4" in result.stdout and out.exists()
     assert Image.open(out).size[0] > 16 * 8
-    listing = run_cli("datasets").stdout
+    listing = genforge_cli("datasets").stdout
     assert "digits" in listing and "image-folder" in listing
 
 
-def test_datasets_cli_bad_input_is_one_line(run_cli, tmp_path):
-    assert_one_line_error(run_cli("datasets", "show", "image-folder", "--data-dir", tmp_path / "nope", expect=2),
+def test_datasets_cli_bad_input_is_one_line(genforge_cli, tmp_path):
+    assert_one_line_error(genforge_cli("datasets", "show", "image-folder", "--data-dir", tmp_path / "nope", expect=2),
                           "does not exist")
-    assert_one_line_error(run_cli("datasets", "show", "digitz", expect=2), "did you mean digits")
+    assert_one_line_error(genforge_cli("datasets", "show", "digitz", expect=2), "did you mean digits")

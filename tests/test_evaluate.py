@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import assert_one_line_error, train_small
+from genforge.testing import assert_one_line_error
 from genforge.core import evaluation as ev
 from genforge.core.errors import UserError
 from genforge.plugins import metrics as builtin_metrics
@@ -87,31 +87,31 @@ def test_bad_input():
         builtin_metrics.metric_cond_acc(data)
 
 
-def test_evaluate_cli_on_run_and_onnx(tmp_path, run_cli):
+def test_evaluate_cli_on_run_and_onnx(train_small, tmp_path, genforge_cli):
     from genforge.exporters.onnx import export_onnx
 
     run = train_small(tmp_path / "cgan", model="cgan").out
     out = tmp_path / "scores.json"
-    result = run_cli("evaluate", run, "--n", "200", "--json", out)
+    result = genforge_cli("evaluate", run, "--n", "200", "--json", out)
     scores = json.loads(out.read_text())
     assert {"fd", "fd_floor", "fd_ceiling", "kid", "cond_acc", "classifier_test_accuracy"} <= set(scores)
     assert "cond_acc" in result.stdout
     onnx_path = tmp_path / "cgan.onnx"
     export_onnx(run, onnx_path)
     onnx_scores = tmp_path / "onnx.json"
-    run_cli("evaluate", onnx_path, "--n", "200", "--json", onnx_scores)
+    genforge_cli("evaluate", onnx_path, "--n", "200", "--json", onnx_scores)
     from_onnx = json.loads(onnx_scores.read_text())
     assert from_onnx["fd"] == pytest.approx(scores["fd"], rel=1e-3)
     assert from_onnx["cond_acc"] == pytest.approx(scores["cond_acc"], abs=0.01)
-    assert_one_line_error(run_cli("evaluate", run, "--n", "5", expect=2), "too few")
-    assert_one_line_error(run_cli("evaluate", run, "--metrics", "fid2", expect=2), "unknown metric")
+    assert_one_line_error(genforge_cli("evaluate", run, "--n", "5", expect=2), "too few")
+    assert_one_line_error(genforge_cli("evaluate", run, "--metrics", "fid2", expect=2), "unknown metric")
     vae = train_small(tmp_path / "vae", model="vae").out
     vae_scores = tmp_path / "vae.json"
-    run_cli("evaluate", vae, "--n", "200", "--json", vae_scores)
+    genforge_cli("evaluate", vae, "--n", "200", "--json", vae_scores)
     assert {"neg_elbo", "recon_psnr", "mean_image_psnr"} <= set(json.loads(vae_scores.read_text()))
 
 
-def test_trainer_keeps_the_best_checkpoint(tmp_path):
+def test_trainer_keeps_the_best_checkpoint(train_small, tmp_path):
     from genforge.core import checkpoint as ckpt
 
     trainer = train_small(tmp_path / "run", steps=6, eval_every=2, eval_samples=100)
@@ -124,7 +124,7 @@ def test_trainer_keeps_the_best_checkpoint(tmp_path):
     assert best_ckpt.state["best"]["value"] == pytest.approx(best["fd"])
 
 
-def test_unlabelled_data_points_to_the_inception_metric(tmp_path, run_cli):
+def test_unlabelled_data_points_to_the_inception_metric(train_small, tmp_path, genforge_cli):
     import numpy as np
     from PIL import Image
 
@@ -134,10 +134,10 @@ def test_unlabelled_data_points_to_the_inception_metric(tmp_path, run_cli):
     for i in range(40):
         Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(folder / f"{i}.png")
     run = train_small(tmp_path / "run", dataset="image-folder", data_dir=str(folder)).out
-    assert_one_line_error(run_cli("evaluate", run, "--n", "50", expect=2), "has no labels", "--metrics inception")
+    assert_one_line_error(genforge_cli("evaluate", run, "--n", "50", expect=2), "has no labels", "--metrics inception")
 
 
-def test_eval_during_training_can_train_the_classifier_first(tmp_path, monkeypatch):
+def test_eval_during_training_can_train_the_classifier_first(train_small, tmp_path, monkeypatch):
     """The first --eval-every on an uncached dataset trains the classifier inside no_grad scoring."""
     monkeypatch.setenv("GENFORGE_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setattr(ev, "_references", {})

@@ -7,7 +7,8 @@ import venv
 import zipfile
 from pathlib import Path
 
-from conftest import REPO
+REPO = Path(__file__).resolve().parents[1]
+
 
 
 def test_wheel_layout_and_fresh_install(tmp_path):

@@ -3,7 +3,7 @@
 import json
 from html.parser import HTMLParser
 
-from conftest import assert_one_line_error
+from genforge.testing import assert_one_line_error
 from genforge.benchmarks.rows import row_cells
 from genforge.core.app.report import fmt
 
@@ -56,11 +56,11 @@ class Page(HTMLParser):
             self._cell += data
 
 
-def test_run_writes_a_report_whose_page_matches_its_json(tmp_path, run_cli):
+def test_run_writes_a_report_whose_page_matches_its_json(tmp_path, genforge_cli):
     pipeline = tmp_path / "pipeline.toml"
     pipeline.write_text(TINY)
     out = tmp_path / "report"
-    result = run_cli("run", pipeline, "--out", out)
+    result = genforge_cli("run", pipeline, "--out", out)
     assert "index.html" in result.stdout
     report = json.loads((out / "report.json").read_text())
     page = Page()
@@ -84,13 +84,13 @@ def test_run_writes_a_report_whose_page_matches_its_json(tmp_path, run_cli):
     assert all(len(r["samples_ms"]) >= 3 for r in bench_json["rows"] if r["status"] == "ok")
 
 
-def test_run_refuses_a_foreign_folder_and_bad_pipeline(tmp_path, run_cli):
+def test_run_refuses_a_foreign_folder_and_bad_pipeline(tmp_path, genforge_cli):
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "thesis.tex").write_text("precious")
-    assert_one_line_error(run_cli("run", "--out", foreign, expect=2), "not a genforge report")
+    assert_one_line_error(genforge_cli("run", "--out", foreign, expect=2), "not a genforge report")
     assert (foreign / "thesis.tex").read_text() == "precious"
     bad = tmp_path / "bad.toml"
     bad.write_text("[trian]\nsteps = 3\n")
-    assert_one_line_error(run_cli("run", bad, expect=2), "unknown pipeline section(s) trian")
-    assert_one_line_error(run_cli("run", tmp_path / "missing.toml", expect=2), "does not exist")
+    assert_one_line_error(genforge_cli("run", bad, expect=2), "unknown pipeline section(s) trian")
+    assert_one_line_error(genforge_cli("run", tmp_path / "missing.toml", expect=2), "does not exist")

@@ -47,11 +47,11 @@ def test_guide_names_its_files():
     assert {"my_gan/plugin.py", "my_gan/model.py", "my_data/plugin.py", "my_data/stripes.py"} <= set(guide_files())
 
 
-def test_guide_model_and_dataset_train_evaluate_and_export(guide_site, run_cli, tmp_path):
+def test_guide_model_and_dataset_train_evaluate_and_export(guide_site, genforge_cli, tmp_path):
     run = tmp_path / "run"
-    run_cli("train", "--model", "my-gan", "--dataset", "stripes", "--steps", "3", "--image-size", "16",
+    genforge_cli("train", "--model", "my-gan", "--dataset", "stripes", "--steps", "3", "--image-size", "16",
             "--batch-size", "16", "--no-progress", "--out", run)
     assert (run / "samples.png").exists()
-    assert "my-gan" in run_cli("models").stdout
-    run_cli("export", "onnx", run, "--out", tmp_path / "my-gan.onnx")
-    run_cli("evaluate", run, "--n", "50", "--metrics", "fd")
+    assert "my-gan" in genforge_cli("models").stdout
+    genforge_cli("export", "onnx", run, "--out", tmp_path / "my-gan.onnx")
+    genforge_cli("evaluate", run, "--n", "50", "--metrics", "fd")

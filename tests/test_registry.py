@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from conftest import assert_one_line_error, run_genforge
+from genforge.testing import assert_one_line_error, run_genforge
 from genforge.core.errors import PluginError, UserError
 from genforge.core.registry import get_registry
 
@@ -39,8 +39,8 @@ def test_builtins_are_registered_through_the_hooks():
     assert registry.model("dcgan").plugin == "genforge"
 
 
-def test_third_party_plugin_is_discovered_and_imported_lazily(make_plugin):
-    site = make_plugin("acme_plugin", GOOD_PLUGIN)
+def test_third_party_plugin_is_discovered_and_imported_lazily(install_plugin):
+    site = install_plugin("acme_plugin", GOOD_PLUGIN)
     (site / "acme_impl.py").write_text(IMPL)
     registry = get_registry()
     spec = registry.model("acme-gan")
@@ -53,14 +53,14 @@ def test_third_party_plugin_is_discovered_and_imported_lazily(make_plugin):
     assert info.registered == {"models": ["acme-gan"], "datasets": ["acme-data"]}
 
 
-def test_plugins_json_lists_external_plugin(make_plugin, run_cli):
-    make_plugin("acme_plugin", GOOD_PLUGIN)
-    data = json.loads(run_cli("plugins", "--json").stdout)
+def test_plugins_json_lists_external_plugin(install_plugin, genforge_cli):
+    install_plugin("acme_plugin", GOOD_PLUGIN)
+    data = json.loads(genforge_cli("plugins", "--json").stdout)
     acme = next(p for p in data if p["name"] == "acme_plugin")
     assert acme["distribution"] == "acme-gan" and acme["version"] == "1.2.3"
     assert acme["hooks"] == ["register_datasets", "register_models"]
     assert acme["errors"] == []
-    assert "acme-gan" in run_cli("models").stdout
+    assert "acme-gan" in genforge_cli("models").stdout
 
 
 @pytest.mark.parametrize("body, fragment", [
@@ -70,25 +70,25 @@ def test_plugins_json_lists_external_plugin(make_plugin, run_cli):
      "register_models raised RuntimeError: boom"),
     ("from genforge import hookimpl\n@hookimpl\ndef register_widgets(register):\n    pass\n", "register_widgets"),
 ])
-def test_broken_plugin_is_isolated_and_named(make_plugin, run_cli, body, fragment):
-    make_plugin("broken_plugin", body, dist="broken-dist")
-    make_plugin("acme_plugin", GOOD_PLUGIN)
-    data = json.loads(run_cli("plugins", "--json").stdout)
+def test_broken_plugin_is_isolated_and_named(install_plugin, genforge_cli, body, fragment):
+    install_plugin("broken_plugin", body, dist="broken-dist")
+    install_plugin("acme_plugin", GOOD_PLUGIN)
+    data = json.loads(genforge_cli("plugins", "--json").stdout)
     broken = next(p for p in data if p["name"] == "broken_plugin")
     assert any(fragment in e for e in broken["errors"]), broken["errors"]
-    models = run_cli("models").stdout
+    models = genforge_cli("models").stdout
     assert "dcgan" in models and "acme-gan" in models
 
 
-def test_strict_mode_makes_load_errors_fatal(make_plugin, monkeypatch):
-    make_plugin("broken_plugin", "raise ImportError('nope')\n", dist="broken-dist")
+def test_strict_mode_makes_load_errors_fatal(install_plugin, monkeypatch):
+    install_plugin("broken_plugin", "raise ImportError('nope')\n", dist="broken-dist")
     monkeypatch.setenv("GENFORGE_STRICT_PLUGINS", "1")
     with pytest.raises(PluginError, match="broken_plugin.*nope"):
         get_registry()
 
 
-def test_load_plugins_selects_external_plugins(make_plugin, monkeypatch):
-    make_plugin("acme_plugin", GOOD_PLUGIN)
+def test_load_plugins_selects_external_plugins(install_plugin, monkeypatch):
+    install_plugin("acme_plugin", GOOD_PLUGIN)
     monkeypatch.setenv("GENFORGE_LOAD_PLUGINS", "")
     assert "acme_plugin" not in get_registry().plugins
     assert "dcgan" in get_registry().specs("models")
@@ -99,8 +99,8 @@ def test_load_plugins_selects_external_plugins(make_plugin, monkeypatch):
     assert "acme-gan" in get_registry().specs("models")
 
 
-def test_duplicate_name_is_an_error_naming_both_distributions(make_plugin, monkeypatch):
-    make_plugin("dup_plugin", """
+def test_duplicate_name_is_an_error_naming_both_distributions(install_plugin, monkeypatch):
+    install_plugin("dup_plugin", """
 from genforge import hookimpl
 from genforge.core.specs import ModelSpec
 @hookimpl
@@ -119,10 +119,10 @@ def register_models(register):
         get_registry().specs("models")
 
 
-def test_unknown_name_suggests_close_matches(run_cli):
+def test_unknown_name_suggests_close_matches(genforge_cli):
     with pytest.raises(UserError, match="did you mean dcgan"):
         get_registry().model("dcgn")
-    result = run_cli("train", "--model", "dcgn", "--steps", "1", expect=2)
+    result = genforge_cli("train", "--model", "dcgn", "--steps", "1", expect=2)
     assert_one_line_error(result, "unknown model 'dcgn'", "dcgan")
 
 
@@ -145,8 +145,8 @@ def test_help_and_plugins_do_not_import_torch(tmp_path):
     assert "HEAVY []" in out.stdout
 
 
-def test_broken_plugin_leaves_the_console_script_working(make_plugin):
-    site = make_plugin("broken_plugin", "raise RuntimeError('kaputt')\n", dist="broken-dist")
+def test_broken_plugin_leaves_the_console_script_working(install_plugin):
+    site = install_plugin("broken_plugin", "raise RuntimeError('kaputt')\n", dist="broken-dist")
     env = {"PYTHONPATH": str(site)}
     for args in (["--help"], ["plugins"], ["models"]):
         result = run_genforge(*args, env_extra=env)
@@ -166,8 +166,8 @@ def test_version():
     assert result.returncode == 0 and __version__ in result.stdout
 
 
-def test_metrics_and_backends_are_listed(run_cli):
-    metrics = run_cli("metrics").stdout
+def test_metrics_and_backends_are_listed(genforge_cli):
+    metrics = genforge_cli("metrics").stdout
     assert all(name in metrics for name in ("fd", "kid", "cond_acc", "neg_elbo", "inception"))
-    backends = run_cli("backends").stdout
+    backends = genforge_cli("backends").stdout
     assert all(name in backends for name in ("torch", "torch-compile", "ort-cpu", "ort-cuda", "ort-trt", "tensorrt"))

@@ -8,25 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import SMALL_MODELS as SMALL
-from conftest import assert_one_line_error
+from genforge.testing import assert_one_line_error
 from genforge.core import checkpoint as ckpt
 from genforge.core.errors import TrainingDiverged
-from genforge.core.trainer import Trainer, TrainConfig
+from genforge.core.trainer import Trainer
 from genforge.exporters import runtime
-
-def small_config(model="dcgan", dataset="digits", **overrides):
-    values = dict(model=model, dataset=dataset, image_size=16, batch_size=16, steps=4, sample_every=2,
-                  checkpoint_every=2, log_every=1, model_options=SMALL[model])
-    values.update(overrides)
-    return TrainConfig(**values)
-
-
-def train(tmp_path, name="run", **kwargs):
-    trainer = Trainer(small_config(**kwargs), tmp_path / name, progress=False)
-    trainer.fit()
-    return trainer
-
 
 def weights(run_dir, which=None):
     return ckpt.read_checkpoint(ckpt.find_checkpoint(run_dir, which)).model
@@ -34,8 +20,8 @@ def weights(run_dir, which=None):
 
 @pytest.mark.parametrize("model", ["dcgan", "cgan", "vae"])
 @pytest.mark.parametrize("dataset, channels, size", [("digits", 1, 32), ("shapes", 3, 16)])
-def test_each_model_trains_and_samples(tmp_path, model, dataset, channels, size):
-    trainer = train(tmp_path, model=model, dataset=dataset, image_size=size)
+def test_each_model_trains_and_samples(train_small, tmp_path, model, dataset, channels, size):
+    trainer = train_small(tmp_path / "run", model=model, dataset=dataset, image_size=size)
     run = trainer.out
     assert (run / "samples.png").exists() and (run / "loss.png").exists() and (run / "config.json").exists()
     assert [p.name for p in ckpt.step_checkpoints(run / "checkpoints")] == ["step-00000002", "step-00000004"]
@@ -48,18 +34,18 @@ def test_each_model_trains_and_samples(tmp_path, model, dataset, channels, size)
     assert generator.conditional == (model == "cgan")
 
 
-def test_same_seed_same_weights(tmp_path):
-    a, b = train(tmp_path, "a"), train(tmp_path, "b")
-    c = train(tmp_path, "c", seed=1)
+def test_same_seed_same_weights(train_small, tmp_path):
+    a, b = train_small(tmp_path / "a"), train_small(tmp_path / "b")
+    c = train_small(tmp_path / "c", seed=1)
     wa, wb, wc = weights(a.out), weights(b.out), weights(c.out)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert not all(torch.equal(wa[k], wc[k]) for k in wa)
 
 
 @pytest.mark.parametrize("model", ["dcgan", "vae"])
-def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, monkeypatch, model):
-    options = {**SMALL[model], **({"lr_decay": 0.9} if model == "vae" else {})}  # the VAE also has a scheduler
-    whole = train(tmp_path, "whole", model=model, steps=6, ema=True, model_options=options)
+def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(train_small, small_config, tmp_path, monkeypatch, model):
+    options = {**small_config(model).model_options, **({"lr_decay": 0.9} if model == "vae" else {})}  # the VAE also has a scheduler
+    whole = train_small(tmp_path / "whole", model=model, steps=6, ema=True, model_options=options)
     config = small_config(model=model, steps=6, ema=True, model_options=options)
     interrupted = Trainer(config, tmp_path / "cut", progress=False)
     original_step = interrupted.model.training_step
@@ -90,8 +76,8 @@ def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path, mo
         assert final_resumed.state["schedulers"]["vae"]["last_epoch"] == 6
 
 
-def test_interrupted_checkpoint_write_leaves_previous_loadable(tmp_path, monkeypatch):
-    trainer = train(tmp_path, steps=2)
+def test_interrupted_checkpoint_write_leaves_previous_loadable(train_small, tmp_path, monkeypatch):
+    trainer = train_small(tmp_path / "run", steps=2)
     before = ckpt.find_checkpoint(trainer.out)
 
     def dies_midway(state, path, *args, **kwargs):
@@ -107,7 +93,7 @@ def test_interrupted_checkpoint_write_leaves_previous_loadable(tmp_path, monkeyp
     assert not [p for p in (trainer.out / "checkpoints").iterdir() if p.name.startswith(".tmp")]
 
 
-def test_nan_loss_stops_with_last_good_checkpoint(tmp_path, monkeypatch):
+def test_nan_loss_stops_with_last_good_checkpoint(small_config, tmp_path, monkeypatch):
     config = small_config(steps=6)
     trainer = Trainer(config, tmp_path / "nan", progress=False)
     original_step = trainer.model.training_step
@@ -126,97 +112,99 @@ def test_nan_loss_stops_with_last_good_checkpoint(tmp_path, monkeypatch):
     assert ckpt.read_checkpoint(ckpt.find_checkpoint(trainer.out)).step == 2
 
 
-def test_checkpoints_keep_the_last_k(tmp_path):
-    trainer = train(tmp_path, steps=8, checkpoint_every=1, keep=3)
+def test_checkpoints_keep_the_last_k(train_small, tmp_path):
+    trainer = train_small(tmp_path / "run", steps=8, checkpoint_every=1, keep=3)
     assert [p.name for p in ckpt.step_checkpoints(trainer.out / "checkpoints")] == [
         "step-00000006", "step-00000007", "step-00000008"]
 
 
-def test_state_file_loads_with_weights_only(tmp_path):
-    trainer = train(tmp_path, steps=2, ema=True)
+def test_state_file_loads_with_weights_only(train_small, tmp_path):
+    trainer = train_small(tmp_path / "run", steps=2, ema=True)
     path = ckpt.find_checkpoint(trainer.out)
     state = torch.load(path / "state.pt", weights_only=True)
     assert state["step"] == 2 and set(state["optimizers"]) == {"d", "g"} and "torch" in state["rng"]
     assert (path / "ema.safetensors").exists()
 
 
-def cli_train(run_cli, out, *extra, expect=0):
-    return run_cli("train", "--image-size", "16", "--batch-size", "16", "--steps", "2", "-o", "g_width=8",
+def cli_train(genforge_cli, out, *extra, expect=0):
+    return genforge_cli("train", "--image-size", "16", "--batch-size", "16", "--steps", "2", "-o", "g_width=8",
                    "-o", "d_width=8", "--no-progress", "--out", out, *extra, expect=expect)
 
 
-def test_cli_train_sample_interpolate(run_cli, tmp_path):
+def test_cli_train_sample_interpolate(genforge_cli, tmp_path):
     out = tmp_path / "run"
-    result = cli_train(run_cli, out, "--model", "cgan")
+    result = cli_train(genforge_cli, out, "--model", "cgan")
     assert "trained cgan on digits to step 2" in result.stdout
     grid = tmp_path / "grid.png"
-    run_cli("sample", out, "--n", "12", "--labels", "0,1,2", "--out", grid)
+    genforge_cli("sample", out, "--n", "12", "--labels", "0,1,2", "--out", grid)
     assert Image.open(grid).size[0] > 0
-    run_cli("interpolate", out, "--rows", "2", "--steps", "3", "--out", tmp_path / "i.png")
+    genforge_cli("interpolate", out, "--rows", "2", "--steps", "3", "--out", tmp_path / "i.png")
     assert (tmp_path / "i.png").exists()
-    assert_one_line_error(run_cli("sample", out, "--labels", "12", "--out", grid, expect=2), "labels must be in 0..9")
+    assert_one_line_error(genforge_cli("sample", out, "--labels", "12", "--out", grid, expect=2), "labels must be in 0..9")
 
 
-def test_cli_config_file_and_override(run_cli, tmp_path):
+def test_cli_config_file_and_override(genforge_cli, tmp_path):
     config = tmp_path / "train.toml"
     config.write_text('model = "vae"\nsteps = 3\nbatch-size = 8\n[model_options]\nwidth = 8\n')
     out = tmp_path / "run"
-    run_cli("train", "--config", config, "--steps", "2", "--image-size", "16", "--no-progress", "--out", out)
+    genforge_cli("train", "--config", config, "--steps", "2", "--image-size", "16", "--no-progress", "--out", out)
     record = json.loads((out / "config.json").read_text())
     assert record["train"]["model"] == "vae" and record["train"]["steps"] == 2 and record["train"]["batch_size"] == 8
     assert record["model_config"]["width"] == 8
 
 
-def test_cli_resume_continues(run_cli, tmp_path):
+def test_cli_resume_continues(genforge_cli, tmp_path):
     out = tmp_path / "run"
-    cli_train(run_cli, out)
-    run_cli("train", "--resume", out, "--steps", "4", "--no-progress")
+    cli_train(genforge_cli, out)
+    genforge_cli("train", "--resume", out, "--steps", "4", "--no-progress")
     assert ckpt.find_checkpoint(out).name == "step-00000004"
 
 
-def test_cli_bad_inputs_are_one_line_and_lose_nothing(run_cli, tmp_path):
+def test_cli_bad_inputs_are_one_line_and_lose_nothing(genforge_cli, tmp_path):
     folder = tmp_path / "flat"
     folder.mkdir()
     for i in range(20):
         Image.fromarray(np.full((8, 8), i * 10, np.uint8)).save(folder / f"{i}.png")
-    assert_one_line_error(cli_train(run_cli, tmp_path / "x", "--model", "cgan", "--dataset", "image-folder",
+    assert_one_line_error(cli_train(genforge_cli, tmp_path / "x", "--model", "cgan", "--dataset", "image-folder",
                                     "--data-dir", folder, expect=2), "cgan needs a labelled dataset")
-    assert_one_line_error(run_cli("train", "--image-size", "48", "--steps", "1", "--out", tmp_path / "y", expect=2),
+    assert_one_line_error(genforge_cli("train", "--image-size", "48", "--steps", "1", "--out", tmp_path / "y", expect=2),
                           "dcgan makes images of 16, 32, 64, 128 pixels, not 48")
     assert not (tmp_path / "y").exists(), "a refused run must leave nothing behind"
-    assert_one_line_error(run_cli("train", "--resume", folder, expect=2), "not a genforge run")
+    assert_one_line_error(genforge_cli("train", "--resume", folder, expect=2), "not a genforge run")
 
     out = tmp_path / "run"
-    cli_train(run_cli, out)
+    cli_train(genforge_cli, out)
     before = sorted(str(p) for p in out.rglob("*"))
-    assert_one_line_error(cli_train(run_cli, out, expect=2), "already exists", "--overwrite")
-    assert_one_line_error(run_cli("train", "--resume", out, "--batch-size", "32", expect=2), "disagrees")
+    assert_one_line_error(cli_train(genforge_cli, out, expect=2), "already exists", "--overwrite")
+    assert_one_line_error(genforge_cli("train", "--resume", out, "--batch-size", "32", expect=2), "disagrees")
     assert sorted(str(p) for p in out.rglob("*")) == before, "a failed command must not touch the run"
 
     latest = ckpt.find_checkpoint(out)
     (latest / "model.safetensors").write_bytes(b"\x00" * 10)
-    assert_one_line_error(run_cli("sample", out, "--out", tmp_path / "g.png", expect=2), "is corrupt")
-    assert_one_line_error(run_cli("train", "--device", "cuda", "--steps", "1", "--out", tmp_path / "z", expect=2)
-                          if not torch.cuda.is_available() else run_cli("train", "--precision", "bad", expect=2),
-                          "cuda" if not torch.cuda.is_available() else "precision")
-    assert_one_line_error(run_cli("train", "--precision", "fp16", "--device", "cpu", "--steps", "1",
+    assert_one_line_error(genforge_cli("sample", out, "--out", tmp_path / "g.png", expect=2), "is corrupt")
+    if not torch.cuda.is_available():
+        assert_one_line_error(genforge_cli("train", "--device", "cuda", "--steps", "1", "--out", tmp_path / "z", expect=2),
+                              "cuda")
+    bad_choice = genforge_cli("train", "--precision", "bad", expect=2)  # click's own usage error (three lines)
+    assert "Invalid value for '--precision'" in bad_choice.stderr and "Traceback" not in bad_choice.stderr
+    assert_one_line_error(genforge_cli("train", "--precision", "fp16", "--device", "cpu", "--steps", "1",
                                   "--out", tmp_path / "w", expect=2), "fp16 training needs CUDA")
     assert not (tmp_path / "w").exists()
 
 
-def test_cli_overwrite_replaces_a_run_but_never_a_foreign_folder(run_cli, tmp_path):
+def test_cli_overwrite_replaces_a_run_but_never_a_foreign_folder(genforge_cli, tmp_path):
     out = tmp_path / "run"
-    cli_train(run_cli, out)
-    cli_train(run_cli, out, "--overwrite")
+    cli_train(genforge_cli, out)
+    cli_train(genforge_cli, out, "--overwrite")
     foreign = tmp_path / "photos"
     foreign.mkdir()
     (foreign / "keep.txt").write_text("precious")
-    assert_one_line_error(cli_train(run_cli, foreign, "--overwrite", expect=2), "not a genforge run")
+    assert_one_line_error(cli_train(genforge_cli, foreign, "--overwrite", expect=2), "not a genforge run")
     assert (foreign / "keep.txt").read_text() == "precious"
 
 
 @pytest.mark.gpu
-def test_cuda_training_with_fp16_and_bf16(tmp_path):
+def test_cuda_training_with_fp16_and_bf16(train_small, tmp_path):
     for precision in ("fp16", "bf16"):
-        trainer = train(tmp_path, f"gpu-{precision}", device="cuda", precision=precision, channels_last=True)
+        trainer = train_small(tmp_path / f"gpu-{precision}", device="cuda", precision=precision, channels_last=True)
         assert runtime.load(trainer.out).generate(n=2).shape == (2, 1, 16, 16)

@@ -131,9 +131,6 @@ def datasets_show(name, data_dir, image_size, channels, split, download, out):
 
 
 # -- training ------------------------------------------------------------------------------
-RESUMABLE_CHANGES = {"steps", "epochs", "device", "log_every", "sample_every", "checkpoint_every", "keep"}
-
-
 def _explicit(ctx, names):
     from click.core import ParameterSource
 
@@ -195,7 +192,7 @@ def train(ctx, config_file, out, resume, overwrite, progress, model_option, **op
     """
     import time
 
-    from genforge.core.trainer import Trainer, config_from_dict
+    from genforge.core.trainer import Trainer, config_from_dict, resumed_config
 
     explicit = _explicit(ctx, options)
     if options.get("channels"):
@@ -208,18 +205,8 @@ def train(ctx, config_file, out, resume, overwrite, progress, model_option, **op
 
         if out and Path(out) != Path(resume):
             raise UserError("--resume continues the run in its own directory; drop --out")
-        record = read_run_config(resume)
-        values = dict(record["train"])
-        for key, value in {**(_read_toml(config_file) if config_file else {}), **cli_values}.items():
-            if key not in RESUMABLE_CHANGES and values.get(key) != value:
-                raise UserError(f"--{key.replace('_', '-')} {value} disagrees with the run's {values.get(key)}; "
-                                f"a resumed run keeps its config (only {', '.join(sorted(RESUMABLE_CHANGES))} may change)")
-            values[key] = value
-        if "steps" in cli_values:
-            values["epochs"] = None
-        if "epochs" in cli_values:
-            values["steps"] = None
-        config = config_from_dict(values)
+        config = resumed_config(read_run_config(resume), {**(_read_toml(config_file) if config_file else {}),
+                                                           **cli_values})
         trainer = Trainer(config, resume, resume=True, progress=progress)
     else:
         values = {k: v for k, v in options.items() if v is not None}
