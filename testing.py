@@ -35,7 +35,7 @@ from genforge.core.evaluation import evaluate_run
 from genforge.core.model import capabilities
 from genforge.core.registry import get_registry
 from genforge.core.run_dir import load_run
-from genforge.core.trainer import Trainer, TrainConfig
+from genforge.core.trainer import TrainConfig, Trainer
 from genforge.exporters import runtime
 from genforge.exporters.onnx import export_onnx
 

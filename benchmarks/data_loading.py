@@ -41,20 +41,27 @@ def main():
         dataset, info = open_dataset(name, "train", args.image_size)
         load_s = time.perf_counter() - start
         sampler = BatchSampler(dataset, args.batch_size, seed=0)
-        fast = rate(lambda s: len(sampler.batch(s)[0]), args.seconds)
+        fast = rate(lambda s, sampler=sampler: len(sampler.batch(s)[0]), args.seconds)
         loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size, shuffle=True, drop_last=True)
-        iterator = iter(loader)
-
-        def from_loader(step):
-            nonlocal iterator
-            try:
-                return len(next(iterator)[0])
-            except StopIteration:
-                iterator = iter(loader)
-                return len(next(iterator)[0])
+        from_loader = loader_steps(loader)
 
         plain = rate(from_loader, args.seconds)
         print(f"{name:10} {load_s:7.2f} {fast:14,.0f} {plain:17,.0f}")
+
+
+def loader_steps(loader):
+    """A step function drawing one batch from a DataLoader, restarting it at the end of each epoch."""
+    iterator = iter(loader)
+
+    def step(_):
+        nonlocal iterator
+        try:
+            return len(next(iterator)[0])
+        except StopIteration:
+            iterator = iter(loader)
+            return len(next(iterator)[0])
+
+    return step
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
-"""Run benchmarks: every (target, backend, batch), warm-up then timed calls, raw samples kept.
+"""Measure: every (target, backend, batch), warm-up then timed calls, raw samples kept.
 
-A report is JSON (schema SCHEMA, described by report.schema.json beside this file): environment, settings and one row per (target, backend,
-batch), with the raw per-call times, their statistics, throughput, GFLOP/s and the share of
-the device's peak where known, peak memory and first-call time. A backend that cannot run
-a target here is a row with status "skipped" and the reason, never silently dropped.
+A report is JSON (schema SCHEMA, described by report.schema.json beside this file): environment,
+settings and one row per (target, backend, batch), with the raw per-call times, their
+statistics, throughput, GFLOP/s and the share of the device's peak where known, peak memory
+and first-call time. A backend that cannot run a target here is a row with status "skipped"
+and the reason, never silently dropped.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def check_engine_batches(target, batches) -> None:
     outside = [b for b in batches if not low <= b <= high]
     if outside:
         raise UserError(f"{target.name}'s optimization profile covers batch {low} to {high}, not "
-                        f"{', '.join(map(str, outside))}; rebuild the engine with a wider profile or drop those batches")
+                        f"{', '.join(map(str, outside))}; rebuild the engine with a wider profile "
+                        "or drop those batches")
 
 
 def peak_rss_mib() -> float:
@@ -211,7 +213,7 @@ class Worker:
     """A `genforge bench worker` in another Python (another genforge version), timing on request."""
 
     def __init__(self, python: str, target: Path, backend: str, batch: int, threads: int | None):
-        command = [python, "-m", "genforge", "bench", "worker", str(target), "--backend", backend,
+        command = [python, "-m", "genforge.core.app.cli", "bench", "worker", str(target), "--backend", backend,
                    "--batch", str(batch)] + (["--threads", str(threads)] if threads else [])
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.hello = self._read()

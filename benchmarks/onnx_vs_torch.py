@@ -34,7 +34,7 @@ from genforge.exporters.onnx import export_onnx
 
 
 def train_reference(out: Path) -> Path:
-    from genforge.core.trainer import Trainer, TrainConfig
+    from genforge.core.trainer import TrainConfig, Trainer
 
     config = TrainConfig(model="dcgan", dataset="shapes", image_size=64, channels=3, batch_size=32, steps=60,
                          sample_every=0, checkpoint_every=0, log_every=20)
@@ -88,7 +88,7 @@ def main():
         for batch in (1, 64):
             z = np.random.default_rng(0).standard_normal((batch, 100, 1, 1), dtype=np.float32)
             for name, backend in backends.items():
-                times = time_calls(lambda: backend.run(z, None), args.seconds)
+                times = time_calls(lambda backend=backend, z=z: backend.run(z, None), args.seconds)
                 results[(name, batch)] += times
                 per_round[(name, batch)].append(statistics.median(times))
     print(f"{'backend':19} {'b1 median ms':>12} {'b1 p90 ms':>10} {'b64 median ms':>13} {'b64 img/s':>10} "

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from genforge.core.evaluation import evaluate_run
-from genforge.core.trainer import Trainer, TrainConfig
+from genforge.core.trainer import TrainConfig, Trainer
 
 MODELS = {
     "dcgan": {"g_width": 32, "d_width": 32},
@@ -50,7 +50,7 @@ def main():
     header = "| model | FD | FD / floor | KID | cond. acc. | -ELBO (nats) | recon PSNR (dB) | steps | wall (s) |"
     lines = [header, "|" + "---|" * 9]
     for r in rows:
-        def fmt(key, spec=".3g"):
+        def fmt(key, spec=".3g", r=r):
             return format(r[key], spec) if key in r else "–"
         lines.append(f"| {r['model']} | {fmt('fd')} | {fmt('fd_over_floor', '.2f')} | {fmt('kid')} | "
                      f"{fmt('cond_acc', '.3f')} | {fmt('neg_elbo', '.1f')} | {fmt('recon_psnr', '.1f')} | "

@@ -14,8 +14,9 @@ def row_cells(row: dict) -> list[str]:
     if row["status"] != "ok":
         return head + [f"{row['status']}: {row.get('reason', '')}"] + [""] * (len(COLUMNS) - 4)
     stats = row["stats"]
-    return head + [f"{stats['median_ms']:.2f}", f"{stats['p90_ms']:.2f}", f"{stats['p99_ms']:.2f}", f"{stats['cv']:.1%}",
-                   f"{row['throughput_img_s']:.0f}", f"{row['gflops']:.1f}" if row.get("gflops") else "–",
+    return head + [f"{stats['median_ms']:.2f}", f"{stats['p90_ms']:.2f}", f"{stats['p99_ms']:.2f}",
+                   f"{stats['cv']:.1%}", f"{row['throughput_img_s']:.0f}",
+                   f"{row['gflops']:.1f}" if row.get("gflops") else "–",
                    f"{100 * row['peak_share']:.0f}%" if row.get("peak_share") else "–",
                    f"{row['first_call_s']:.2f}"]
 

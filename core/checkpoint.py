@@ -110,7 +110,8 @@ def read_checkpoint(path: Path) -> Checkpoint:
         raise UserError(f"checkpoint {path} is incomplete ({Path(exc.filename).name} missing); "
                         "pick another with --checkpoint") from None
     except Exception as exc:  # noqa: BLE001  safetensors, pickle and JSON each raise their own types
-        raise UserError(f"checkpoint {path} is corrupt ({type(exc).__name__}); pick another with --checkpoint") from None
+        raise UserError(f"checkpoint {path} is corrupt ({type(exc).__name__}); "
+                        "pick another with --checkpoint") from None
     return Checkpoint(path, model, ema, state, meta)
 
 

@@ -161,8 +161,9 @@ def check_generator_output(spec, images: torch.Tensor, info: DataInfo, what: str
             fix = f"make the last layer output {info.channels} channel(s)"
         else:
             fix = f"make it output {info.height}x{info.width} images"
-        raise plugin_error(spec, f"{what} has shape {tuple(images.shape)}; expected (N, {', '.join(map(str, expected))}) "
-                                 f"for {info.name} at {info.height}x{info.width}: {fix}")
+        raise plugin_error(spec, f"{what} has shape {tuple(images.shape)}; expected "
+                                 f"(N, {', '.join(map(str, expected))}) for {info.name} at "
+                                 f"{info.height}x{info.width}: {fix}")
     if images.dtype != torch.float32:
         raise plugin_error(spec, f"{what} is {images.dtype}; return float32 images (call .float())")
     if not bool(torch.isfinite(images).all()):
@@ -284,7 +285,8 @@ def check_item(spec, dataset, index: int, info: DataInfo) -> None:
     expected = (info.channels, info.height, info.width)
     if not isinstance(image, torch.Tensor) or tuple(image.shape) != expected or not image.is_floating_point():
         got = f"{tuple(image.shape)} {image.dtype}" if isinstance(image, torch.Tensor) else type(image).__name__
-        raise plugin_error(spec, f"dataset[{index}] image is {got}; the DataInfo says float ({', '.join(map(str, expected))})")
+        raise plugin_error(spec, f"dataset[{index}] image is {got}; the DataInfo says float "
+                                 f"({', '.join(map(str, expected))})")
     low, high = float(image.min()), float(image.max())
     if not (-1 - RANGE_TOLERANCE <= low and high <= 1 + RANGE_TOLERANCE):
         raise plugin_error(spec, f"dataset[{index}] image spans {low:.3g}..{high:.3g}; images must be in [-1, 1] "

@@ -53,7 +53,7 @@ class DataInfo:
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "DataInfo":
+    def from_dict(cls, d: dict) -> DataInfo:
         d = dict(d)
         d["class_names"] = tuple(d["class_names"]) if d.get("class_names") else None
         return cls(**d)
@@ -130,7 +130,8 @@ def batch_of(dataset, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
     if isinstance(dataset, ImageTensorDataset):
         return dataset.batch(indices)
     items = [dataset[int(i)] for i in indices]
-    return torch.stack([image for image, _ in items]), torch.tensor([int(label) for _, label in items], dtype=torch.long)
+    labels = torch.tensor([int(label) for _, label in items], dtype=torch.long)
+    return torch.stack([image for image, _ in items]), labels
 
 
 def image_batches(dataset, size: int = 500):

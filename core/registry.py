@@ -102,7 +102,8 @@ class Registry:
             version = ep.dist.version if ep.dist else "?"
             info = PluginInfo(ep.name, version, dist, builtin=False)
             if ep.name in self.plugins:
-                self._fail(info, f"a plugin named {ep.name!r} is already loaded from {self.plugins[ep.name].distribution}")
+                self._fail(info, f"a plugin named {ep.name!r} is already loaded from "
+                                 f"{self.plugins[ep.name].distribution}")
                 continue
             self.plugins[ep.name] = info
             try:
@@ -143,7 +144,8 @@ class Registry:
                 raise TypeError(f"register_{kind} expects {spec_type.__name__}, got {type(spec).__name__}")
             if spec.name in table:
                 other = table[spec.name].plugin
-                raise ValueError(f"{spec_type.kind} {spec.name!r} is registered by both {other} and {info.distribution}")
+                raise ValueError(f"{spec_type.kind} {spec.name!r} is registered by both {other} and "
+                                 f"{info.distribution}")
             table[spec.name] = type(spec)(**{**spec.__dict__, "plugin": info.distribution,
                                              "plugin_version": info.version})
             info.registered.setdefault(kind, []).append(spec.name)

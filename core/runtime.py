@@ -60,14 +60,18 @@ def read_generator_metadata(meta: dict, path) -> tuple[GeneratorSignature, tuple
         image_shape = json.loads(meta["image_shape"])
         num_classes = int(meta.get("num_classes") or 0) or None
     except (KeyError, ValueError, TypeError) as exc:
-        raise UserError(f"{path} has incomplete genforge metadata ({type(exc).__name__}: {exc}); export it again") from None
-    shapes_ok = (isinstance(latent_shape, list) and latent_shape and all(isinstance(d, int) and d > 0 for d in latent_shape)
-                 and isinstance(image_shape, list) and len(image_shape) == 3
-                 and all(isinstance(d, int) and d > 0 for d in image_shape))
-    if not shapes_ok or (num_classes is not None and num_classes < 1):
+        raise UserError(f"{path} has incomplete genforge metadata ({type(exc).__name__}: {exc}); "
+                        "export it again") from None
+    if not (_positive_ints(latent_shape) and _positive_ints(image_shape) and len(image_shape) == 3
+            and (num_classes is None or num_classes >= 1)):
         raise UserError(f"{path} has malformed genforge metadata (latent_shape {meta.get('latent_shape')}, "
-                        f"image_shape {meta.get('image_shape')}, num_classes {meta.get('num_classes')}); export it again")
+                        f"image_shape {meta.get('image_shape')}, num_classes {meta.get('num_classes')}); "
+                        "export it again")
     return GeneratorSignature(tuple(latent_shape), num_classes), tuple(image_shape)
+
+
+def _positive_ints(value) -> bool:
+    return isinstance(value, list) and bool(value) and all(type(d) is int and d > 0 for d in value)
 
 
 class TorchRuntime(GeneratorRuntime):

@@ -29,9 +29,9 @@ from genforge.core import checkpoint as ckpt
 from genforge.core.contract import build_model, check_generator_output, open_dataset, probe_batch
 from genforge.core.data import batch_of
 from genforge.core.errors import TrainingDiverged, UserError
-from genforge.core.inputs import signature_of, torch_inputs
 from genforge.core.evaluation import evaluate_generator
 from genforge.core.images import save_grid, save_loss_curve
+from genforge.core.inputs import signature_of, torch_inputs
 from genforge.core.model import GeneratorModel, generate
 from genforge.core.registry import get_registry
 from genforge.core.step import StepContext

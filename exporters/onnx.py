@@ -321,7 +321,8 @@ def check_trained_output(loaded, reference: torch.nn.Module, signature: Generato
     with torch.no_grad():
         images = reference(*example_inputs(signature, CHECKED_SAMPLES, seed=11))
     spec = get_registry().model(loaded.model_name)
-    check_generator_output(spec, images, loaded.info, f"the trained generator's output (checkpoint {loaded.checkpoint})")
+    check_generator_output(spec, images, loaded.info,
+                           f"the trained generator's output (checkpoint {loaded.checkpoint})")
 
 
 def quality_gate(path: Path, loaded, n: int, max_fd_increase: float) -> dict:

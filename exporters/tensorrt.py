@@ -54,7 +54,8 @@ def _trt():
     try:
         import tensorrt as trt
     except ImportError:
-        raise UserError("TensorRT is not installed: pip install 'genforge[gpu]' on a machine with an NVIDIA GPU") from None
+        raise UserError("TensorRT is not installed: pip install 'genforge[gpu]' on a machine with an "
+                        "NVIDIA GPU") from None
     if not torch.cuda.is_available():
         raise UserError("TensorRT needs a CUDA GPU, and none is available here")
     return trt

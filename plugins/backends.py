@@ -20,7 +20,6 @@ from genforge.exporters.onnx_runtime import OnnxRuntime
 from genforge.exporters.tensorrt import EngineRuntime
 
 
-
 # -- PyTorch ---------------------------------------------------------------------------------
 class TorchCall(PreparedCall):
     def __init__(self, target: Target, batch: int, threads: int | None, device: str, compile_mode: str | None):
@@ -103,7 +102,8 @@ class OrtBackend:
     def prepare(self, target: Target, batch: int, threads: int | None = None) -> PreparedCall:
         call = OrtCall(target, batch, threads, self.provider)
         if call.runtime.provider != self.provider_name:
-            raise RuntimeError(f"{self.provider_name} could not start; ONNX Runtime fell back to {call.runtime.provider}")
+            raise RuntimeError(f"{self.provider_name} could not start; ONNX Runtime fell back to "
+                               f"{call.runtime.provider}")
         if call.runtime.fixed_batch and call.runtime.fixed_batch != batch:
             raise ValueError(f"{target.name} was exported for batch {call.runtime.fixed_batch} only")
         return call

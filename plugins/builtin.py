@@ -8,14 +8,17 @@ P = "genforge.plugins"
 
 @hookimpl
 def register_models(register):
-    register(ModelSpec("dcgan", f"{P}.dcgan:DCGAN", "DCGAN (Radford et al.): transposed-conv generator, conv discriminator"))
-    register(ModelSpec("cgan", f"{P}.cgan:ConditionalGAN", "conditional DCGAN: label embedding in G, projection discriminator"))
+    register(ModelSpec("dcgan", f"{P}.dcgan:DCGAN",
+                       "DCGAN (Radford et al.): transposed-conv generator, conv discriminator"))
+    register(ModelSpec("cgan", f"{P}.cgan:ConditionalGAN",
+                       "conditional DCGAN: label embedding in G, projection discriminator"))
     register(ModelSpec("vae", f"{P}.vae:VAE", "convolutional VAE with Bernoulli or Gaussian likelihood"))
 
 
 @hookimpl
 def register_datasets(register):
-    register(DatasetSpec("digits", f"{P}.digits:load", "scikit-learn's 1,797 handwritten 8x8 digits, bundled (default)"))
+    register(DatasetSpec("digits", f"{P}.digits:load",
+                         "scikit-learn's 1,797 handwritten 8x8 digits, bundled (default)"))
     register(DatasetSpec("shapes", f"{P}.shapes:load", "procedural coloured shapes, 4 classes, deterministic by seed"))
     register(DatasetSpec("image-folder", f"{P}.image_folder:load", "your own images: class subfolders or a flat folder",
                          labelled=True, offline=False))
@@ -30,7 +33,8 @@ def register_datasets(register):
 @hookimpl
 def register_metrics(register):
     E = f"{P}.metrics"
-    register(MetricSpec("fd", f"{E}:metric_fd", "Frechet distance in the feature classifier's space, with floor and ceiling",
+    register(MetricSpec("fd", f"{E}:metric_fd",
+                        "Frechet distance in the feature classifier's space, with floor and ceiling",
                         applies_to=("labelled_data",)))
     register(MetricSpec("kid", f"{E}:metric_kid", "kernel distance (KID) in the feature classifier's space",
                         applies_to=("labelled_data",)))

@@ -18,7 +18,8 @@ def load(split="train", image_size=32, channels=None, data_dir=None, download=Fa
     except ImportError:
         raise UserError("cifar10 needs torchvision: pip install 'genforge[vision]'") from None
     if data_dir is None:
-        raise UserError("cifar10 needs --data-dir (the folder holding cifar-10-batches-py, or where --download puts it)")
+        raise UserError("cifar10 needs --data-dir (the folder holding cifar-10-batches-py, or where --download "
+                        "puts it)")
     root = Path(data_dir).expanduser()
     try:
         data = CIFAR10(str(root), train=split == "train", download=download)

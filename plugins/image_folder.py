@@ -26,7 +26,8 @@ def find_images(root: Path):
     subfolders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     if subfolders:
         classes = [d.name for d in subfolders]
-        files = [(f, i) for i, d in enumerate(subfolders) for f in sorted(d.rglob("*")) if f.suffix.lower() in EXTENSIONS]
+        files = [(f, i) for i, d in enumerate(subfolders) for f in sorted(d.rglob("*"))
+                 if f.suffix.lower() in EXTENSIONS]
     else:
         classes = None
         files = [(f, -1) for f in sorted(root.iterdir()) if f.suffix.lower() in EXTENSIONS]

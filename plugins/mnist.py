@@ -68,7 +68,8 @@ def _load(name, subdir, classes, split, image_size, channels, data_dir, download
     image_path, label_path = find_file(data_dir, image_stem, subdir), find_file(data_dir, label_stem, subdir)
     if image_path is None or label_path is None:
         missing = [s for s, p in ((image_stem, image_path), (label_stem, label_path)) if p is None]
-        raise UserError(f"{name}: put {' and '.join(missing)} (or .gz) in {data_dir}, or pass --download with torchvision")
+        raise UserError(f"{name}: put {' and '.join(missing)} (or .gz) in {data_dir}, or pass --download "
+                        "with torchvision")
     images, labels = read_idx(image_path, 3), read_idx(label_path, 1)
     if len(images) != len(labels):
         raise UserError(f"{image_path.name} has {len(images)} images but {label_path.name} has {len(labels)} labels")

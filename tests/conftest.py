@@ -2,6 +2,7 @@ import os
 
 import pytest
 
+
 def pytest_collection_modifyitems(config, items):
     has_cuda = False
     try:

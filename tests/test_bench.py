@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from genforge.testing import assert_one_line_error
 from genforge.benchmarks.measure import Settings, compare_reports, run_ab, run_benchmarks
 from genforge.benchmarks.stats import compare_samples, ratio_of_medians, summarize
+from genforge.testing import assert_one_line_error
 
 FAKE_BACKEND = """
 import time
@@ -96,8 +96,8 @@ def test_planted_slowdown_is_caught_by_compare_and_ab(fake_targets, genforge_cli
 
     a, b = run_ab(fake_targets["base"], fake_targets["slow"], ["fake"], FAST, rounds=4)
     assert [r["verdict"] for r in compare_reports(a, b)] == ["slower"]
-    result = genforge_cli("bench", "ab", fake_targets["base"], fake_targets["slow"], "--backend", "fake", "--batch", "1",
-                     "--duration-s", "0.15", "--warmup-s", "0.02", "--rounds", "4", expect=1)
+    result = genforge_cli("bench", "ab", fake_targets["base"], fake_targets["slow"], "--backend", "fake",
+                          "--batch", "1", "--duration-s", "0.15", "--warmup-s", "0.02", "--rounds", "4", expect=1)
     assert "slower" in result.stdout
 
 

@@ -410,7 +410,8 @@ def test_generator_inputs_are_the_same_everywhere(train_small, tmp_path):
     np.testing.assert_allclose(torch_runtime.generate(n=12, seed=5), onnx_runtime.generate(n=12, seed=5), atol=1e-4)
 
 
-def test_output_range_is_checked_on_the_trained_generator_by_sampling_and_export(install_plugin, genforge_cli, tmp_path):
+def test_output_range_is_checked_on_the_trained_generator_by_sampling_and_export(install_plugin, genforge_cli,
+                                                                                 tmp_path):
     """In range at initialisation, out of range after training: the sample grid and export both refuse."""
     source = MODEL.replace("        self.fc = nn.Linear(", "        self.register_buffer('gain', torch.ones(()))\n"
                                                           "        self.fc = nn.Linear(")

@@ -8,9 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
-from genforge.testing import assert_one_line_error
 from genforge.core.contract import open_dataset
 from genforge.core.errors import UserError
+from genforge.testing import assert_one_line_error
 
 
 def check_images(dataset, channels, size):

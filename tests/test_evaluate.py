@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from genforge.testing import assert_one_line_error
 from genforge.core import evaluation as ev
 from genforge.core.errors import UserError
 from genforge.plugins import metrics as builtin_metrics
+from genforge.testing import assert_one_line_error
 
 
 class Identity(nn.Module):

@@ -9,14 +9,13 @@ import onnx
 import pytest
 import torch
 
-from genforge.testing import assert_one_line_error
 from genforge.core.data import DataInfo
 from genforge.core.errors import UserError, ValidationFailed
 from genforge.exporters import runtime
 from genforge.exporters.onnx import export_onnx, psnr
 from genforge.exporters.precisions import PRECISIONS
 from genforge.exporters.rewrite import max_difference, rewrite_generator
-
+from genforge.testing import assert_one_line_error
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +42,8 @@ def test_convtranspose_rewrite_is_exact(model, form, interleave):
     net = build_model(model, DataInfo("x", 3, 64, 64, 10), {})
     generator = net.generator().eval()
     randomise_batchnorm(generator)
-    inputs = (torch.randn(3, *net.latent_shape),) + ((torch.tensor([0, 4, 9], dtype=torch.int32),) if net.conditional else ())
+    labels = (torch.tensor([0, 4, 9], dtype=torch.int32),) if net.conditional else ()
+    inputs = (torch.randn(3, *net.latent_shape),) + labels
     rewritten, count = rewrite_generator(generator, inputs, form, interleave)
     kept = [m for m in rewritten.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
     if form == "auto":  # four convs where there are 8+ output channels; the RGB layer stays as it is
@@ -138,7 +138,8 @@ def test_sample_from_onnx_imports_no_model_plugin(runs, tmp_path):
     script = (
         "import sys\n"
         "from genforge.core.app.cli import main\n"
-        f"try:\n    main(['sample', {str(out)!r}, '--n', '20', '--labels', '3', '--out', {str(tmp_path / 'g.png')!r}])\n"
+        f"try:\n    main(['sample', {str(out)!r}, '--n', '20', '--labels', '3', "
+        f"'--out', {str(tmp_path / 'g.png')!r}])\n"
         "except SystemExit as e:\n    assert e.code == 0, e.code\n"
         "print('PLUGINS', sorted(m for m in sys.modules if m in ('genforge.plugins.dcgan', 'genforge.plugins.cgan', "
         "'genforge.plugins.vae', 'genforge.core.trainer')))\n"

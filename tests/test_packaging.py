@@ -30,8 +30,8 @@ def test_wheel_layout_and_fresh_install(tmp_path):
                               "--no-deps", str(wheel)], capture_output=True, text=True, timeout=600)
     assert install.returncode == 0, install.stderr
     # The fresh environment borrows the dependencies (click, pluggy, ...) of this one, after its own packages.
-    fresh_site = subprocess.check_output([str(fresh_python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                         text=True).strip()
+    purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    fresh_site = subprocess.check_output([str(fresh_python), "-c", purelib], text=True).strip()
     (Path(fresh_site) / "zz_borrow_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     exe = env_dir / "bin" / "genforge"
     version = subprocess.run([str(exe), "--version"], capture_output=True, text=True, cwd=tmp_path)

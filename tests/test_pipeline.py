@@ -3,9 +3,9 @@
 import json
 from html.parser import HTMLParser
 
-from genforge.testing import assert_one_line_error
 from genforge.benchmarks.rows import row_cells
 from genforge.core.app.report import fmt
+from genforge.testing import assert_one_line_error
 
 TINY = """
 [train]

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from genforge.core.app.evaluate import evaluate_target
-from genforge.core.trainer import Trainer, TrainConfig
+from genforge.core.trainer import TrainConfig, Trainer
 
 pytestmark = pytest.mark.slow
 

@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
-from genforge.testing import assert_one_line_error, run_genforge
 from genforge.core.errors import PluginError, UserError
 from genforge.core.registry import get_registry
+from genforge.testing import assert_one_line_error, run_genforge
 
 GOOD_PLUGIN = """
 from genforge import hookimpl

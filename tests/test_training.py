@@ -8,11 +8,12 @@ import pytest
 import torch
 from PIL import Image
 
-from genforge.testing import assert_one_line_error
 from genforge.core import checkpoint as ckpt
 from genforge.core.errors import TrainingDiverged
 from genforge.core.trainer import Trainer
 from genforge.exporters import runtime
+from genforge.testing import assert_one_line_error
+
 
 def weights(run_dir, which=None):
     return ckpt.read_checkpoint(ckpt.find_checkpoint(run_dir, which)).model
@@ -43,8 +44,10 @@ def test_same_seed_same_weights(train_small, tmp_path):
 
 
 @pytest.mark.parametrize("model", ["dcgan", "vae"])
-def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(train_small, small_config, tmp_path, monkeypatch, model):
-    options = {**small_config(model).model_options, **({"lr_decay": 0.9} if model == "vae" else {})}  # the VAE also has a scheduler
+def test_interrupted_and_resumed_run_ends_like_an_uninterrupted_one(train_small, small_config, tmp_path, monkeypatch,
+                                                                    model):
+    scheduler = {"lr_decay": 0.9} if model == "vae" else {}  # the VAE also has a scheduler
+    options = {**small_config(model).model_options, **scheduler}
     whole = train_small(tmp_path / "whole", model=model, steps=6, ema=True, model_options=options)
     config = small_config(model=model, steps=6, ema=True, model_options=options)
     interrupted = Trainer(config, tmp_path / "cut", progress=False)
@@ -140,7 +143,8 @@ def test_cli_train_sample_interpolate(genforge_cli, tmp_path):
     assert Image.open(grid).size[0] > 0
     genforge_cli("interpolate", out, "--rows", "2", "--steps", "3", "--out", tmp_path / "i.png")
     assert (tmp_path / "i.png").exists()
-    assert_one_line_error(genforge_cli("sample", out, "--labels", "12", "--out", grid, expect=2), "labels must be in 0..9")
+    assert_one_line_error(genforge_cli("sample", out, "--labels", "12", "--out", grid, expect=2),
+                          "labels must be in 0..9")
 
 
 def test_cli_config_file_and_override(genforge_cli, tmp_path):
@@ -167,8 +171,8 @@ def test_cli_bad_inputs_are_one_line_and_lose_nothing(genforge_cli, tmp_path):
         Image.fromarray(np.full((8, 8), i * 10, np.uint8)).save(folder / f"{i}.png")
     assert_one_line_error(cli_train(genforge_cli, tmp_path / "x", "--model", "cgan", "--dataset", "image-folder",
                                     "--data-dir", folder, expect=2), "cgan needs a labelled dataset")
-    assert_one_line_error(genforge_cli("train", "--image-size", "48", "--steps", "1", "--out", tmp_path / "y", expect=2),
-                          "dcgan makes images of 16, 32, 64, 128 pixels, not 48")
+    assert_one_line_error(genforge_cli("train", "--image-size", "48", "--steps", "1", "--out", tmp_path / "y",
+                                       expect=2), "dcgan makes images of 16, 32, 64, 128 pixels, not 48")
     assert not (tmp_path / "y").exists(), "a refused run must leave nothing behind"
     assert_one_line_error(genforge_cli("train", "--resume", folder, expect=2), "not a genforge run")
 
@@ -183,8 +187,8 @@ def test_cli_bad_inputs_are_one_line_and_lose_nothing(genforge_cli, tmp_path):
     (latest / "model.safetensors").write_bytes(b"\x00" * 10)
     assert_one_line_error(genforge_cli("sample", out, "--out", tmp_path / "g.png", expect=2), "is corrupt")
     if not torch.cuda.is_available():
-        assert_one_line_error(genforge_cli("train", "--device", "cuda", "--steps", "1", "--out", tmp_path / "z", expect=2),
-                              "cuda")
+        assert_one_line_error(genforge_cli("train", "--device", "cuda", "--steps", "1", "--out", tmp_path / "z",
+                                           expect=2), "cuda")
     bad_choice = genforge_cli("train", "--precision", "bad", expect=2)  # click's own usage error (three lines)
     assert "Invalid value for '--precision'" in bad_choice.stderr and "Traceback" not in bad_choice.stderr
     assert_one_line_error(genforge_cli("train", "--precision", "fp16", "--device", "cpu", "--steps", "1",
