@@ -1,12 +1,17 @@
-"""The hooks a genforge plugin can implement. Each receives a `register` callable.
+"""The hooks a genforge plugin can implement. Each receives a `register` callable (or the CLI group).
 
-New hook arguments are only ever added as optional ones, so existing plugins keep working.
+How hooks evolve: a new argument is only ever added as an optional one (pluggy passes a hook
+implementation only the arguments it names), so existing plugins keep working. A hook to be
+removed is listed in DEPRECATED_HOOKS for one minor version first: plugins that implement it
+get a DeprecationWarning when they load and `genforge plugins` shows them; then it goes.
 """
 
 import pluggy
 
 hookspec = pluggy.HookspecMarker("genforge")
 hookimpl = pluggy.HookimplMarker("genforge")
+
+DEPRECATED_HOOKS: dict[str, str] = {}  # hook name -> what to implement instead; none today
 
 
 @hookspec

@@ -16,6 +16,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
 
@@ -39,6 +40,7 @@ class PluginInfo:
     hooks: list[str] = field(default_factory=list)
     registered: dict[str, list[str]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
+    deprecated: list[str] = field(default_factory=list)  # deprecated hooks it implements, with what to use
 
     def as_dict(self) -> dict:
         return {
@@ -49,6 +51,7 @@ class PluginInfo:
             "hooks": self.hooks,
             "registered": self.registered,
             "errors": self.errors,
+            "deprecated": self.deprecated,
         }
 
 
@@ -85,6 +88,12 @@ class Registry:
             self._fail(info, f"{type(exc).__name__}: {exc}")
             return
         info.hooks = sorted(impl.name for impl in self.pm.get_hookcallers(module) or [])
+        for hook in info.hooks:
+            if hook in hookspecs.DEPRECATED_HOOKS:
+                info.deprecated.append(f"{hook} (use {hookspecs.DEPRECATED_HOOKS[hook]})")
+                warnings.warn(f"plugin {info.name!r} ({info.distribution}) implements {hook}, which is deprecated "
+                              f"and will be removed in the next minor version; use {hookspecs.DEPRECATED_HOOKS[hook]}",
+                              DeprecationWarning, stacklevel=2)
         self._order.append((info.name, module))
 
     def _load_builtin(self, module_name: str) -> None:

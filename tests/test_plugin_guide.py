@@ -30,7 +30,8 @@ def guide_site(tmp_path, monkeypatch):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(body)
         (path.parent / "__init__.py").touch()
-    entry_points = {"my_gan": "my_gan.plugin", "my_data": "my_data.plugin"}
+    entry_points = {"my_gan": "my_gan.plugin", "my_data": "my_data.plugin", "my_metric": "my_metric.plugin",
+                    "my_backend": "my_backend.plugin", "my_command": "my_command.plugin"}
     project = tomllib.loads(re.search(r"```toml\n# pyproject.toml\n(.*?)```", GUIDE.read_text(), re.S).group(1))
     assert project["project"]["entry-points"]["genforge"] == {"my_gan": "my_gan.plugin"}
     info = site / "genforge_guide-0.1.0.dist-info"
@@ -39,12 +40,27 @@ def guide_site(tmp_path, monkeypatch):
     (info / "entry_points.txt").write_text("[genforge]\n" + "".join(f"{k} = {v}\n" for k, v in entry_points.items()))
     monkeypatch.syspath_prepend(str(site))
     yield site
-    for name in [n for n in sys.modules if n.split(".")[0] in ("my_gan", "my_data")]:
+    for name in [n for n in sys.modules if n.split(".")[0] in ("my_gan", "my_data", "my_metric", "my_backend",
+                                                                "my_command")]:
         del sys.modules[name]
 
 
 def test_guide_names_its_files():
-    assert {"my_gan/plugin.py", "my_gan/model.py", "my_data/plugin.py", "my_data/stripes.py"} <= set(guide_files())
+    assert {"my_gan/plugin.py", "my_gan/model.py", "my_data/plugin.py", "my_data/stripes.py", "my_metric/plugin.py",
+            "my_backend/plugin.py", "my_backend/backend.py", "my_command/plugin.py"} <= set(guide_files())
+
+
+def test_every_hook_is_documented_with_its_signature():
+    import inspect
+
+    from genforge.core import hookspecs
+
+    guide = GUIDE.read_text()
+    hooks = [f for name, f in vars(hookspecs).items() if name.startswith("register_") and callable(f)]
+    assert len(hooks) == 5
+    for hook in hooks:
+        signature = f"{hook.__name__}({', '.join(inspect.signature(hook).parameters)})"
+        assert f"### `{signature}`" in guide, signature
 
 
 def test_guide_model_and_dataset_train_evaluate_and_export(guide_site, genforge_cli, tmp_path):
@@ -55,3 +71,24 @@ def test_guide_model_and_dataset_train_evaluate_and_export(guide_site, genforge_
     assert "my-gan" in genforge_cli("models").stdout
     genforge_cli("export", "onnx", run, "--out", tmp_path / "my-gan.onnx")
     genforge_cli("evaluate", run, "--n", "50", "--metrics", "fd")
+
+
+def test_guide_hook_examples_run(guide_site, genforge_cli, tmp_path, train_small):
+    run = train_small(tmp_path / "run").out
+    scores = tmp_path / "scores.json"
+    genforge_cli("evaluate", run, "--n", "20", "--metrics", "pixel_mean", "--json", scores)
+    assert "pixel_mean" in scores.read_text()
+    report = tmp_path / "bench.json"
+    genforge_cli("bench", run, "--backend", "torch-eval", "--batch", "1", "--duration-s", "0.05", "--warmup-s", "0.01",
+                 "--json", report)
+    assert '"status": "ok"' in report.read_text()
+    from click.testing import CliRunner
+
+    from genforge.core.app.cli import cli
+    from genforge.core.registry import get_registry
+
+    get_registry().add_commands(cli)
+    try:
+        assert "hello from my plugin" in CliRunner().invoke(cli, ["hello"]).stdout
+    finally:
+        cli.commands.pop("hello", None)

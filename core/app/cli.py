@@ -12,8 +12,10 @@ import click
 from genforge import __version__
 from genforge.core.app.cli_bench import bench
 from genforge.core.app.cli_export import export
+from genforge.core.app.cli_plugins import plugins
 from genforge.core.app.console import print_table
 from genforge.core.errors import UserError
+from genforge.core.options import parse_model_options
 from genforge.core.registry import get_registry
 
 
@@ -33,30 +35,6 @@ def cli():
 
 
 # -- plugins, models, datasets -------------------------------------------------------------
-@cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.option("--check", is_flag=True,
-              help="Also import every implementation and check model classes against the contract (imports torch).")
-def plugins(as_json, check):
-    """List loaded plugins (built-in and installed), what they register, and load errors."""
-    registry = get_registry()
-    registry.check_references()
-    if check:
-        from genforge.core.contract import check_implementations
-
-        check_implementations(registry)
-    infos = [info.as_dict() for info in registry.plugins.values()]
-    if as_json:
-        click.echo(json.dumps(infos, indent=2))
-        return
-    rows = []
-    for info in infos:
-        registered = "; ".join(f"{k}: {', '.join(v)}" for k, v in info["registered"].items())
-        rows.append([info["name"], info["version"], "built-in" if info["builtin"] else info["distribution"],
-                     ", ".join(info["hooks"]), registered, "; ".join(info["errors"]) or "ok"])
-    print_table("plugins", ["name", "version", "from", "hooks", "registers", "status"], rows)
-
-
 @cli.command()
 def models():
     """List the model plugins."""
@@ -143,16 +121,6 @@ def _read_toml(path: Path) -> dict:
     return {k.replace("-", "_"): v for k, v in read_toml(path).items()}
 
 
-def _parse_options(pairs) -> dict:
-    options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise UserError(f"model option {pair!r} must look like key=value (e.g. -o latent_dim=64)")
-        options[key.strip().replace("-", "_")] = value.strip()
-    return options
-
-
 @cli.command()
 @click.option("--model", default="dcgan", show_default=True, help="Model plugin (see `genforge models`).")
 @click.option("--dataset", default="digits", show_default=True, help="Dataset plugin (see `genforge datasets`).")
@@ -199,7 +167,7 @@ def train(ctx, config_file, out, resume, overwrite, progress, model_option, **op
         options["channels"] = int(options["channels"])
     cli_values = {k: v for k, v in options.items() if k in explicit}
     if model_option:
-        cli_values["model_options"] = _parse_options(model_option)
+        cli_values["model_options"] = parse_model_options(model_option)
     if resume:
         from genforge.core.run_dir import read_run_config
 
@@ -348,6 +316,7 @@ def run_command(pipeline, out, overwrite):
 
 
 cli.add_command(export)
+cli.add_command(plugins)
 cli.add_command(bench)
 
 

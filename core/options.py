@@ -1,0 +1,16 @@
+"""Model options as the user writes them: `-o key=value` on the command line."""
+
+from __future__ import annotations
+
+from genforge.core.errors import UserError
+
+
+def parse_model_options(pairs) -> dict:
+    """("latent_dim=64", ...) -> {"latent_dim": "64", ...}; make_config converts the values."""
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise UserError(f"model option {pair!r} must look like key=value (e.g. -o latent_dim=64)")
+        options[key.strip().replace("-", "_")] = value.strip()
+    return options
