@@ -134,6 +134,22 @@ def make_config(config_class, options: dict | None):
         raise UserError(f"model options rejected by {config_class.__name__}: {exc}") from None
 
 
+def check_options(config, positive_ints=(), positive_numbers=(), fractions=()) -> None:
+    """For a Config's __post_init__: named fields must be whole numbers >= 1, finite numbers > 0, or in [0, 1)."""
+    for name in positive_ints:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} = {value!r} must be a whole number, at least 1")
+    for name in positive_numbers:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{name} = {value!r} must be a finite number above 0")
+    for name in fractions:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+            raise ValueError(f"{name} = {value!r} must be a number from 0 up to (not including) 1")
+
+
 POW2_SIZES = (16, 32, 64, 128)
 
 

@@ -12,6 +12,7 @@ from genforge.core.contract import build_model
 from genforge.core.data import DataInfo
 from genforge.core.errors import UserError
 from genforge.core.files import read_json
+from genforge.core.train_config import config_from_dict
 
 
 def read_run_config(run_dir) -> dict:
@@ -21,7 +22,32 @@ def read_run_config(run_dir) -> dict:
     path = run_dir / "config.json"
     if not path.is_file():
         raise UserError(f"{run_dir} is not a genforge run (no config.json); pass a folder made by `genforge train`")
-    return read_json(path, "run config", "the run cannot be opened")
+    record = read_json(path, "run config", "the run cannot be opened")
+    check_run_record(record, path)
+    return record
+
+
+def check_run_record(record, path: Path) -> None:
+    """config.json as the trainer writes it; anything else is a one-line error naming what is damaged."""
+    def damaged(what: str) -> UserError:
+        return UserError(f"{path} is damaged ({what}); the run cannot be opened: restore config.json or train again")
+
+    if not isinstance(record, dict):
+        raise damaged(f"a {type(record).__name__}, not a table")
+    for key, kind in (("train", dict), ("data_info", dict), ("model_config", dict), ("run_id", str)):
+        if not isinstance(record.get(key), kind):
+            raise damaged(f"'{key}' is missing or not a {kind.__name__}")
+    try:
+        config_from_dict(dict(record["train"]))
+    except UserError as exc:
+        raise damaged(exc.message) from None
+    info = record["data_info"]
+    shape_ok = all(isinstance(info.get(k), int) and not isinstance(info.get(k), bool) and info.get(k) > 0
+                   for k in ("channels", "height", "width"))
+    classes = info.get("num_classes")
+    if not (shape_ok and isinstance(info.get("name"), str) and (classes is None or (isinstance(classes, int)
+                                                                                    and classes > 0))):
+        raise damaged("'data_info' lacks a name, channels, height, width or a valid num_classes")
 
 
 @dataclass

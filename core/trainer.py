@@ -18,7 +18,6 @@ import shutil
 import sys
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -35,44 +34,7 @@ from genforge.core.inputs import signature_of, torch_inputs
 from genforge.core.model import GeneratorModel, generate
 from genforge.core.registry import get_registry
 from genforge.core.step import StepContext
-
-PRECISIONS = ("fp32", "bf16", "fp16")
-DEVICES = ("auto", "cpu", "cuda")
-
-
-@dataclass
-class TrainConfig:
-    model: str = "dcgan"
-    dataset: str = "digits"
-    data_dir: str | None = None
-    image_size: int = 32
-    channels: int | None = None
-    epochs: int | None = None  # default 5 when neither epochs nor steps is given
-    steps: int | None = None
-    batch_size: int = 64
-    precision: str = "fp32"
-    device: str = "auto"
-    channels_last: bool = False
-    seed: int = 0
-    ema: bool = False
-    ema_decay: float = 0.999
-    log_every: int = 10
-    sample_every: int = 200
-    checkpoint_every: int = 500
-    keep: int = 3
-    eval_every: int = 0  # 0: never during training (see genforge evaluate)
-    eval_metric: str = "fd"
-    eval_samples: int = 1000
-    model_options: dict = field(default_factory=dict)
-
-
-def config_from_dict(values: dict) -> TrainConfig:
-    names = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise UserError(f"unknown training option(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
-    return TrainConfig(**values)
-
+from genforge.core.train_config import DEVICES, PRECISIONS, TrainConfig, config_from_dict
 
 RESUMABLE_CHANGES = {"steps", "epochs", "device", "log_every", "sample_every", "checkpoint_every", "keep"}
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genforge.core.model import POW2_SIZES, GeneratorModel, power_of_two_depth
+from genforge.core.model import POW2_SIZES, GeneratorModel, check_options, power_of_two_depth
 from genforge.plugins.dcgan import discriminator_tower, gan_losses, generator_tower, init_dcgan_weights
 
 
@@ -25,6 +25,9 @@ class ConditionalGANConfig:
     lr: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
+
+    def __post_init__(self):
+        check_options(self, ("latent_dim", "embed_dim", "g_width", "d_width"), ("lr",), ("beta1", "beta2"))
 
 
 class ConditionalGenerator(nn.Module):

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genforge.core.model import POW2_SIZES, GeneratorModel, power_of_two_depth
+from genforge.core.model import POW2_SIZES, GeneratorModel, check_options, power_of_two_depth
 
 
 @dataclass
@@ -25,6 +25,9 @@ class DCGANConfig:
     lr: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
+
+    def __post_init__(self):
+        check_options(self, ("latent_dim", "g_width", "d_width"), ("lr",), ("beta1", "beta2"))
 
 
 def init_dcgan_weights(module: nn.Module) -> None:

@@ -16,8 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genforge.core.errors import UserError
-from genforge.core.model import POW2_SIZES, GeneratorModel, power_of_two_depth
+from genforge.core.model import POW2_SIZES, GeneratorModel, check_options, power_of_two_depth
 from genforge.plugins.dcgan import discriminator_tower
 
 
@@ -30,6 +29,15 @@ class VAEConfig:
     kl_weight: float = 1.0
     lr: float = 1e-3
     lr_decay: float = 1.0  # per-step exponential learning-rate decay; 1.0: constant
+
+    def __post_init__(self):
+        check_options(self, ("latent_dim", "width"), ("gaussian_sigma", "lr", "lr_decay"))
+        if self.likelihood not in ("bernoulli", "gaussian"):
+            raise ValueError(f"likelihood {self.likelihood!r} is unknown; use bernoulli or gaussian")
+        if not 0 <= self.kl_weight < float("inf"):
+            raise ValueError(f"kl_weight = {self.kl_weight!r} must be a finite number, 0 or more")
+        if self.lr_decay > 1:
+            raise ValueError(f"lr_decay = {self.lr_decay!r} must be at most 1 (1: constant)")
 
 
 class VAEDecoder(nn.Module):
@@ -60,8 +68,6 @@ class VAE(GeneratorModel):
 
     def __init__(self, info, config: VAEConfig):
         super().__init__(info, config)
-        if config.likelihood not in ("bernoulli", "gaussian"):
-            raise UserError(f"vae likelihood {config.likelihood!r} is unknown; use bernoulli or gaussian")
         depth = power_of_two_depth(info.height, "vae")
         self.latent_shape = (config.latent_dim,)
         self.encoder, features = discriminator_tower(info.channels, depth, config.width)

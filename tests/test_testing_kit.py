@@ -126,7 +126,8 @@ MODEL_FAULTS = {
           "loss = (self.G(z).mean() - images.mean()) ** 2 * float(np.random.default_rng().uniform(0.5, 2))")],
         "two training runs with the same seed ended with different weights"),
     "wrong output range after training": (
-        [("        ctx.optimize(\"g\", loss)\n", "        ctx.optimize(\"g\", loss)\n        self.G.gain.fill_(5.0)\n")],
+        [("        ctx.optimize(\"g\", loss)\n",
+          "        ctx.optimize(\"g\", loss)\n        self.G.gain.fill_(5.0)\n")],
         "outside [-1, 1]"),
     "generator drawing its own noise": (
         [("torch.tanh(self.fc(z))", "torch.tanh(self.fc(z + torch.randn_like(z)))")],

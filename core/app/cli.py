@@ -15,6 +15,7 @@ from genforge.core.app.cli_export import export
 from genforge.core.app.cli_plugins import plugins
 from genforge.core.app.console import print_table
 from genforge.core.errors import UserError
+from genforge.core.files import IMAGE_SUFFIXES, OutputDir, OutputFile
 from genforge.core.options import parse_model_options
 from genforge.core.registry import get_registry
 
@@ -87,7 +88,8 @@ def datasets(ctx):
 @click.option("--channels", type=click.Choice(["1", "3"]), help="Convert to 1 (grey) or 3 (RGB) channels.")
 @click.option("--split", default="train", show_default=True, type=click.Choice(["train", "test"]))
 @click.option("--download", is_flag=True, help="Fetch the files (mnist, fashion-mnist, cifar10; needs torchvision).")
-@click.option("--out", type=click.Path(path_type=Path), help="Write a grid of 64 examples with their labels.")
+@click.option("--out", type=OutputFile("preview image", IMAGE_SUFFIXES),
+              help="Write a grid of 64 examples with their labels (.png, .jpg, .webp, .bmp).")
 def datasets_show(name, data_dir, image_size, channels, split, download, out):
     """Print a dataset's facts and optionally write a preview grid."""
     import torch
@@ -145,7 +147,7 @@ def _read_toml(path: Path) -> dict:
 @click.option("-o", "--model-option", "model_option", multiple=True, metavar="KEY=VALUE",
               help="A model option, e.g. -o latent_dim=64 (see the model's Config).")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML file of these options.")
-@click.option("--out", type=click.Path(path_type=Path), help="Run directory (default runs/MODEL-DATASET-TIME).")
+@click.option("--out", type=OutputDir("run directory"), help="Run directory (default runs/MODEL-DATASET-TIME).")
 @click.option("--resume", type=click.Path(path_type=Path), help="Continue the run in this directory.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run directory.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
@@ -215,7 +217,7 @@ def parse_labels(text: str | None, n: int):
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--provider", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda", "tensorrt"]),
               help="ONNX Runtime provider for .onnx targets.")
-@click.option("--out", default="samples.png", show_default=True, type=click.Path(path_type=Path))
+@click.option("--out", default="samples.png", show_default=True, type=OutputFile("sample grid", IMAGE_SUFFIXES))
 def sample(target, checkpoint, ema, n, labels, seed, provider, out):
     """Write a grid of samples from a run directory, an .onnx file or an .engine."""
     from genforge.exporters import runtime
@@ -244,7 +246,8 @@ def _save_array_grid(images, out, labels=None, nrow=None):
 @click.option("--rows", default=8, show_default=True, type=click.IntRange(min=1))
 @click.option("--steps", "n_steps", default=10, show_default=True, type=click.IntRange(min=2))
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--out", default="interpolation.png", show_default=True, type=click.Path(path_type=Path))
+@click.option("--out", default="interpolation.png", show_default=True,
+              type=OutputFile("interpolation grid", IMAGE_SUFFIXES))
 def interpolate(target, checkpoint, rows, n_steps, seed, out):
     """Write a grid of latent interpolations: each row walks (slerp) between two noise vectors."""
     import numpy as np
@@ -277,7 +280,7 @@ def interpolate(target, checkpoint, rows, n_steps, seed, out):
 @click.option("--inception-weights", type=click.Path(path_type=Path),
               help="Inception-v3 weights file for --metrics inception (standard FID/KID/IS); nothing downloads.")
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Also write the scores as JSON.")
+@click.option("--json", "json_out", type=OutputFile("scores file"), help="Also write the scores as JSON.")
 def evaluate(target, checkpoint, ema, n, metrics, dataset_from, inception_weights, seed, json_out):
     """Score a run directory or an exported .onnx: FD (with floor and ceiling), KID, conditional accuracy, ELBO."""
     from genforge.core.app.evaluate import evaluate_target
@@ -298,7 +301,7 @@ def evaluate(target, checkpoint, ema, n, metrics, dataset_from, inception_weight
 # -- the main job ---------------------------------------------------------------------------
 @cli.command("run")
 @click.argument("pipeline", required=False, type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), help="Report folder (default genforge-report).")
+@click.option("--out", type=OutputDir("report folder"), help="Report folder (default genforge-report).")
 @click.option("--overwrite/--no-overwrite", default=True, show_default=True,
               help="Replace an earlier genforge report in the folder.")
 def run_command(pipeline, out, overwrite):

@@ -10,6 +10,7 @@ import click
 
 from genforge.core.app.console import print_table
 from genforge.core.errors import UserError
+from genforge.core.files import OutputDir, OutputFile
 
 
 class DefaultRunGroup(click.Group):
@@ -76,8 +77,8 @@ def bench():
 @bench.command("run")
 @click.argument("targets", nargs=-1, required=True, type=click.Path(path_type=Path))
 @bench_options
-@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the report (raw samples) as JSON.")
-@click.option("--markdown", type=click.Path(path_type=Path), help="Write a Markdown table (CI job summaries).")
+@click.option("--json", "json_out", type=OutputFile("report file"), help="Write the report (raw samples) as JSON.")
+@click.option("--markdown", type=OutputFile("Markdown file"), help="Write a Markdown table (CI job summaries).")
 def bench_run(targets, backends, batches, warmup_s, min_iters, duration_s, threads, json_out, markdown):
     """Time TARGETS (run directories, .onnx, .engine) on each backend and batch size."""
     from genforge.benchmarks.measure import run_benchmarks
@@ -140,7 +141,7 @@ def bench_compare(base, new, min_effect, alpha):
 @click.option("--rounds", default=6, show_default=True, type=click.IntRange(min=2), help="A/B alternations per row.")
 @click.option("--min-effect", default="10%", show_default=True)
 @click.option("--alpha", default=0.01, show_default=True, type=float)
-@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write both reports and the comparison.")
+@click.option("--json", "json_out", type=OutputFile("report file"), help="Write both reports and the comparison.")
 def bench_ab(target_a, target_b, backends, batches, warmup_s, min_iters, duration_s, threads, python_a, python_b,
              rounds, min_effect, alpha, json_out):
     """Time A and B interleaved (A/B/A/B...) in one job; exit 1 if B is significantly slower than A.
@@ -181,7 +182,7 @@ def bench_worker(target, backend, batch, threads):
 
 @bench.command("suite")
 @click.argument("suite_file", required=False, type=click.Path(path_type=Path))
-@click.option("--out", default="bench-suite", show_default=True, type=click.Path(path_type=Path))
+@click.option("--out", default="bench-suite", show_default=True, type=OutputDir("suite folder"))
 @click.option("--work", type=click.Path(path_type=Path), help="Where trained generators are kept and reused.")
 @click.option("--smoke", is_flag=True, help="Seconds-long version (2 training steps, short timings).")
 @click.option("--baseline", type=click.Path(path_type=Path), help="Compare against this stored suite.json.")

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from genforge.core.errors import UserError
+from genforge.core.files import OutputFile
 from genforge.exporters.precisions import DEFAULT_OPSET, OPSETS, PRECISIONS
 
 
@@ -24,7 +25,7 @@ def export():
 @export.command("onnx")
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--checkpoint", help="latest (default), best, a step number or a folder.")
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="The .onnx file to write.")
+@click.option("--out", required=True, type=OutputFile("ONNX file", (".onnx",)), help="The .onnx file to write.")
 @click.option("--opset", default=DEFAULT_OPSET, show_default=True, type=int,
               help=f"ONNX opset, {OPSETS[0]} to {OPSETS[-1]}.")
 @click.option("--batch", default="dynamic", show_default=True, help="'dynamic' or a fixed batch size.")
@@ -39,7 +40,7 @@ def export():
 @click.option("--rewrite/--no-rewrite", default=None,
               help="Rewrite ConvTranspose exactly into Convs (faster on ONNX Runtime CPU). "
                    "Default: on for fp32 and int8, off for fp16.")
-@click.option("--json", "json_out", type=click.Path(path_type=Path), help="Write the export report as JSON.")
+@click.option("--json", "json_out", type=OutputFile("export report"), help="Write the export report as JSON.")
 def export_onnx_command(run_dir, checkpoint, out, opset, batch, precision, ema, max_fd_increase, quality_samples,
                         force, overwrite, rewrite, json_out):
     """Export RUN_DIR's generator to a validated, self-describing ONNX file."""
@@ -65,7 +66,8 @@ def export_onnx_command(run_dir, checkpoint, out, opset, batch, precision, ema, 
 
 @export.command("tensorrt")
 @click.argument("onnx_file", type=click.Path(path_type=Path))
-@click.option("--out", required=True, type=click.Path(path_type=Path), help="The .engine file to write.")
+@click.option("--out", required=True, type=OutputFile("engine file", (".engine", ".plan")),
+              help="The .engine file to write.")
 @click.option("--min-batch", default=1, show_default=True, type=int)
 @click.option("--opt-batch", default=16, show_default=True, type=int)
 @click.option("--max-batch", default=64, show_default=True, type=int)

@@ -1,0 +1,87 @@
+"""The training options (TrainConfig) and their rules, checked before any work (one-line errors)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from genforge.core.data import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
+from genforge.core.errors import UserError
+
+PRECISIONS = ("fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class TrainConfig:
+    model: str = "dcgan"
+    dataset: str = "digits"
+    data_dir: str | None = None
+    image_size: int = 32
+    channels: int | None = None
+    epochs: int | None = None  # default 5 when neither epochs nor steps is given
+    steps: int | None = None
+    batch_size: int = 64
+    precision: str = "fp32"
+    device: str = "auto"
+    channels_last: bool = False
+    seed: int = 0
+    ema: bool = False
+    ema_decay: float = 0.999
+    log_every: int = 10
+    sample_every: int = 200
+    checkpoint_every: int = 500
+    keep: int = 3
+    eval_every: int = 0  # 0: never during training (see genforge evaluate)
+    eval_metric: str = "fd"
+    eval_samples: int = 1000
+    model_options: dict = field(default_factory=dict)
+
+
+# what each option must be: (type, check, what it must be); one line per option
+OPTION_RULES = {
+    "model": (str, None, "a model name"),
+    "dataset": (str, None, "a dataset name"),
+    "data_dir": ((str, type(None)), None, "a folder"),
+    "image_size": (int, lambda v: MIN_IMAGE_SIZE <= v <= MAX_IMAGE_SIZE, f"{MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE}"),
+    "channels": ((int, type(None)), lambda v: v in (None, 1, 3), "1 or 3"),
+    "epochs": ((int, type(None)), lambda v: v is None or v >= 1, "at least 1"),
+    "steps": ((int, type(None)), lambda v: v is None or v >= 1, "at least 1"),
+    "batch_size": (int, lambda v: v >= 1, "at least 1"),
+    "precision": (str, lambda v: v in PRECISIONS, " or ".join(PRECISIONS)),
+    "device": (str, lambda v: v in DEVICES, " or ".join(DEVICES)),
+    "channels_last": (bool, None, "true or false"),
+    "seed": (int, lambda v: v >= 0, "a whole number, 0 or more"),
+    "ema": (bool, None, "true or false"),
+    "ema_decay": ((float, int), lambda v: 0 < v < 1, "between 0 and 1"),
+    "log_every": (int, lambda v: v >= 1, "at least 1"),
+    "sample_every": (int, lambda v: v >= 0, "0 (never) or more"),
+    "checkpoint_every": (int, lambda v: v >= 0, "0 (only at the end) or more"),
+    "keep": (int, lambda v: v >= 1, "at least 1"),
+    "eval_every": (int, lambda v: v >= 0, "0 (never) or more"),
+    "eval_metric": (str, None, "a metric name"),
+    "eval_samples": (int, lambda v: v >= 10, "at least 10"),
+    "model_options": (dict, lambda v: all(isinstance(k, str) for k in v), "a table of model options"),
+}
+
+
+TYPE_WORDS = {int: "a whole number", str: "text", bool: "true or false", float: "a number", dict: "a table"}
+
+
+def config_from_dict(values: dict) -> TrainConfig:
+    """A TrainConfig from options as a config file or the CLI gives them, each checked (one-line errors)."""
+    if not isinstance(values, dict):
+        raise UserError(f"training options must be a table of option = value, not {type(values).__name__}")
+    unknown = sorted(set(values) - set(OPTION_RULES))
+    if unknown:
+        raise UserError(f"unknown training option(s) {', '.join(unknown)}; known: {', '.join(sorted(OPTION_RULES))}")
+    for name, value in values.items():
+        kind, check, must = OPTION_RULES[name]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise UserError(f"training option {name} = {value!r} must be {TYPE_WORDS[kinds[0]]} ({must})")
+        if (check is not None and not check(value)) or (isinstance(value, float) and value != value):
+            raise UserError(f"training option {name} = {value!r} is out of range; it must be {must}")
+    config = TrainConfig(**values)
+    if config.epochs is not None and config.steps is not None:
+        raise UserError("give either epochs or steps, not both")
+    return config
