@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
+import jsonschema
 import torch
 
 from genforge import __version__
@@ -29,6 +30,17 @@ from genforge.core.targets import Target, classify_target
 from genforge.plugins.backends import engine_profile
 
 SCHEMA = "genforge.bench/1"
+SCHEMA_FILE = Path(__file__).parent / "report.schema.json"
+
+
+def check_report(report, path) -> None:
+    """A report read from a user's file, against report.schema.json: one line naming the first problem."""
+    schema = json.loads(SCHEMA_FILE.read_text())
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(report))
+    if error is not None:
+        where = "/".join(map(str, error.absolute_path)) or "the top level"
+        raise UserError(f"{path} is not a genforge benchmark report ({SCHEMA}): at {where}, "
+                        f"{' '.join(error.message.split())[:160]}; pass a report written by `genforge bench --json`")
 
 
 @dataclass

@@ -83,6 +83,49 @@ def write_checkpoint(folder: Path, name: str, model: dict, state: dict, meta: di
     return final
 
 
+def check_weights_file(path, what: str = "weights file") -> None:
+    """Refuse a user's weights file unless it loads as plain tensors (torch.load weights_only=True): a pickle
+    that would run code is rejected before any library unpickles it."""
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001  the unpickler raises several types for files it refuses
+        reason = " ".join(str(exc).split())[:120] or type(exc).__name__
+        raise UserError(f"{what} {path} is not a plain weights file and was not loaded (genforge loads only "
+                        f"tensors, weights_only=True: {reason}); pass the original weights file") from None
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # ours: this process writes one checkpoint at a time, so any left over is from a failed write
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: Path) -> list[str]:
+    """Clean up after writers killed mid-write: remove their .tmp-* folders; put back an .old-NAME-PID
+    folder whose NAME is missing (killed between the two renames). Live writers' folders are left alone."""
+    done = []
+    if not folder.is_dir():
+        return done
+    for entry in folder.iterdir():
+        prefix = ".tmp-" if entry.name.startswith(".tmp-") else ".old-" if entry.name.startswith(".old-") else None
+        name, _, pid = entry.name[len(prefix or ""):].rpartition("-")
+        if prefix is None or not pid.isdigit() or _pid_alive(int(pid)):
+            continue
+        if prefix == ".old-" and not (folder / name).exists():
+            entry.rename(folder / name)
+            done.append(f"restored {name}")
+        else:
+            shutil.rmtree(entry, ignore_errors=True)
+            done.append(f"removed {entry.name}")
+    return done
+
+
 def step_checkpoints(folder: Path) -> list[Path]:
     """Completed step checkpoints, oldest first (temporary folders are never listed)."""
     if not folder.is_dir():

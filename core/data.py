@@ -16,6 +16,7 @@ trainer's fast path); any other Dataset works item by item.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -54,7 +55,7 @@ class DataInfo:
 
     @classmethod
     def from_dict(cls, d: dict) -> DataInfo:
-        d = dict(d)
+        d = {f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d}
         d["class_names"] = tuple(d["class_names"]) if d.get("class_names") else None
         return cls(**d)
 

@@ -73,6 +73,7 @@ def load_run(run_dir, checkpoint: str | None = None, ema: bool = False, device="
     """The model of a run with the weights of one checkpoint (latest by default), in eval mode."""
     record = read_run_config(run_dir)
     info = DataInfo.from_dict(record["data_info"])
+    ckpt.remove_stale_temporaries(Path(run_dir) / "checkpoints")
     path = ckpt.find_checkpoint(Path(run_dir), checkpoint)
     loaded = ckpt.read_checkpoint(path)
     torch.manual_seed(0)

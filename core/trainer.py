@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import shutil
 import sys
 import time
@@ -33,6 +34,7 @@ from genforge.core.images import save_grid, save_loss_curve
 from genforge.core.inputs import signature_of, torch_inputs
 from genforge.core.model import GeneratorModel, generate
 from genforge.core.registry import get_registry
+from genforge.core.run_dir import read_run_config
 from genforge.core.step import StepContext
 from genforge.core.train_config import DEVICES, PRECISIONS, TrainConfig, config_from_dict
 
@@ -72,6 +74,23 @@ def check_precision(precision: str, device: torch.device) -> None:
         raise UserError(f"unknown precision {precision!r}; use {', '.join(PRECISIONS)}")
     if precision == "fp16" and device.type != "cuda":
         raise UserError("fp16 training needs CUDA (gradient scaling); use --precision bf16 or fp32 on the CPU")
+
+
+def truncate_log(path: Path, step: int) -> None:
+    """Drop metrics.jsonl records after `step` (logged after the checkpoint a resumed run goes back to)."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by a kill
+        if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
+            kept.append(line)
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(line + "\n" for line in kept))
+    os.replace(tmp, path)
 
 
 class BatchSampler:
@@ -181,10 +200,12 @@ class Trainer:
         (self.out / "config.json").write_text(json.dumps(record, indent=2))
 
     def _restore(self) -> None:
-        record = json.loads((self.out / "config.json").read_text())
+        record = read_run_config(self.out)
         self.run_id = record["run_id"]
+        ckpt.remove_stale_temporaries(self.out / "checkpoints")
         found = ckpt.step_checkpoints(self.out / "checkpoints")
         if not found:
+            truncate_log(self.out / "metrics.jsonl", 0)
             return
         checkpoint = ckpt.read_checkpoint(found[-1])
         self.model.load_state_dict(checkpoint.model)
@@ -198,6 +219,7 @@ class Trainer:
             self.ema.state = {k: v.to(self.device) for k, v in checkpoint.ema.items()}
         self.best = checkpoint.state.get("best")
         self.step = checkpoint.step
+        truncate_log(self.out / "metrics.jsonl", self.step)
 
     # -- the loop ------------------------------------------------------------------------
     def save(self, name: str | None = None) -> Path:

@@ -92,7 +92,12 @@ class OnnxRuntime(GeneratorRuntime):
         feed = {"z": z}
         if labels is not None:
             feed["labels"] = labels
-        images = self.session.run(["images"], feed)[0]
+        try:
+            images = self.session.run(["images"], feed)[0]
+        except Exception as exc:  # noqa: BLE001  ONNX Runtime raises its own types for bad inputs
+            reason = " ".join(str(exc).split())[:200]
+            raise UserError(f"{self.path.name} failed on inputs of batch {len(z)} ({reason}); its graph does not "
+                            "match its genforge metadata: export it again") from None
         if images.shape != (len(z), *self.image_shape):
             raise UserError(f"{self.path.name} returned images of shape {images.shape}, but its metadata says "
                             f"{list(self.image_shape)}; export it again")

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from genforge.core.checkpoint import check_weights_file
 from genforge.core.data import image_batches
 from genforge.core.errors import UserError
 from genforge.core.evaluation import (
@@ -94,6 +95,7 @@ def metric_inception(data: EvalInput) -> dict:
                         "weights, pt_inception-2015-12-05); genforge downloads nothing")
     if not Path(path).is_file():
         raise UserError(f"inception weights file {path} does not exist")
+    check_weights_file(path, "inception weights file")
     try:
         import torch_fidelity  # noqa: F401
     except ImportError:

@@ -4,6 +4,7 @@ so `genforge --help` and `genforge plugins` stay fast."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -324,13 +325,40 @@ cli.add_command(bench)
 
 
 def main(argv=None):
-    """Entry point: loads plugin commands, runs the CLI; user errors are one line and exit 2."""
+    """Entry point: loads plugin commands, runs the CLI; user errors are one line and exit 2.
+
+    Anything else is a bug: one line saying so, the traceback in a file whose path it prints, exit 1.
+    """
     try:
         get_registry().add_commands(cli)
-        cli.main(args=argv, prog_name="genforge", standalone_mode=True)
-    except click.ClickException as exc:  # raised outside click's own handling (plugin loading)
+        status = cli.main(args=argv, prog_name="genforge", standalone_mode=False)
+        if isinstance(status, int) and not isinstance(status, bool):  # click's Exit (--help, --version, ctx.exit)
+            sys.exit(status)
+    except click.exceptions.Abort:
+        click.echo("Aborted!", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
+    except Exception as exc:  # noqa: BLE001  the last resort; validation is the first
+        report = write_crash_report(exc)
+        click.echo(f"genforge hit a bug ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); the full "
+                   f"traceback is in {report}: please report it", err=True)
+        sys.exit(1)
+
+
+def write_crash_report(exc: BaseException) -> Path:
+    """The traceback of an unexpected error, in a file of its own (GENFORGE_CRASH_DIR or the temp folder)."""
+    import tempfile
+    import traceback
+
+    folder = Path(os.environ.get("GENFORGE_CRASH_DIR") or tempfile.gettempdir())
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix="genforge-crash-", suffix=".txt", dir=folder)
+    with os.fdopen(fd, "w") as out:
+        out.write(f"genforge {__version__}, python {sys.version.split()[0]}, argv {sys.argv}\n\n")
+        out.write("".join(traceback.format_exception(exc)))
+    return Path(name)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import click
 
 from genforge.core.app.console import print_table
 from genforge.core.errors import UserError
-from genforge.core.files import OutputDir, OutputFile
+from genforge.core.files import OutputDir, OutputFile, read_json
 
 
 class DefaultRunGroup(click.Group):
@@ -97,9 +97,11 @@ def bench_run(targets, backends, batches, warmup_s, min_iters, duration_s, threa
 
 
 def _read_report(path: Path) -> dict:
-    from genforge.core.files import read_json
+    from genforge.benchmarks.measure import check_report
 
-    return read_json(path, "benchmark report", "pass a report written by `genforge bench --json`")
+    report = read_json(path, "benchmark report", "pass a report written by `genforge bench --json`")
+    check_report(report, path)
+    return report
 
 
 def _print_comparison(rows) -> bool:

@@ -29,9 +29,11 @@ from genforge.benchmarks.measure import Settings, run_benchmarks
 from genforge.core.app.evaluate import evaluate_target
 from genforge.core.app.report import render_html
 from genforge.core.errors import UserError
-from genforge.core.files import read_toml
+from genforge.core.files import check_output_dir, read_toml
+from genforge.core.registry import get_registry
 from genforge.core.trainer import Trainer, config_from_dict
 from genforge.exporters.onnx import export_onnx
+from genforge.exporters.precisions import PRECISIONS
 
 DEFAULT_PIPELINE = {
     "out": "genforge-report",
@@ -45,36 +47,96 @@ DEFAULT_PIPELINE = {
 SECTIONS = set(DEFAULT_PIPELINE)
 
 
+def _whole(low):
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low
+
+
+def _number(low, strict=False):
+    return lambda v: (isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+                      and (v > low if strict else v >= low))
+
+
+# per section: key -> (check, what it must be); [train] is checked by the training options' own rules
+SECTION_RULES = {
+    "evaluate": {"n": (_whole(10), "a whole number, at least 10"),
+                 "metrics": (lambda v: v is None or isinstance(v, str), "comma-separated metric names")},
+    "export": {"precisions": (lambda v: isinstance(v, list) and v and all(p in PRECISIONS for p in v),
+                              f"a list of {', '.join(PRECISIONS)}"),
+               "quality_samples": (_whole(10), "a whole number, at least 10"),
+               "max_fd_increase": (_number(0), "a number, 0 or more")},
+    "bench": {"backends": (lambda v: isinstance(v, list) and v and all(isinstance(b, str) for b in v),
+                           "a list of backend names"),
+              "batches": (lambda v: isinstance(v, list) and v and all(_whole(1)(b) for b in v),
+                          "a list of batch sizes, each at least 1"),
+              "warmup_s": (_number(0), "seconds, 0 or more"),
+              "duration_s": (_number(0, strict=True), "seconds above 0"),
+              "min_iters": (_whole(1), "a whole number, at least 1"),
+              "threads": (lambda v: v is None or _whole(1)(v), "a whole number, at least 1")},
+}
+
+
 def load_pipeline(path: Path | None) -> dict:
+    """The default pipeline, overridden by PIPELINE.toml; every value checked before any work."""
     config = copy.deepcopy(DEFAULT_PIPELINE)
     if path is None:
         return config
-
     data = read_toml(path, "pipeline file")
     unknown = sorted(set(data) - SECTIONS)
     if unknown:
         raise UserError(f"unknown pipeline section(s) {', '.join(unknown)}; known: {', '.join(sorted(SECTIONS))}")
     for key, value in data.items():
-        if isinstance(value, dict):
-            config[key].update(value)
-        else:
-            config[key] = value
+        if key == "out":
+            if not isinstance(value, str) or not value:
+                raise UserError(f"pipeline out = {value!r} must be a folder name (text)")
+            config["out"] = value
+            continue
+        if not isinstance(value, dict):
+            raise UserError(f"pipeline [{key}] must be a table of settings, not {value!r}")
+        if key == "train" and ("epochs" in value or "steps" in value):
+            config["train"].pop("steps", None)
+        config[key].update(value)
+    check_pipeline(config)
     return config
+
+
+def check_pipeline(config: dict) -> None:
+    """Every section's settings, names included, before any work."""
+    config_from_dict(dict(config["train"]))
+    registry = get_registry()
+    for name in config["bench"].get("backends", ()):
+        registry.get("backends", name)
+    for name in (config["evaluate"].get("metrics") or "").split(","):
+        if name.strip():
+            registry.get("metrics", name.strip())
+    for section, rules in SECTION_RULES.items():
+        unknown = sorted(set(config[section]) - set(rules))
+        if unknown:
+            raise UserError(f"unknown setting(s) {', '.join(unknown)} in pipeline [{section}]; known: "
+                            f"{', '.join(sorted(rules))}")
+        for key, value in config[section].items():
+            check, must = rules[key]
+            if not check(value):
+                raise UserError(f"pipeline [{section}] {key} = {value!r} is not valid; it must be {must}")
+
+
+MARKER = ".genforge-report"  # written first, so a report folder left by a failed run is still known as ours
 
 
 def prepare_out(out: Path, overwrite: bool) -> None:
     if out.exists() and any(out.iterdir()):
-        if not (out / "report.json").exists():
+        if not ((out / "report.json").exists() or (out / MARKER).exists()):
             raise UserError(f"{out} exists and is not a genforge report; choose another out (or delete it)")
         if not overwrite:
             raise UserError(f"{out} holds an earlier report; pass --overwrite to replace it, or choose another out")
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("a genforge run report folder\n")
 
 
 def run_pipeline(config: dict, overwrite: bool = True, echo=print) -> Path:
 
-    out = Path(config["out"])
+    check_pipeline(config)
+    out = check_output_dir(config["out"], "report folder")
     train_config = config_from_dict(dict(config["train"]))
     prepare_out(out, overwrite)
     report: dict = {"pipeline": config, "timings_s": {}}
