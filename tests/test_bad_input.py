@@ -355,3 +355,17 @@ def test_kill_during_checkpoint_writes_then_resume(tmp_path):
         ckpt.read_checkpoint(checkpoint)
     steps_logged = [json.loads(line)["step"] for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert steps_logged == sorted(steps_logged) and len(steps_logged) == len(set(steps_logged))
+
+
+def test_a_pipeline_that_failed_after_training_can_be_rerun(tmp_path, genforge_cli):
+    pipeline = tmp_path / "pipeline.toml"
+    pipeline.write_text("[train]\nsteps = 2\nbatch_size = 16\nimage_size = 16\n"
+                        "model_options = {g_width = 8, d_width = 8}\n[evaluate]\nn = 20\n[export]\nprecisions = ['fp32']\n[bench]\nbackends = ['nope']\n")
+    refused(genforge_cli, ("run", pipeline, "--out", tmp_path / "report"), ["unknown backend 'nope'"], [])
+    pipeline.write_text(pipeline.read_text().replace("backends = ['nope']", "batches = [1]\nduration_s = 0.05")
+                        .replace("precisions = ['fp32']", "precisions = ['fp32']\nquality_samples = 10"))
+    out = tmp_path / "report"
+    (out / "run").mkdir(parents=True)
+    (out / ".genforge-report").write_text("left by a run that failed after training\n")
+    genforge_cli("run", pipeline, "--out", out)
+    assert (out / "report.json").exists()
