@@ -360,7 +360,8 @@ def test_kill_during_checkpoint_writes_then_resume(tmp_path):
 def test_a_pipeline_that_failed_after_training_can_be_rerun(tmp_path, genforge_cli):
     pipeline = tmp_path / "pipeline.toml"
     pipeline.write_text("[train]\nsteps = 2\nbatch_size = 16\nimage_size = 16\n"
-                        "model_options = {g_width = 8, d_width = 8}\n[evaluate]\nn = 20\n[export]\nprecisions = ['fp32']\n[bench]\nbackends = ['nope']\n")
+                        "model_options = {g_width = 8, d_width = 8}\n[evaluate]\nn = 20\n"
+                        "[export]\nprecisions = ['fp32']\n[bench]\nbackends = ['nope']\n")
     refused(genforge_cli, ("run", pipeline, "--out", tmp_path / "report"), ["unknown backend 'nope'"], [])
     pipeline.write_text(pipeline.read_text().replace("backends = ['nope']", "batches = [1]\nduration_s = 0.05")
                         .replace("precisions = ['fp32']", "precisions = ['fp32']\nquality_samples = 10"))
