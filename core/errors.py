@@ -21,6 +21,12 @@ class TrainingDiverged(click.ClickException):
     exit_code = 1
 
 
+class TrainingStopped(click.ClickException):
+    """A training process died; the others were stopped and the last checkpoint is kept."""
+
+    exit_code = 1
+
+
 class ValidationFailed(click.ClickException):
     """An export missed its precision's tolerance or quality gate; nothing was written."""
 

@@ -6,6 +6,8 @@ from contextlib import contextmanager, nullcontext
 
 import torch
 
+from genforge.core.distributed import average_gradients
+
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -27,15 +29,18 @@ class StepContext:
         return torch.randn(shape, device=self.device)
 
     def optimize(self, name: str, loss: torch.Tensor) -> None:
-        """zero_grad, backward (scaled under fp16), step: one update of optimizer `name`."""
+        """zero_grad, backward (scaled under fp16), step: one update of optimizer `name`.
+
+        With several processes the gradients are averaged over them before the step (core/distributed.py).
+        """
         optimizer = self.optimizers[name]
         optimizer.zero_grad(set_to_none=True)
         scaler = self.scalers.get(name)
+        (loss if scaler is None else scaler.scale(loss)).backward()
+        average_gradients([p for group in optimizer.param_groups for p in group["params"]])
         if scaler is None:
-            loss.backward()
             optimizer.step()
         else:
-            scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
 

@@ -35,6 +35,8 @@ class TrainConfig:
     eval_metric: str = "fd"
     eval_samples: int = 1000
     model_options: dict = field(default_factory=dict)
+    sync_batchnorm: bool = False  # with several CUDA processes: BatchNorm statistics over all of them
+    dist_timeout_s: int = 300  # with several processes: a collective that waits longer ends the run
 
 
 # what each option must be: (type, check, what it must be); one line per option
@@ -61,6 +63,8 @@ OPTION_RULES = {
     "eval_metric": (str, None, "a metric name"),
     "eval_samples": (int, lambda v: v >= 10, "at least 10"),
     "model_options": (dict, lambda v: all(isinstance(k, str) for k in v), "a table of model options"),
+    "sync_batchnorm": (bool, None, "true or false"),
+    "dist_timeout_s": (int, lambda v: v >= 10, "seconds, at least 10"),
 }
 
 

@@ -28,6 +28,16 @@ from genforge import __version__
 from genforge.core import checkpoint as ckpt
 from genforge.core.contract import build_model, check_generator_output, open_dataset, probe_batch
 from genforge.core.data import batch_of
+from genforge.core.distributed import (
+    Placement,
+    barrier,
+    broadcast_state,
+    checksum,
+    gather,
+    placement_from_environment,
+    shard,
+    start,
+)
 from genforge.core.errors import TrainingDiverged, UserError
 from genforge.core.evaluation import evaluate_generator
 from genforge.core.images import save_grid, save_loss_curve
@@ -38,7 +48,8 @@ from genforge.core.run_dir import read_run_config
 from genforge.core.step import StepContext
 from genforge.core.train_config import DEVICES, PRECISIONS, TrainConfig, config_from_dict
 
-RESUMABLE_CHANGES = {"steps", "epochs", "device", "log_every", "sample_every", "checkpoint_every", "keep"}
+RESUMABLE_CHANGES = {"steps", "epochs", "device", "log_every", "sample_every", "checkpoint_every", "keep",
+                     "dist_timeout_s"}
 
 
 def resumed_config(record: dict, changes: dict) -> TrainConfig:
@@ -69,6 +80,17 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def check_placement(placement: Placement, config: TrainConfig, device: torch.device) -> None:
+    """What several processes need: a global batch they can share, SyncBatchNorm only on CUDA."""
+    if config.sync_batchnorm and device.type != "cuda":
+        raise UserError("--sync-batchnorm needs CUDA (torch's SyncBatchNorm); drop it on the CPU")
+    if not placement.distributed:
+        return
+    if config.batch_size % placement.world_size:
+        raise UserError(f"--batch-size {config.batch_size} (the global batch) does not split over "
+                        f"{placement.world_size} processes; use a multiple of {placement.world_size}")
+
+
 def check_precision(precision: str, device: torch.device) -> None:
     if precision not in PRECISIONS:
         raise UserError(f"unknown precision {precision!r}; use {', '.join(PRECISIONS)}")
@@ -94,10 +116,11 @@ def truncate_log(path: Path, step: int) -> None:
 
 
 class BatchSampler:
-    """Batches of the train split in an order fixed by (seed, epoch)."""
+    """Batches of the train split in an order fixed by (seed, epoch); with several processes, each takes its
+    shard of every global batch of batch_size (core/distributed.py)."""
 
-    def __init__(self, dataset, batch_size: int, seed: int):
-        self.dataset, self.batch_size, self.seed = dataset, batch_size, seed
+    def __init__(self, dataset, batch_size: int, seed: int, placement: Placement = Placement()):
+        self.dataset, self.batch_size, self.seed, self.placement = dataset, batch_size, seed, placement
         self.steps_per_epoch = len(dataset) // batch_size
         if self.steps_per_epoch == 0:
             raise UserError(f"the dataset has {len(dataset)} images, fewer than one batch of {batch_size}; "
@@ -109,7 +132,8 @@ class BatchSampler:
         if epoch != self._epoch:
             generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             self._epoch, self._perm = epoch, torch.randperm(len(self.dataset), generator=generator)
-        return batch_of(self.dataset, self._perm[index * self.batch_size:(index + 1) * self.batch_size])
+        indices = self._perm[index * self.batch_size:(index + 1) * self.batch_size]
+        return batch_of(self.dataset, shard(indices, self.placement))
 
 
 class EMA:
@@ -149,34 +173,45 @@ def fixed_inputs(model: GeneratorModel, seed: int, n: int = 64):
 class Trainer:
     def __init__(self, config: TrainConfig, out: Path, resume: bool = False, overwrite: bool = False,
                  progress: bool = True):
-        self.config, self.out, self.progress = config, Path(out), progress
+        self.config, self.out = config, Path(out)
+        self.placement = placement_from_environment()
+        self.progress = progress and self.placement.main
         self.device = resolve_device(config.device)
         check_precision(config.precision, self.device)
+        check_placement(self.placement, config, self.device)
+        self.device = start(self.placement, self.device.type, config.dist_timeout_s) or self.device
         if config.epochs is not None and config.steps is not None:
             raise UserError("give either --epochs or --steps, not both")
         self._check_run_dir(resume, overwrite)
         dataset, self.info = open_dataset(config.dataset, "train", config.image_size, config.channels,
                                           config.data_dir, seed=config.seed)
-        self.sampler = BatchSampler(dataset, config.batch_size, config.seed)
+        self.sampler = BatchSampler(dataset, config.batch_size, config.seed, self.placement)
         torch.manual_seed(config.seed)
         self.model = build_model(config.model, self.info, config.model_options, probe=probe_batch(dataset))
+        if config.sync_batchnorm:
+            self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.model.to(self.device, memory_format=memory_format)
         self.memory_format = memory_format
         self.optimizers = self.model.optimizers()
         self.schedulers = self.model.schedulers(self.optimizers)
+        broadcast_state(self.model)
+        if self.placement.rank:  # each process draws its own noise; rank 0 draws what a single process would
+            torch.manual_seed(config.seed * 1_000_003 + self.placement.rank)
         self.ctx = StepContext(self.optimizers, self.device, config.precision)
         self.ema = EMA(self.model.generator(), config.ema_decay) if config.ema else None
         self.step = 0
         self.run_id = uuid.uuid4().hex[:12]
         self.best: dict | None = None
+        self._saved_step = None
         if resume:
             self._restore()
-        else:
+        elif self.placement.main:
             if overwrite and self.out.exists():
                 shutil.rmtree(self.out)
             self.out.mkdir(parents=True, exist_ok=True)
             self._write_config()
+        barrier()
         epochs = config.epochs if config.epochs is not None else (None if config.steps is not None else 5)
         self.total_steps = config.steps if config.steps is not None else epochs * self.sampler.steps_per_epoch
         self.fixed_z, self.fixed_labels = fixed_inputs(self.model, config.seed)
@@ -205,7 +240,8 @@ class Trainer:
         ckpt.remove_stale_temporaries(self.out / "checkpoints")
         found = ckpt.step_checkpoints(self.out / "checkpoints")
         if not found:
-            truncate_log(self.out / "metrics.jsonl", 0)
+            if self.placement.main:
+                truncate_log(self.out / "metrics.jsonl", 0)
             return
         checkpoint = ckpt.read_checkpoint(found[-1])
         self.model.load_state_dict(checkpoint.model)
@@ -214,18 +250,33 @@ class Trainer:
         for name, scheduler in self.schedulers.items():
             scheduler.load_state_dict(checkpoint.state["schedulers"][name])
         self.ctx.load_state_dict(checkpoint.state.get("scalers", {}))
-        set_rng_state(checkpoint.state["rng"])
+        rng = checkpoint.state["rng"]
+        if isinstance(rng, list):  # one state per process
+            if len(rng) == self.placement.world_size:
+                set_rng_state(rng[self.placement.rank])
+            elif self.placement.main:
+                set_rng_state(rng[0])
+        elif self.placement.main:
+            set_rng_state(rng)
         if self.ema is not None and checkpoint.ema is not None:
             self.ema.state = {k: v.to(self.device) for k, v in checkpoint.ema.items()}
         self.best = checkpoint.state.get("best")
-        self.step = checkpoint.step
-        truncate_log(self.out / "metrics.jsonl", self.step)
+        self.step = self._saved_step = checkpoint.step
+        if self.placement.main:
+            truncate_log(self.out / "metrics.jsonl", self.step)
 
     # -- the loop ------------------------------------------------------------------------
-    def save(self, name: str | None = None) -> Path:
+    def save(self, name: str | None = None) -> Path | None:
+        """A step checkpoint (every process calls this: it gathers their random states; rank 0 writes), or
+        a named one (rank 0 only)."""
+        rng = gather(rng_state()) if name is None else [rng_state()]
+        if name is None:
+            self._saved_step = self.step
+        if not self.placement.main:
+            return None
         state = {"step": self.step, "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
                  "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
-                 "scalers": self.ctx.state_dict(), "rng": rng_state()}
+                 "scalers": self.ctx.state_dict(), "rng": rng if len(rng) > 1 else rng[0]}
         if self.best is not None:
             state["best"] = self.best
         meta = {"step": self.step, "run_id": self.run_id, "genforge_version": __version__}
@@ -256,9 +307,9 @@ class Trainer:
                                    f"training stopped ({kept}); try a lower lr or --precision fp32")
 
     def fit(self) -> Path:
-        config = self.config
+        config, main = self.config, self.placement.main
         self.model.train()
-        log = (self.out / "metrics.jsonl").open("a")
+        log = (self.out / "metrics.jsonl").open("a") if main else None
         bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.progress, unit="step",
                    mininterval=0.2 if sys.stderr.isatty() else 10.0,
                    desc=f"{config.model} on {config.dataset}", dynamic_ncols=True)
@@ -272,37 +323,50 @@ class Trainer:
                 self._check_finite(metrics)
                 for scheduler in self.schedulers.values():
                     scheduler.step()
+                if self.placement.distributed:
+                    broadcast_state(self.model, buffers_only=True)
                 if self.ema is not None:
                     self.ema.update(self.model.generator())
                 self.step += 1
                 window_images += images.shape[0]
                 bar.update(1)
-                if self.step % config.log_every == 0 or self.step == self.total_steps:
+                if main and (self.step % config.log_every == 0 or self.step == self.total_steps):
                     elapsed = time.perf_counter() - window_start
-                    record = {"kind": "train", "step": self.step,
+                    record = {"kind": "train", "step": self.step, **self._world(),
                               "epoch": self.step / self.sampler.steps_per_epoch,
                               **{k: round(float(v), 5) for k, v in metrics.items()},
-                              "images_per_s": round(window_images / max(elapsed, 1e-9), 1)}
+                              "images_per_s": round(window_images * self.placement.world_size / max(elapsed, 1e-9), 1)}
                     log.write(json.dumps(record) + "\n")
                     log.flush()
                     bar.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k not in ("kind", "step", "epoch")})
                     window_start, window_images = time.perf_counter(), 0
-                if config.sample_every and self.step % config.sample_every == 0:
+                if main and config.sample_every and self.step % config.sample_every == 0:
                     self.sample_grid(self.out / "samples" / f"step-{self.step:08d}.png")
-                if config.eval_every and self.step % config.eval_every == 0:
+                if main and config.eval_every and self.step % config.eval_every == 0:
                     self._evaluate(log)
                 if config.checkpoint_every and self.step % config.checkpoint_every == 0:
                     self.save()
         finally:
             bar.close()
-            log.close()
-        final = ckpt.step_checkpoints(self.out / "checkpoints")
-        if not final or final[-1].name != f"{ckpt.PREFIX}{self.step:08d}":
+            if log is not None:
+                log.close()
+        if self._saved_step != self.step:
             self.save()
-        self.sample_grid(self.out / "samples" / f"step-{self.step:08d}.png")
-        self.sample_grid(self.out / "samples.png")
-        save_loss_curve(self.out / "metrics.jsonl", self.out / "loss.png")
+        checksums = gather(checksum(self.model)) if self.placement.distributed else []
+        if main:
+            if self.placement.distributed:
+                with (self.out / "metrics.jsonl").open("a") as out:
+                    out.write(json.dumps({"kind": "distributed", "step": self.step, **self._world(),
+                                          "model_checksums": checksums}) + "\n")
+                if len(set(checksums)) != 1:
+                    raise RuntimeError(f"the processes ended with different weights ({checksums}); this is a bug")
+            self.sample_grid(self.out / "samples" / f"step-{self.step:08d}.png")
+            self.sample_grid(self.out / "samples.png")
+            save_loss_curve(self.out / "metrics.jsonl", self.out / "loss.png")
         return self.out
+
+    def _world(self) -> dict:
+        return {"world_size": self.placement.world_size} if self.placement.distributed else {}
 
     def _evaluate(self, log) -> None:
         """Score the current generator and keep checkpoints/best by config.eval_metric."""

@@ -319,23 +319,29 @@ def test_kill_during_checkpoint_writes_then_resume(tmp_path):
     """kill -9 a training run at random moments while it writes a checkpoint every step, several times within a
     time bound, resuming each time: every checkpoint loads, no stale .tmp-* folder survives a resume, the run
     reaches its step count."""
-    run, steps = tmp_path / "run", 40
+    run, steps = tmp_path / "run", 400
     base = [sys.executable, "-m", "genforge.core.app.cli", "train", "--steps", str(steps), "--image-size", "16",
             "--batch-size", "16", "-o", "g_width=8", "-o", "d_width=8", "-o", "latent_dim=16", "--checkpoint-every",
             "1", "--keep", "2", "--sample-every", "0", "--no-progress"]
     rng = np.random.default_rng(0)
-    deadline, kills, reached = time.monotonic() + 60, 0, []
+    deadline, kills, reached = time.monotonic() + 90, 0, [0]
     command = [*base, "--out", str(run)]
     while time.monotonic() < deadline and kills < 4:
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        time.sleep(float(rng.uniform(3.0, 6.0)))  # start-up (~3 s) plus some training
+        # wait until it has written a checkpoint past the last one seen, then kill it a moment later: mid-write
+        # or mid-step, wherever it happens to be
+        while process.poll() is None and time.monotonic() < deadline:
+            found = ckpt.step_checkpoints(run / "checkpoints")
+            if found and int(found[-1].name.split("-")[1]) > reached[-1] + 5:
+                break
+            time.sleep(0.02)
+        time.sleep(float(rng.uniform(0.0, 0.3)))
         if process.poll() is not None:
             break
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
         kills += 1
-        if (run / "config.json").exists():
-            command = [sys.executable, "-m", "genforge.core.app.cli", "train", "--resume", str(run), "--no-progress"]
+        command = [sys.executable, "-m", "genforge.core.app.cli", "train", "--resume", str(run), "--no-progress"]
         found = ckpt.step_checkpoints(run / "checkpoints")
         for checkpoint in found:
             ckpt.read_checkpoint(checkpoint)

@@ -3,6 +3,7 @@ so `genforge --help` and `genforge plugins` stay fast."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -152,8 +153,13 @@ def _read_toml(path: Path) -> dict:
 @click.option("--resume", type=click.Path(path_type=Path), help="Continue the run in this directory.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run directory.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+@click.option("--nproc", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Training processes on this machine (torch.distributed: gloo on CPU, nccl on CUDA, one GPU "
+                   "each); --batch-size is the global batch, split over them.")
+@click.option("--sync-batchnorm/--no-sync-batchnorm", default=False, show_default=True,
+              help="With several CUDA processes: BatchNorm statistics over all of them (torch's SyncBatchNorm).")
 @click.pass_context
-def train(ctx, config_file, out, resume, overwrite, progress, model_option, **options):
+def train(ctx, config_file, out, resume, overwrite, progress, model_option, nproc, **options):
     """Train a model plugin on a dataset plugin; writes a run directory.
 
     \b
@@ -163,6 +169,7 @@ def train(ctx, config_file, out, resume, overwrite, progress, model_option, **op
     """
     import time
 
+    from genforge.core.distributed import placement_from_environment, stop
     from genforge.core.trainer import Trainer, config_from_dict, resumed_config
 
     explicit = _explicit(ctx, options)
@@ -176,8 +183,10 @@ def train(ctx, config_file, out, resume, overwrite, progress, model_option, **op
 
         if out and Path(out) != Path(resume):
             raise UserError("--resume continues the run in its own directory; drop --out")
-        config = resumed_config(read_run_config(resume), {**(_read_toml(config_file) if config_file else {}),
-                                                           **cli_values})
+        changes = {**(_read_toml(config_file) if config_file else {}), **cli_values}
+        config = resumed_config(read_run_config(resume), changes)
+        if nproc > 1 and not placement_from_environment().distributed:
+            return _launch(nproc, config, changes, ["--resume", str(resume)], progress)
         trainer = Trainer(config, resume, resume=True, progress=progress)
     else:
         values = {k: v for k, v in options.items() if v is not None}
@@ -185,14 +194,26 @@ def train(ctx, config_file, out, resume, overwrite, progress, model_option, **op
         values.update(cli_values)
         config = config_from_dict(values)
         out = out or Path("runs") / f"{config.model}-{config.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if nproc > 1 and not placement_from_environment().distributed:
+            target = ["--out", str(out)] + (["--overwrite"] if overwrite else [])
+            return _launch(nproc, config, dataclasses.asdict(config), target, progress)
         trainer = Trainer(config, out, overwrite=overwrite, progress=progress)
     if trainer.step >= trainer.total_steps:
         raise UserError(f"{trainer.out} already reached step {trainer.step}; pass more --steps or --epochs to go on")
     started = time.perf_counter()
     run_dir = trainer.fit()
-    click.echo(f"trained {config.model} on {config.dataset} to step {trainer.step} in "
-               f"{time.perf_counter() - started:.1f}s ({config.precision}, {trainer.device})")
-    click.echo(f"run directory: {run_dir}  (samples.png, loss.png, checkpoints/)")
+    stop()
+    if trainer.placement.main:
+        click.echo(f"trained {config.model} on {config.dataset} to step {trainer.step} in "
+                   f"{time.perf_counter() - started:.1f}s ({config.precision}, {trainer.device})")
+        click.echo(f"run directory: {run_dir}  (samples.png, loss.png, checkpoints/)")
+
+
+def _launch(nproc: int, config, options: dict, target: list[str], progress: bool) -> None:
+    from genforge.core.app.launch import check_launch, launch
+
+    check_launch(nproc, config)
+    launch(nproc, options, target, progress)  # rank 0 reports what it trained
 
 
 def parse_labels(text: str | None, n: int):
