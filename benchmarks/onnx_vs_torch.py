@@ -29,13 +29,13 @@ import torch
 
 from genforge.core.flops import count_macs
 from genforge.core.hardware import cpu_flags, cpu_model, cpu_peak_gflops
+from genforge.core.inputs import GeneratorSignature
+from genforge.core.trainer import TrainConfig, Trainer
 from genforge.exporters import runtime
 from genforge.exporters.onnx import export_onnx
 
 
 def train_reference(out: Path) -> Path:
-    from genforge.core.trainer import TrainConfig, Trainer
-
     config = TrainConfig(model="dcgan", dataset="shapes", image_size=64, channels=3, batch_size=32, steps=60,
                          sample_every=0, checkpoint_every=0, log_every=20)
     Trainer(config, out, progress=False).fit()
@@ -73,7 +73,7 @@ def main():
     backends = {"torch eager fp32": runtime.load(run), "ORT CPU fp32": runtime.load(paths["fp32"]),
                 "ORT fp32 ConvT kept": runtime.load(paths["fp32-convtranspose"]),
                 "ORT CPU int8": runtime.load(paths["int8"])}
-    import onnxruntime as ort
+    import onnxruntime as ort  # lazy: onnxruntime is an extra
 
     torch_gen = backends["torch eager fp32"]
     macs = count_macs(torch_gen.loaded.generator, (torch.randn(1, 100, 1, 1),))
@@ -86,7 +86,7 @@ def main():
     per_round = {(name, b): [] for name in backends for b in (1, 64)}
     for _ in range(args.rounds):
         for batch in (1, 64):
-            z = np.random.default_rng(0).standard_normal((batch, 100, 1, 1), dtype=np.float32)
+            z, _ = GeneratorSignature((100, 1, 1)).inputs(n=batch, seed=0)
             for name, backend in backends.items():
                 times = time_calls(lambda backend=backend, z=z: backend.run(z, None), args.seconds)
                 results[(name, batch)] += times

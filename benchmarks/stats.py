@@ -41,7 +41,7 @@ def ratio_of_medians(base, new, confidence: float = 0.95, resamples: int = 2000,
 
 def compare_samples(base, new, min_effect: float = 0.10, alpha: float = 0.01) -> dict:
     """Verdict for one row: slower / faster only when the effect is both large and significant."""
-    from scipy.stats import mannwhitneyu
+    from scipy.stats import mannwhitneyu  # lazy: scipy.stats takes about 0.3 s; only comparisons need it
 
     ratio, (low, high) = ratio_of_medians(base, new)
     _, p_slower = mannwhitneyu(new, base, alternative="greater")

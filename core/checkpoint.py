@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 
 from genforge.core.errors import UserError
 
@@ -53,8 +54,6 @@ def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def write_checkpoint(folder: Path, name: str, model: dict, state: dict, meta: dict, ema: dict | None = None) -> Path:
     """Write checkpoint `name` under `folder` atomically and return its path."""
-    from safetensors.torch import save_file
-
     folder.mkdir(parents=True, exist_ok=True)
     final = folder / name
     tmp = folder / f".tmp-{name}-{os.getpid()}"
@@ -141,8 +140,6 @@ def prune(folder: Path, keep: int) -> None:
 
 def read_checkpoint(path: Path) -> Checkpoint:
     """Load a checkpoint folder; a damaged one is a one-line UserError."""
-    from safetensors.torch import load_file
-
     path = Path(path)
     try:
         meta = json.loads((path / "meta.json").read_text())

@@ -8,14 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image, ImageDraw
 
 from genforge.core.data import to_uint8
 
 
 def grid_image(images: torch.Tensor, nrow: int | None = None, padding: int = 2, captions=None):
     """NCHW images in [-1, 1] -> a PIL image laid out in a grid, captions under each cell."""
-    from PIL import Image, ImageDraw
-
     pixels = to_uint8(images).cpu().numpy()
     n, c, h, w = pixels.shape
     nrow = nrow or max(1, int(math.ceil(math.sqrt(n))))
@@ -39,8 +38,6 @@ def grid_image(images: torch.Tensor, nrow: int | None = None, padding: int = 2, 
 
 
 def save_grid(images: torch.Tensor, path, nrow: int | None = None, captions=None, scale: int | None = None) -> Path:
-    from PIL import Image
-
     picture = grid_image(images, nrow, captions=captions)
     scale = scale or max(1, 256 // max(1, images.shape[-1] * 4))
     if scale > 1:
@@ -69,10 +66,10 @@ def smooth(values: np.ndarray, weight: float = 0.9) -> np.ndarray:
 
 def save_loss_curve(metrics_path, out_path) -> Path | None:
     """Plot every loss-like series of metrics.jsonl against the step."""
-    import matplotlib
+    import matplotlib  # lazy: matplotlib takes about 0.5 s to import; only loss curves need it
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: see above
 
     records = [r for r in read_metrics(metrics_path) if r.get("kind", "train") == "train"]
     if not records:

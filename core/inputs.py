@@ -93,7 +93,7 @@ def signature_of(model) -> GeneratorSignature:
 
 def torch_inputs(z: np.ndarray, labels: np.ndarray | None, device="cpu"):
     """The same inputs as torch tensors (float32 noise, int32 labels) on `device`."""
-    import torch
+    import torch  # lazy: the runtime of an exported file needs no torch
 
     zt = torch.from_numpy(z).to(device)
     return zt, (torch.from_numpy(labels).to(device) if labels is not None else None)

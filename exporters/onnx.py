@@ -188,7 +188,7 @@ def to_int8(src: Path, dst: Path, signature: GeneratorSignature) -> None:
         QuantType,
         quantize_static,
     )
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+    from onnxruntime.quantization.shape_inference import quant_pre_process  # lazy: onnxruntime is an extra
 
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"

@@ -25,7 +25,7 @@ def _version_tuple(text: str) -> tuple[int, ...]:
 
 class OnnxRuntime(GeneratorRuntime):
     def __init__(self, path, provider: str = "cpu", threads: int | None = None):
-        import onnxruntime as ort
+        import onnxruntime as ort  # lazy: onnxruntime is an extra (cpu or gpu build)
 
         path = Path(path)
         if provider not in PROVIDERS:

@@ -52,7 +52,7 @@ def profile_shapes(latent_shape, min_batch: int, opt_batch: int, max_batch: int)
 
 def _trt():
     try:
-        import tensorrt as trt
+        import tensorrt as trt  # lazy: TensorRT is optional and GPU-only
     except ImportError:
         raise UserError("TensorRT is not installed: pip install 'genforge[gpu]' on a machine with an "
                         "NVIDIA GPU") from None

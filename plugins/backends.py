@@ -93,7 +93,7 @@ class OrtBackend:
     def skip_reason(self, target: Target) -> str | None:
         if target.kind != "onnx":
             return "ONNX Runtime backends need an .onnx file"
-        import onnxruntime as ort
+        import onnxruntime as ort  # lazy: onnxruntime is an extra (cpu or gpu build)
 
         if self.provider_name not in ort.get_available_providers():
             return f"{self.provider_name} is not in this onnxruntime build (pip install 'genforge[gpu]')"

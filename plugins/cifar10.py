@@ -14,7 +14,7 @@ CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 def load(split="train", image_size=32, channels=None, data_dir=None, download=False, seed=0):
     check_split(split)
     try:
-        from torchvision.datasets import CIFAR10
+        from torchvision.datasets import CIFAR10  # lazy: torchvision is an optional extra
     except ImportError:
         raise UserError("cifar10 needs torchvision: pip install 'genforge[vision]'") from None
     if data_dir is None:

@@ -11,7 +11,7 @@ from genforge.core.data import DataInfo, ImageTensorDataset, check_split, images
 
 
 def load(split="train", image_size=32, channels=None, data_dir=None, download=False, seed=0):
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # lazy: scikit-learn takes about 0.5 s to import
 
     check_split(split)
     digits = load_digits()

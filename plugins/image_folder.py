@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image, ImageOps
 
 from genforge.core.data import DataInfo, ImageTensorDataset, check_split
 from genforge.core.errors import UserError
@@ -37,8 +38,6 @@ def find_images(root: Path):
 
 
 def read_square(path: Path, image_size: int, mode: str | None):
-    from PIL import Image, ImageOps
-
     with Image.open(path) as image:
         image.load()
         image = ImageOps.exif_transpose(image)
@@ -81,8 +80,6 @@ def load(split="train", image_size=32, channels=None, data_dir=None, download=Fa
 
 
 def _is_grey(path: Path) -> bool:
-    from PIL import Image
-
     try:
         with Image.open(path) as image:
             return image.mode in ("L", "LA", "1", "I;16", "I")

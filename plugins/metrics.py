@@ -100,9 +100,9 @@ def metric_inception(data: EvalInput) -> dict:
         import torch_fidelity  # noqa: F401
     except ImportError:
         raise UserError("inception metrics need torch-fidelity: pip install 'genforge[inception]'") from None
-    from torchmetrics.image.fid import FrechetInceptionDistance
-    from torchmetrics.image.inception import InceptionScore
-    from torchmetrics.image.kid import KernelInceptionDistance
+    from torchmetrics.image.fid import FrechetInceptionDistance  # lazy: torchmetrics takes about 1 s to import
+    from torchmetrics.image.inception import InceptionScore  # lazy: see above
+    from torchmetrics.image.kid import KernelInceptionDistance  # lazy: see above
 
     check_images(data.images, data.reference.info)
     fake = _inception_uint8(data.images)

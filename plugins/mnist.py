@@ -50,7 +50,7 @@ def find_file(data_dir: Path, stem: str, subdir: str) -> Path | None:
 
 def _download(data_dir: Path, dataset_class: str) -> None:
     try:
-        import torchvision.datasets as tvd
+        import torchvision.datasets as tvd  # lazy: torchvision is an optional extra
     except ImportError:
         raise UserError("--download needs torchvision: pip install 'genforge[vision]'") from None
     for train in (True, False):

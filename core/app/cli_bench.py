@@ -1,4 +1,7 @@
-"""`genforge bench`: run, compare, ab, suite (and the worker behind `ab --python-a`)."""
+"""`genforge bench`: run, compare, ab, suite (and the worker behind `ab --python-a`).
+
+The benchmark modules import torch, so they are imported inside the commands (see core/app/cli.py).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""`genforge export onnx` and `genforge export tensorrt`."""
+"""`genforge export onnx` and `genforge export tensorrt`.
+
+The exporters import torch and onnx, so they are imported inside the commands (see core/app/cli.py).
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""`genforge plugins`: list plugins, check one against the contract, or start a new one from a template."""
+"""`genforge plugins`: list plugins, check one against the contract, or start a new one from a template.
+
+Listing imports no torch; the checks and the scaffold are imported inside their commands (see core/app/cli.py).
+"""
 
 from __future__ import annotations
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import sys
 
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
 
 def print_table(title: str, columns: list[str], rows: list[list]) -> None:
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
     table = Table(title=escape(title), title_justify="left")
     for column in columns:
         table.add_column(column)
