@@ -116,3 +116,15 @@ def test_the_check_catches_a_kernel_module_importing_the_application(tmp_path):
     inputs = copy / "core" / "inputs.py"
     inputs.write_text(inputs.read_text() + "\nimport genforge.core.model\n")
     assert any("genforge.core.inputs" in cycle and "genforge.core.model" in cycle for cycle in import_cycles(copy))
+
+
+def test_readme_layout_names_every_module():
+    readme = (REPO / "README.md").read_text()
+    layout = readme[readme.index("## Layout"):]
+    layout = layout[:layout.index("\n## ")] if "\n## " in layout else layout
+    for folder in ("core", "core/app", "exporters", "plugins"):
+        for path in sorted((REPO / folder).glob("*.py")):
+            if path.name != "__init__.py":
+                assert path.name in layout, f"README's Layout does not name {folder}/{path.name}"
+    for name in ("measure.py", "stats.py", "rows.py", "environment.py", "suite.py", "testing.py", "pytest_plugin.py"):
+        assert name in layout, name
