@@ -132,7 +132,7 @@ def batch_of(dataset, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor
         return dataset.batch(indices)
     items = [dataset[int(i)] for i in indices]
     labels = torch.tensor([int(label) for _, label in items], dtype=torch.long)
-    return torch.stack([image for image, _ in items]), labels
+    return torch.stack([image for image, _ in items]).float(), labels
 
 
 def image_batches(dataset, size: int = 500):

@@ -19,6 +19,8 @@ def register_models(register):
 def register_datasets(register):
     register(DatasetSpec("digits", f"{P}.digits:load",
                          "scikit-learn's 1,797 handwritten 8x8 digits, bundled (default)"))
+    register(DatasetSpec("digits-distorted", f"{P}.digits_distorted:load",
+                         "digits at 28x28 under random affine distortions, 5 per digit: harder, still offline"))
     register(DatasetSpec("shapes", f"{P}.shapes:load", "procedural coloured shapes, 4 classes, deterministic by seed"))
     register(DatasetSpec("image-folder", f"{P}.image_folder:load", "your own images: class subfolders or a flat folder",
                          labelled=True, offline=False))

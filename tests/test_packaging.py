@@ -21,6 +21,9 @@ def test_wheel_layout_and_fresh_install(tmp_path):
     for package in ("core", "plugins", "exporters", "benchmarks"):
         assert f"genforge/{package}/__init__.py" in names, package
     assert "genforge/__init__.py" in names and "genforge/core/app/cli.py" in names
+    assert "genforge/testing.py" in names and "genforge/pytest_plugin.py" in names
+    entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    assert "[pytest11]" in entry_points and "genforge.pytest_plugin" in entry_points
     assert not any(n.startswith(("tests/", "genforge/tests/")) for n in names)
 
     env_dir = tmp_path / "fresh"

@@ -212,3 +212,19 @@ def test_cuda_training_with_fp16_and_bf16(train_small, tmp_path):
     for precision in ("fp16", "bf16"):
         trainer = train_small(tmp_path / f"gpu-{precision}", device="cuda", precision=precision, channels_last=True)
         assert runtime.load(trainer.out).generate(n=2).shape == (2, 1, 16, 16)
+
+
+def test_vae_samples_from_the_gaussian_fitted_to_its_codes(train_small, tmp_path):
+    trainer = train_small(tmp_path / "vae", model="vae", steps=6)
+    decoder = trainer.model.generator()
+    assert decoder.prior_mean.abs().sum() > 0 and not torch.equal(decoder.prior_scale_tril, torch.eye(8))
+    covariance = decoder.prior_scale_tril @ decoder.prior_scale_tril.t()
+    expected = trainer.model.code_second_moment - torch.outer(trainer.model.code_mean, trainer.model.code_mean)
+    torch.testing.assert_close(covariance, expected + 1e-4 * torch.eye(8), rtol=1e-4, atol=1e-5)
+    old = {k: v for k, v in trainer.model.state_dict().items() if "prior" not in k and "code_" not in k}
+    fresh = type(trainer.model)(trainer.model.info, trainer.model.config)
+    fresh.load_state_dict(old)  # a checkpoint from before the fitted prior loads, with the standard prior
+    assert torch.equal(fresh.generator().prior_mean, torch.zeros(8))
+    standard = train_small(tmp_path / "standard", model="vae", steps=2,
+                           model_options={"width": 8, "latent_dim": 8, "prior": "standard"}).model.generator()
+    assert torch.equal(standard.prior_mean, torch.zeros(8)) and torch.equal(standard.prior_scale_tril, torch.eye(8))
