@@ -106,13 +106,14 @@ def _pid_alive(pid: int) -> bool:
 
 
 def remove_stale_temporaries(folder: Path) -> list[str]:
-    """Clean up after writers killed mid-write: remove their .tmp-* folders; put back an .old-NAME-PID
-    folder whose NAME is missing (killed between the two renames). Live writers' folders are left alone."""
+    """Clean up after writers killed mid-write: remove their .tmp-* and .trash-* folders; put back an
+    .old-NAME-PID folder whose NAME is missing (killed between the two renames). Live writers' folders
+    are left alone."""
     done = []
     if not folder.is_dir():
         return done
     for entry in folder.iterdir():
-        prefix = ".tmp-" if entry.name.startswith(".tmp-") else ".old-" if entry.name.startswith(".old-") else None
+        prefix = next((p for p in (".tmp-", ".old-", ".trash-") if entry.name.startswith(p)), None)
         name, _, pid = entry.name[len(prefix or ""):].rpartition("-")
         if prefix is None or not pid.isdigit() or _pid_alive(int(pid)):
             continue
@@ -134,8 +135,12 @@ def step_checkpoints(folder: Path) -> list[Path]:
 
 
 def prune(folder: Path, keep: int) -> None:
+    """Delete all but the last `keep` step checkpoints; each is renamed away first (atomic), so a process
+    killed while deleting never leaves a half-deleted checkpoint that looks complete."""
     for old in step_checkpoints(folder)[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
+        trash = folder / f".trash-{old.name}-{os.getpid()}"
+        old.rename(trash)
+        shutil.rmtree(trash, ignore_errors=True)
 
 
 def read_checkpoint(path: Path) -> Checkpoint:

@@ -1,9 +1,12 @@
-"""DCGAN (Radford et al. 2015), as in the classic PyTorch example, for 16 to 128 pixels.
+"""DCGAN (Radford et al. 2015) for 16 to 128 pixels, trained with the recipe that holds up on real data.
 
-Generator: transposed conv + BatchNorm + ReLU from a 4x4 map, Tanh out. Discriminator:
-conv + BatchNorm + LeakyReLU(0.2), no BatchNorm on the first layer. Weights N(0, 0.02),
-BatchNorm weights N(1, 0.02). Adam(2e-4, betas 0.5/0.999), non-saturating loss written
-as BCE on logits (the example's Sigmoid + BCELoss, numerically safer under autocast).
+Generator: DCGAN's transposed conv + BatchNorm + ReLU from a 4x4 map, Tanh out; weights N(0, 0.02),
+BatchNorm weights N(1, 0.02). Discriminator: DCGAN's conv tower with LeakyReLU(0.2), but with spectral
+normalisation on every layer instead of BatchNorm (Miyato et al. 2018, "Spectral Normalization for
+GANs"), the hinge loss (Lim & Ye 2017; Miyato et al. 2018) and Adam(2e-4, betas 0.0/0.9) as in
+SN-GAN and BigGAN (Brock et al. 2019). `-o loss=bce -o spectral_norm=false -o beta1=0.5 -o
+beta2=0.999` gives the classic PyTorch-example DCGAN (non-saturating BCE, BatchNorm in D), which was
+genforge 0.1's default.
 """
 
 from __future__ import annotations
@@ -23,11 +26,14 @@ class DCGANConfig:
     g_width: int = 64
     d_width: int = 64
     lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
+    beta1: float = 0.0  # Adam betas of SN-GAN / BigGAN (Miyato et al. 2018; Brock et al. 2019)
+    beta2: float = 0.9
+    loss: str = "hinge"  # bce: the non-saturating loss (Goodfellow et al. 2014); hinge (Lim & Ye 2017)
+    spectral_norm: bool = True  # spectral normalisation of D instead of its BatchNorm (Miyato et al. 2018)
 
     def __post_init__(self):
         check_options(self, ("latent_dim", "g_width", "d_width"), ("lr",), ("beta1", "beta2"))
+        check_loss(self.loss)
 
 
 def init_dcgan_weights(module: nn.Module) -> None:
@@ -35,7 +41,7 @@ def init_dcgan_weights(module: nn.Module) -> None:
         nn.init.normal_(module.weight, 0.0, 0.02)
         if getattr(module, "bias", None) is not None:
             nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d):
+    elif isinstance(module, nn.BatchNorm2d) and module.affine:
         nn.init.normal_(module.weight, 1.0, 0.02)
         nn.init.zeros_(module.bias)
 
@@ -52,15 +58,43 @@ def generator_tower(in_channels: int, out_channels: int, depth: int, width: int)
     return nn.Sequential(*layers)
 
 
-def discriminator_tower(in_channels: int, depth: int, width: int) -> tuple[nn.Sequential, int]:
+def discriminator_tower(in_channels: int, depth: int, width: int, batchnorm: bool = True) -> tuple[nn.Sequential, int]:
     """(N, in, S, S) -> (N, C, 4, 4) features and C: the DCGAN discriminator body."""
     layers = [nn.Conv2d(in_channels, width, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
     channels = width
     for _ in range(depth - 1):
-        layers += [nn.Conv2d(channels, channels * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(channels * 2),
-                   nn.LeakyReLU(0.2, True)]
+        layers += [nn.Conv2d(channels, channels * 2, 4, 2, 1, bias=not batchnorm)]
+        layers += [nn.BatchNorm2d(channels * 2)] if batchnorm else []
+        layers += [nn.LeakyReLU(0.2, True)]
         channels *= 2
     return nn.Sequential(*layers), channels
+
+
+def add_spectral_norm(module: nn.Module) -> None:
+    """Spectral normalisation (Miyato et al. 2018) on every conv, linear and embedding layer of `module`."""
+    for layer in list(module.modules()):
+        if isinstance(layer, (nn.Conv2d, nn.Linear, nn.Embedding)):
+            nn.utils.parametrizations.spectral_norm(layer)
+
+
+LOSSES = ("bce", "hinge")
+
+
+def check_loss(loss: str) -> None:
+    if loss not in LOSSES:
+        raise ValueError(f"loss {loss!r} is unknown; use {' or '.join(LOSSES)}")
+
+
+def discriminator_loss(kind: str, d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
+    if kind == "hinge":
+        return F.relu(1 - d_real).mean() + F.relu(1 + d_fake).mean()
+    return gan_losses(d_real, d_fake)
+
+
+def generator_loss(kind: str, d_gen: torch.Tensor) -> torch.Tensor:
+    if kind == "hinge":
+        return -d_gen.mean()
+    return F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
 
 
 class DCGANGenerator(nn.Module):
@@ -73,9 +107,9 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    def __init__(self, channels: int, depth: int, width: int):
+    def __init__(self, channels: int, depth: int, width: int, batchnorm: bool = True):
         super().__init__()
-        self.features, features = discriminator_tower(channels, depth, width)
+        self.features, features = discriminator_tower(channels, depth, width, batchnorm)
         self.head = nn.Conv2d(features, 1, 4, 1, 0, bias=False)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -96,8 +130,10 @@ class DCGAN(GeneratorModel):
         depth = power_of_two_depth(info.height, "dcgan")
         self.latent_shape = (config.latent_dim, 1, 1)
         self.G = DCGANGenerator(config.latent_dim, info.channels, depth, config.g_width)
-        self.D = DCGANDiscriminator(info.channels, depth, config.d_width)
+        self.D = DCGANDiscriminator(info.channels, depth, config.d_width, batchnorm=not config.spectral_norm)
         self.apply(init_dcgan_weights)
+        if config.spectral_norm:
+            add_spectral_norm(self.D)
 
     def optimizers(self):
         c = self.config
@@ -111,11 +147,10 @@ class DCGAN(GeneratorModel):
         with ctx.autocast():
             fake = self.G(z)
             d_real, d_fake = self.D(images), self.D(fake.detach())
-            d_loss = gan_losses(d_real, d_fake)
+            d_loss = discriminator_loss(self.config.loss, d_real, d_fake)
         ctx.optimize("d", d_loss)
         with ctx.frozen(self.D), ctx.autocast():
-            d_gen = self.D(fake)
-            g_loss = F.binary_cross_entropy_with_logits(d_gen, torch.ones_like(d_gen))
+            g_loss = generator_loss(self.config.loss, self.D(fake))
         ctx.optimize("g", g_loss)
         return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(),
                 "d_real": torch.sigmoid(d_real.detach()).float().mean(),

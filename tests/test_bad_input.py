@@ -352,7 +352,7 @@ def test_kill_during_checkpoint_writes_then_resume(tmp_path):
                             "--no-progress"], capture_output=True, text=True, timeout=300)
     if "already reached step" not in final.stderr:
         assert final.returncode == 0, final.stderr
-    stale = [p for p in (run / "checkpoints").iterdir() if p.name.startswith((".tmp-", ".old-"))
+    stale = [p for p in (run / "checkpoints").iterdir() if p.name.startswith((".tmp-", ".old-", ".trash-"))
              and p.stat().st_mtime < started]
     assert stale == []
     last = ckpt.step_checkpoints(run / "checkpoints")

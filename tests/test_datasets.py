@@ -161,3 +161,13 @@ def test_datasets_cli_bad_input_is_one_line(genforge_cli, tmp_path):
     assert_one_line_error(genforge_cli("datasets", "show", "image-folder", "--data-dir", tmp_path / "nope", expect=2),
                           "does not exist")
     assert_one_line_error(genforge_cli("datasets", "show", "digitz", expect=2), "did you mean digits")
+
+
+def test_digits_distorted_is_deterministic_and_keeps_the_digits_split():
+    train, info = open_dataset("digits-distorted", "train", image_size=28)
+    test, _ = open_dataset("digits-distorted", "test", image_size=28)
+    again, _ = open_dataset("digits-distorted", "train", image_size=28, seed=5)
+    assert (len(train), len(test)) == (7185, 1800) and info.num_classes == 10 and info.channels == 1
+    assert torch.equal(train.images, again.images)
+    assert not torch.equal(train.images[:1437], train.images[1437:2874]), "five different distortions per digit"
+    assert torch.equal(train.labels[:1437], train.labels[1437:2874])
