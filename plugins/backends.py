@@ -5,7 +5,6 @@ TensorRT on .engine files. CPU backends time with perf_counter, GPU backends wit
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from genforge.core.inputs import signature_of, torch_inputs
 from genforge.core.run_dir import load_run
 from genforge.core.targets import Target
 from genforge.exporters.onnx_runtime import OnnxRuntime
-from genforge.exporters.tensorrt import EngineRuntime
+from genforge.exporters.tensorrt import EngineRuntime, read_sidecar, sidecar_path
 
 
 # -- PyTorch ---------------------------------------------------------------------------------
@@ -151,7 +150,6 @@ class TensorrtBackend:
 
 def engine_profile(path: Path) -> dict | None:
     """The optimization profile recorded in an engine's JSON sidecar (no TensorRT needed)."""
-    sidecar = path.with_suffix(path.suffix + ".json")
-    if not sidecar.exists():
+    if not sidecar_path(path).exists():
         return None
-    return json.loads(sidecar.read_text()).get("profile")
+    return read_sidecar(path).get("profile")

@@ -206,7 +206,7 @@ def test_ab_across_two_genforge_installs(train_small, tmp_path, genforge_cli):
     run = train_small(tmp_path / "run").out
     out = tmp_path / "ab.json"
     genforge_cli("bench", "ab", run, "--python-a", sys.executable, "--python-b", sys.executable, "--backend", "torch",
-            "--batch", "2", "--duration-s", "0.3", "--warmup-s", "0.05", "--rounds", "3", "--min-effect", "50%",
+            "--batch", "2", "--duration-s", "0.3", "--warmup-s", "0.05", "--rounds", "3", "--min-effect", "100%",
             "--json", out)
     result = json.loads(out.read_text())
     assert [r["verdict"] for r in result["comparison"]] == ["same"]
