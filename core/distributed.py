@@ -123,7 +123,10 @@ def checksum(module: torch.nn.Module) -> str:
     digest = hashlib.blake2b(digest_size=8)
     for name, tensor in sorted(module.state_dict().items()):
         digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        tensor = tensor.detach().cpu()
+        if tensor.dtype == torch.bfloat16:  # numpy has no bfloat16; its bits, as int16, hash the same way
+            tensor = tensor.view(torch.int16)
+        digest.update(tensor.contiguous().numpy().tobytes())
     return digest.hexdigest()
 
 

@@ -90,12 +90,18 @@ TRAIN_TOML = {
 }
 
 
+def toml_file(tmp_path, name: str, text: str):
+    """`text` as conf/NAME under tmp_path (conf/ holds nothing else, so its fingerprint is the file's)."""
+    path = tmp_path / "conf" / name
+    path.parent.mkdir()
+    path.write_text(text + "\n")
+    return path
+
+
 @pytest.mark.parametrize("case", TRAIN_TOML)
 def test_bad_training_config_file(case, tmp_path, genforge_cli):
     text, fragments = TRAIN_TOML[case]
-    config = tmp_path / "conf" / "train.toml"
-    config.parent.mkdir()
-    config.write_text(text + "\n")
+    config = toml_file(tmp_path, "train.toml", text)
     refused(genforge_cli, ("train", "--config", config, "--out", tmp_path / "run"), fragments, [config.parent])
     assert not (tmp_path / "run").exists()
 
@@ -116,9 +122,7 @@ PIPELINES = {
 @pytest.mark.parametrize("case", PIPELINES)
 def test_bad_pipeline_is_refused_before_any_work(case, tmp_path, genforge_cli):
     text, fragments = PIPELINES[case]
-    pipeline = tmp_path / "conf" / "pipeline.toml"
-    pipeline.parent.mkdir()
-    pipeline.write_text(text + "\n")
+    pipeline = toml_file(tmp_path, "pipeline.toml", text)
     refused(genforge_cli, ("run", pipeline, "--out", tmp_path / "report"), fragments, [pipeline.parent])
     assert not (tmp_path / "report").exists()
 
