@@ -1,7 +1,8 @@
 """Seconds per training epoch at the defaults against genforge 0.1's recipe, side by side (interleaved rounds).
 
-The 0.1 recipe is reachable through model options: dcgan and cgan with `loss=bce spectral_norm=false
-beta1=0.5 beta2=0.999` (cgan also `conditional_bn=false`), vae with `prior=standard`. Each round trains
+The 0.1 recipe is reachable through options: dcgan and cgan with `--no-ema -o loss=bce -o
+spectral_norm=false -o beta1=0.5 -o beta2=0.999` (cgan also `-o conditional_bn=false -o class_loss=0`),
+vae with `-o prior=standard`. Each round trains
 one epoch of each variant on the same data and batch; the ratio new / old is the median over rounds.
 Target (issue 14): at most 1.3x.
 
@@ -16,17 +17,18 @@ from pathlib import Path
 
 from genforge.core.trainer import TrainConfig, Trainer
 
-OLD = {
-    "dcgan": {"loss": "bce", "spectral_norm": False, "beta1": 0.5, "beta2": 0.999},
-    "cgan": {"loss": "bce", "spectral_norm": False, "conditional_bn": False, "beta1": 0.5, "beta2": 0.999},
-    "vae": {"prior": "standard"},
+OLD_GAN = {"loss": "bce", "spectral_norm": False, "beta1": 0.5, "beta2": 0.999}
+OLD = {  # model: (model options, training options) of the 0.1 recipe
+    "dcgan": (OLD_GAN, {"ema": False}),
+    "cgan": ({**OLD_GAN, "conditional_bn": False, "class_loss": 0.0}, {"ema": False}),
+    "vae": ({"prior": "standard"}, {}),
 }
 
 
-def epoch_seconds(model: str, dataset: str, options: dict, out: Path, epochs: int = 2) -> float:
+def epoch_seconds(model: str, dataset: str, options: dict, out: Path, epochs: int = 2, **train) -> float:
     """fit() of `epochs` epochs over `epochs` (its end, a checkpoint and two grids, counted in too)."""
     config = TrainConfig(model=model, dataset=dataset, epochs=epochs, sample_every=0, checkpoint_every=0,
-                         model_options=options)
+                         model_options=options, **train)
     trainer = Trainer(config, out, overwrite=True, progress=False)
     start = time.perf_counter()
     trainer.fit()
@@ -41,10 +43,10 @@ def main() -> None:
     print(f"{'model':6} {'0.1 recipe s/epoch':>19} {'defaults s/epoch':>17} {'ratio':>6}  "
           f"(median of {args.rounds} rounds)")
     with tempfile.TemporaryDirectory() as tmp:
-        for model, old in OLD.items():
+        for model, (old, old_train) in OLD.items():
             olds, news, ratios = [], [], []
             for round_ in range(args.rounds):
-                a = epoch_seconds(model, args.dataset, old, Path(tmp) / f"{model}-old-{round_}")
+                a = epoch_seconds(model, args.dataset, old, Path(tmp) / f"{model}-old-{round_}", **old_train)
                 b = epoch_seconds(model, args.dataset, {}, Path(tmp) / f"{model}-new-{round_}")
                 olds.append(a)
                 news.append(b)

@@ -8,8 +8,10 @@ grid per model (quality-DATASET-MODEL.png) to --out.
 
 Datasets: digits (scikit-learn's, 32x32) and digits-distorted (the same digits at 28x28 under random
 affine distortions, 5 per digit; harder, still offline). Targets on digits (issue 14): cgan
-conditional accuracy >= 0.98 and FD <= 2x the floor; dcgan and vae FD <= 3x the floor.
-Run: python benchmarks/quality.py [--datasets digits,digits-distorted] [--epochs digits=50,digits-distorted=8]
+conditional accuracy >= 0.98 and FD <= 2x the floor; dcgan and vae FD <= 3x the floor. On
+digits-distorted the plain conditional GAN loop of a tutorial (benchmarks/plain_cgan.py) trains the
+same epochs beside them as a yardstick: cgan's FD at most half of its, conditional accuracy above it.
+Run: python benchmarks/quality.py [--datasets digits,digits-distorted] [--epochs digits=50,digits-distorted=10]
 """
 
 import argparse
@@ -18,6 +20,7 @@ import shutil
 import time
 from pathlib import Path
 
+from genforge.benchmarks.plain_cgan import score_plain_cgan
 from genforge.core.evaluation import evaluate_run
 from genforge.core.trainer import TrainConfig, Trainer
 
@@ -26,6 +29,10 @@ TARGETS = {"digits": [("cgan conditional accuracy >= 0.98", "cgan", lambda r: r[
                       ("cgan FD <= 2x floor", "cgan", lambda r: r["fd_over_floor"] <= 2),
                       ("dcgan FD <= 3x floor", "dcgan", lambda r: r["fd_over_floor"] <= 3),
                       ("vae FD <= 3x floor", "vae", lambda r: r["fd_over_floor"] <= 3)]}
+YARDSTICK = "plain cgan loop"
+YARDSTICK_TARGETS = [("cgan FD <= 0.5x the plain loop's", lambda cgan, plain: cgan["fd"] <= 0.5 * plain["fd"]),
+                     ("cgan conditional accuracy > the plain loop's",
+                      lambda cgan, plain: cgan["cond_acc"] > plain["cond_acc"])]
 
 
 def fmt(row: dict, key: str, spec: str = ".3g") -> str:
@@ -50,7 +57,9 @@ def main():
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--runs", type=Path, default=Path("runs/quality"))
     parser.add_argument("--datasets", default="digits,digits-distorted")
-    parser.add_argument("--epochs", default="digits=50,digits-distorted=8", help="Epochs per dataset.")
+    parser.add_argument("--epochs", default="digits=50,digits-distorted=10", help="Epochs per dataset.")
+    parser.add_argument("--yardstick", default="digits-distorted",
+                        help="Datasets on which the plain cgan loop trains beside the models ('' for none).")
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--n", type=int, default=2000)
     args = parser.parse_args()
@@ -71,6 +80,10 @@ def main():
             rows.append(scores)
             shutil.copy(run / "samples.png", args.out / f"quality-{dataset}-{model}.png")
             print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()}), flush=True)
+        if dataset in args.yardstick.split(","):
+            scores = score_plain_cgan(TrainConfig(model="cgan", dataset=dataset), epochs[dataset], n=args.n)
+            rows.append({**scores, "dataset": dataset})
+            print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in scores.items()}), flush=True)
         (args.out / f"quality-{dataset}.json").write_text(json.dumps(rows, indent=2))
         text = table(rows)
         (args.out / f"quality-{dataset}.md").write_text(text + "\n")
@@ -79,6 +92,9 @@ def main():
         for label, model, check in TARGETS.get(dataset, []):
             if model in by_model:
                 print(f"{label}: {'ok' if check(by_model[model]) else 'MISSED'}")
+        if "cgan" in by_model and YARDSTICK in by_model:
+            for label, check in YARDSTICK_TARGETS:
+                print(f"{label}: {'ok' if check(by_model['cgan'], by_model[YARDSTICK]) else 'MISSED'}")
 
 
 if __name__ == "__main__":

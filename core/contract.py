@@ -73,9 +73,10 @@ def check_model_class(spec: ModelSpec, model_class) -> None:
         if getattr(model_class, method) is getattr(GeneratorModel, method):
             raise plugin_error(spec, f"{model_class.__name__} does not implement {method}(); "
                                      "see the model contract in genforge/core/model.py")
-    if not isinstance(model_class.conditional, bool):
-        raise plugin_error(spec, f"{model_class.__name__}.conditional is {model_class.conditional!r}; "
-                                 "set it to True or False")
+    for flag in ("conditional", "ema_by_default"):
+        if not isinstance(getattr(model_class, flag), bool):
+            raise plugin_error(spec, f"{model_class.__name__}.{flag} is {getattr(model_class, flag)!r}; "
+                                     "set it to True or False")
     sizes = model_class.image_sizes
     if sizes is not None and not (isinstance(sizes, tuple) and sizes and all(isinstance(s, int) for s in sizes)):
         raise plugin_error(spec, f"{model_class.__name__}.image_sizes is {sizes!r}; "

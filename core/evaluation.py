@@ -307,7 +307,7 @@ def evaluate_generator(model, info: DataInfo, train_config, n: int = 1000, metri
         return run_metrics(metrics, data, what_applies(reference, capabilities(model)))
 
 
-def evaluate_run(run_dir, checkpoint=None, ema=False, n: int = 2000, metrics=None, seed: int = 0,
+def evaluate_run(run_dir, checkpoint=None, ema=None, n: int = 2000, metrics=None, seed: int = 0,
                  options: dict | None = None) -> dict:
     """Score a run directory's generator (one checkpoint, latest by default)."""
     loaded = load_run(run_dir, checkpoint, ema=ema)

@@ -13,6 +13,13 @@ Required, on the class:
                     needs a labelled dataset.
   image_sizes       tuple of square image sizes the model makes, or None for any size.
 
+Optional, on the class:
+  ema_by_default    bool (default False): the trainer keeps an exponential moving average of
+                    the generator's weights unless told --no-ema, and sampling, evaluation
+                    and export use it. Set it where the averaged weights are the better
+                    generator (GANs); leave it off where the generator holds state fitted
+                    once, such as a prior fitted after training.
+
 Required, on the instance (set in __init__(self, info: DataInfo, config)):
   latent_shape      tuple of positive ints: the shape of one noise sample, e.g. (100, 1, 1).
 
@@ -59,6 +66,7 @@ OPTIONAL_METHODS = {"elbo": "negative_elbo", "reconstruct": "reconstruct", "enco
 class GeneratorModel(nn.Module):
     Config: type = None  # a dataclass of the model's options, beside the model in its file
     conditional: bool = False
+    ema_by_default: bool = False
     image_sizes: tuple[int, ...] | None = None  # None: any size
     latent_shape: tuple[int, ...] = ()
 

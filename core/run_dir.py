@@ -69,8 +69,9 @@ class LoadedRun:
         return self.record["train"]["model"]
 
 
-def load_run(run_dir, checkpoint: str | None = None, ema: bool = False, device="cpu") -> LoadedRun:
-    """The model of a run with the weights of one checkpoint (latest by default), in eval mode."""
+def load_run(run_dir, checkpoint: str | None = None, ema: bool | None = None, device="cpu") -> LoadedRun:
+    """The model of a run with the weights of one checkpoint (latest by default), in eval mode; the
+    generator's EMA weights when ema is True, or None (the default) and the checkpoint has them."""
     record = read_run_config(run_dir)
     info = DataInfo.from_dict(record["data_info"])
     ckpt.remove_stale_temporaries(Path(run_dir) / "checkpoints")
@@ -83,9 +84,10 @@ def load_run(run_dir, checkpoint: str | None = None, ema: bool = False, device="
     except RuntimeError as exc:
         raise UserError(f"checkpoint {path} does not fit the {record['train']['model']} model of this run "
                         f"({str(exc).splitlines()[0]})") from None
+    if ema and loaded.ema is None:
+        raise UserError(f"checkpoint {path} has no EMA weights; train with --ema, or drop --ema")
+    ema = loaded.ema is not None if ema is None else ema
     if ema:
-        if loaded.ema is None:
-            raise UserError(f"checkpoint {path} has no EMA weights; train with --ema, or drop --ema")
         model.generator().load_state_dict(loaded.ema)
     model.to(device).eval()
     return LoadedRun(Path(run_dir), record, info, model, path, loaded.step, ema)

@@ -77,7 +77,7 @@ def _positive_ints(value) -> bool:
 class TorchRuntime(GeneratorRuntime):
     """A run directory's generator in PyTorch."""
 
-    def __init__(self, run_dir, checkpoint=None, ema=False, device="cpu"):
+    def __init__(self, run_dir, checkpoint=None, ema=None, device="cpu"):
         if device not in DEVICES:
             raise UserError(f"unknown device {device!r}; use cpu or cuda")
         if device == "cuda" and not torch.cuda.is_available():

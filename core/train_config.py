@@ -25,8 +25,8 @@ class TrainConfig:
     device: str = "auto"
     channels_last: bool = False
     seed: int = 0
-    ema: bool = False
-    ema_decay: float = 0.999
+    ema: bool | None = None  # None: the model's choice (GeneratorModel.ema_by_default)
+    ema_decay: float = 0.999  # the most it reaches; it warms up as min(ema_decay, (1 + step) / (10 + step))
     log_every: int = 10
     sample_every: int = 200
     checkpoint_every: int = 500
@@ -53,7 +53,7 @@ OPTION_RULES = {
     "device": (str, lambda v: v in DEVICES, " or ".join(DEVICES)),
     "channels_last": (bool, None, "true or false"),
     "seed": (int, lambda v: v >= 0, "a whole number, 0 or more"),
-    "ema": (bool, None, "true or false"),
+    "ema": ((bool, type(None)), None, "true or false"),
     "ema_decay": ((float, int), lambda v: 0 < v < 1, "between 0 and 1"),
     "log_every": (int, lambda v: v >= 1, "at least 1"),
     "sample_every": (int, lambda v: v >= 0, "0 (never) or more"),

@@ -19,6 +19,7 @@ import shutil
 import sys
 import time
 import uuid
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
@@ -137,19 +138,38 @@ class BatchSampler:
 
 
 class EMA:
-    """Exponential moving average of a module's floating-point state (weights and BN statistics)."""
+    """Exponential moving average of a module's floating-point state (weights and BN statistics).
+
+    The decay warms up as min(decay, (1 + step) / (10 + step)), as in TensorFlow's
+    ExponentialMovingAverage with num_updates: early on the average follows the weights closely, so
+    short runs are not dragged back to their first, poor steps (Yazici et al. 2019 on EMA for GANs).
+    """
 
     def __init__(self, module: torch.nn.Module, decay: float):
         self.decay = decay
         self.state = {k: v.detach().clone() for k, v in module.state_dict().items()}
 
+    def decay_at(self, step: int) -> float:
+        return min(self.decay, (1 + step) / (10 + step))
+
     @torch.no_grad()
-    def update(self, module: torch.nn.Module) -> None:
+    def update(self, module: torch.nn.Module, step: int) -> None:
+        weight = 1.0 - self.decay_at(step)
         for key, value in module.state_dict().items():
             if value.is_floating_point():
-                self.state[key].lerp_(value, 1.0 - self.decay)
+                self.state[key].lerp_(value, weight)
             else:
                 self.state[key].copy_(value)
+
+    @contextmanager
+    def applied_to(self, module: torch.nn.Module):
+        """`module` holding the averaged state for the block; its own state restored after."""
+        own = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        module.load_state_dict(self.state)
+        try:
+            yield module
+        finally:
+            module.load_state_dict(own)
 
 
 def rng_state() -> dict:
@@ -199,6 +219,8 @@ class Trainer:
         if self.placement.rank:  # each process draws its own noise; rank 0 draws what a single process would
             torch.manual_seed(config.seed * 1_000_003 + self.placement.rank)
         self.ctx = StepContext(self.optimizers, self.device, config.precision)
+        if config.ema is None:
+            self.config = config = dataclasses.replace(config, ema=type(self.model).ema_by_default)
         self.ema = EMA(self.model.generator(), config.ema_decay) if config.ema else None
         self.step = 0
         self.run_id = uuid.uuid4().hex[:12]
@@ -287,11 +309,15 @@ class Trainer:
             ckpt.prune(folder, self.config.keep)
         return path
 
+    def inference_weights(self):
+        """The generator as sampling, evaluation and export will use it: with the EMA weights when EMA is on."""
+        return self.ema.applied_to(self.model.generator()) if self.ema is not None else nullcontext()
+
     def sample_grid(self, path: Path) -> Path:
-        generator = self.model.generator()
         z = self.fixed_z.to(self.device)
         labels = self.fixed_labels.to(self.device) if self.fixed_labels is not None else None
-        images = generate(generator, z, labels)
+        with self.inference_weights():
+            images = generate(self.model.generator(), z, labels)
         check_generator_output(get_registry().model(self.config.model), images, self.info,
                                f"the generator's output at step {self.step}")
         nrow = self.info.num_classes if self.model.conditional and self.info.num_classes <= 16 else None
@@ -326,7 +352,7 @@ class Trainer:
                 if self.placement.distributed:
                     broadcast_state(self.model, buffers_only=True)
                 if self.ema is not None:
-                    self.ema.update(self.model.generator())
+                    self.ema.update(self.model.generator(), self.step)
                 self.step += 1
                 window_images += images.shape[0]
                 bar.update(1)
@@ -370,8 +396,9 @@ class Trainer:
 
     def _evaluate(self, log) -> None:
         """Score the current generator and keep checkpoints/best by config.eval_metric."""
-        scores = evaluate_generator(self.model, self.info, self.config, n=self.config.eval_samples,
-                                    metrics=[self.config.eval_metric], device=self.device)
+        with self.inference_weights():
+            scores = evaluate_generator(self.model, self.info, self.config, n=self.config.eval_samples,
+                                        metrics=[self.config.eval_metric], device=self.device)
         log.write(json.dumps({"kind": "eval", "step": self.step, **scores}) + "\n")
         log.flush()
         value = scores.get(self.config.eval_metric)

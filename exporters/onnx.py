@@ -240,8 +240,8 @@ def check_against_torch(path: Path, reference: torch.nn.Module, signature: Gener
 
 
 def export_onnx(run_dir, out, checkpoint=None, opset: int = DEFAULT_OPSET, batch="dynamic", precision: str = "fp32",
-                ema: bool = False, force: bool = False, max_fd_increase: float = 0.10, quality_samples: int = 1000,
-                check_quality: bool = True, rewrite: bool | None = None) -> ExportReport:
+                ema: bool | None = None, force: bool = False, max_fd_increase: float = 0.10,
+                quality_samples: int = 1000, check_quality: bool = True, rewrite: bool | None = None) -> ExportReport:
     """Export, check and (only if every check passes) write `out` atomically."""
 
     if precision not in PRECISIONS:

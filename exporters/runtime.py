@@ -16,7 +16,7 @@ from genforge.core.runtime import GeneratorRuntime, TorchRuntime
 from genforge.core.targets import classify_target
 
 
-def load(path, provider: str = "cpu", checkpoint=None, ema=False, device="cpu") -> GeneratorRuntime:
+def load(path, provider: str = "cpu", checkpoint=None, ema=None, device="cpu") -> GeneratorRuntime:
     """Open a run directory (or one of its checkpoints), an .onnx or an .engine for generation."""
     target = classify_target(path)
     if target.kind == "run":

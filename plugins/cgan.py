@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from genforge.core.model import POW2_SIZES, GeneratorModel, check_options, power_of_two_depth
@@ -42,10 +43,16 @@ class ConditionalGANConfig:
     loss: str = "hinge"  # bce: the non-saturating loss (Goodfellow et al. 2014); hinge (Lim & Ye 2017)
     spectral_norm: bool = True  # spectral normalisation of D instead of its BatchNorm (Miyato & Koyama 2018)
     conditional_bn: bool = True  # class-conditional BatchNorm gains and biases in G (de Vries et al. 2017)
+    class_loss: float = 1.0  # weight of the auxiliary classifier's cross-entropy (Odena et al. 2017); 0: none
 
     def __post_init__(self):
         check_options(self, ("latent_dim", "embed_dim", "g_width", "d_width"), ("lr",), ("beta1", "beta2"))
+        if not self.class_loss >= 0:
+            raise ValueError(f"class_loss {self.class_loss!r} must be 0 (off) or more")
         check_loss(self.loss)
+
+
+CLASS_TEMPERATURE = 0.1
 
 
 class ConditionalBatchNorm2d(nn.Module):
@@ -84,21 +91,36 @@ class ConditionalGenerator(nn.Module):
 
 
 class ProjectionDiscriminator(nn.Module):
+    """Scores image-label pairs; with `classify`, also returns class logits of the images."""
+
     def __init__(self, channels, num_classes, depth, width, batchnorm=True):
         super().__init__()
         self.features, features = discriminator_tower(channels, depth, width, batchnorm)
         self.head = nn.Conv2d(features, 1, 4, 1, 0, bias=False)
         self.embed = nn.Embedding(num_classes, features)
+        self.classifier = nn.Linear(features, num_classes, bias=False)
 
-    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, labels: torch.Tensor, classify: bool = False):
         h = self.features(images)
-        projection = (self.embed(labels).to(h.dtype) * h.sum(dim=(2, 3))).sum(dim=1)
-        return self.head(h).flatten() + projection
+        pooled = h.sum(dim=(2, 3))
+        score = self.head(h).flatten() + (self.embed(labels).to(h.dtype) * pooled).sum(dim=1)
+        if not classify:
+            return score
+        # cosine logits (NormFace, Wang et al. 2017; normalised as in ReACGAN, Kang et al. 2021): they reach a
+        # useful scale from the first steps, where a plain linear head on spectrally normalised features crawls
+        cosine = F.normalize(pooled, dim=1) @ F.normalize(self.classifier.weight, dim=1).t().to(h.dtype)
+        return score, cosine / CLASS_TEMPERATURE
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for key, value in self.classifier.state_dict().items():  # runs saved before the classifier: a fresh one
+            state_dict.setdefault(f"{prefix}classifier.{key}", value.clone())
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
 class ConditionalGAN(GeneratorModel):
     Config = ConditionalGANConfig
     conditional = True
+    ema_by_default = True  # EMA of G (Yazici et al. 2019; Brock et al. 2019)
     image_sizes = POW2_SIZES
 
     def __init__(self, info, config: ConditionalGANConfig):
@@ -115,7 +137,7 @@ class ConditionalGAN(GeneratorModel):
             if isinstance(layer, ConditionalBatchNorm2d):
                 layer.reset_parameters()
         if config.spectral_norm:
-            add_spectral_norm(self.D)
+            add_spectral_norm(self.D, skip=(self.D.classifier,))  # its rows are normalised in forward
 
     def optimizers(self):
         c = self.config
@@ -125,18 +147,22 @@ class ConditionalGAN(GeneratorModel):
         }
 
     def training_step(self, images, labels, ctx):
-        n = images.shape[0]
+        n, weight = images.shape[0], self.config.class_loss
         z = ctx.randn(n, *self.latent_shape)
         fake_labels = torch.randint(0, self.num_classes, (n,), device=images.device)
         with ctx.autocast():
             fake = self.G(z, fake_labels)
-            d_real, d_fake = self.D(images, labels), self.D(fake.detach(), fake_labels)
-            d_loss = discriminator_loss(self.config.loss, d_real, d_fake)
+            (d_real, real_logits), d_fake = self.D(images, labels, classify=True), self.D(fake.detach(), fake_labels)
+            d_class = F.cross_entropy(real_logits.float(), labels)  # real images only: fakes would teach it G's errors
+            d_loss = discriminator_loss(self.config.loss, d_real, d_fake) + weight * d_class
         ctx.optimize("d", d_loss)
         with ctx.frozen(self.D), ctx.autocast():
-            g_loss = generator_loss(self.config.loss, self.D(fake, fake_labels))
+            d_gen, fake_logits = self.D(fake, fake_labels, classify=True)
+            g_class = F.cross_entropy(fake_logits.float(), fake_labels)
+            g_loss = generator_loss(self.config.loss, d_gen) + weight * g_class
         ctx.optimize("g", g_loss)
         return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(),
+                "d_class": d_class.detach(), "g_class": g_class.detach(),
                 "d_real": torch.sigmoid(d_real.detach()).float().mean(),
                 "d_fake": torch.sigmoid(d_fake.detach()).float().mean()}
 

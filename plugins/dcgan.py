@@ -70,10 +70,10 @@ def discriminator_tower(in_channels: int, depth: int, width: int, batchnorm: boo
     return nn.Sequential(*layers), channels
 
 
-def add_spectral_norm(module: nn.Module) -> None:
+def add_spectral_norm(module: nn.Module, skip: tuple[nn.Module, ...] = ()) -> None:
     """Spectral normalisation (Miyato et al. 2018) on every conv, linear and embedding layer of `module`."""
     for layer in list(module.modules()):
-        if isinstance(layer, (nn.Conv2d, nn.Linear, nn.Embedding)):
+        if isinstance(layer, (nn.Conv2d, nn.Linear, nn.Embedding)) and not any(layer is s for s in skip):
             nn.utils.parametrizations.spectral_norm(layer)
 
 
@@ -124,6 +124,7 @@ def gan_losses(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:
 class DCGAN(GeneratorModel):
     Config = DCGANConfig
     image_sizes = POW2_SIZES
+    ema_by_default = True  # EMA of G (Yazici et al. 2019; Brock et al. 2019)
 
     def __init__(self, info, config: DCGANConfig):
         super().__init__(info, config)

@@ -122,6 +122,10 @@ def test_trainer_keeps_the_best_checkpoint(train_small, tmp_path):
     best_ckpt = ckpt.read_checkpoint(ckpt.find_checkpoint(trainer.out, "best"))
     assert best_ckpt.step == best["step"]
     assert best_ckpt.state["best"]["value"] == pytest.approx(best["fd"])
+    assert trainer.config.ema  # the score kept is that of the EMA weights, which loading the checkpoint gives
+    from genforge.core.evaluation import evaluate_run
+
+    assert evaluate_run(trainer.out, "best", n=100, metrics=["fd"])["fd"] == pytest.approx(best["fd"], rel=1e-4)
 
 
 def test_unlabelled_data_points_to_the_inception_metric(train_small, tmp_path, genforge_cli):

@@ -1,5 +1,6 @@
 """The trainer and the built-in models on CPU: shapes, determinism, resume, checkpoints, errors."""
 
+import copy
 import json
 from pathlib import Path
 
@@ -10,7 +11,9 @@ from PIL import Image
 
 from genforge.core import checkpoint as ckpt
 from genforge.core.errors import TrainingDiverged
-from genforge.core.trainer import Trainer
+from genforge.core.model import generate
+from genforge.core.run_dir import load_run
+from genforge.core.trainer import EMA, Trainer
 from genforge.exporters import runtime
 from genforge.testing import assert_one_line_error
 
@@ -228,3 +231,53 @@ def test_vae_samples_from_the_gaussian_fitted_to_its_codes(train_small, tmp_path
     standard = train_small(tmp_path / "standard", model="vae", steps=2,
                            model_options={"width": 8, "latent_dim": 8, "prior": "standard"}).model.generator()
     assert torch.equal(standard.prior_mean, torch.zeros(8)) and torch.equal(standard.prior_scale_tril, torch.eye(8))
+
+
+def test_gans_keep_an_ema_by_default_and_its_weights_are_what_loads(train_small, tmp_path, genforge_cli):
+    runs = {model: train_small(tmp_path / model, model=model, steps=3, checkpoint_every=0)
+            for model in ("dcgan", "cgan", "vae")}
+    for model, trainer in runs.items():
+        recorded = json.loads((trainer.out / "config.json").read_text())["train"]["ema"]
+        assert recorded is trainer.config.ema is (model != "vae"), model
+    run = runs["dcgan"].out
+    checkpoint = ckpt.read_checkpoint(ckpt.find_checkpoint(run))
+    raw = {k: v for k, v in checkpoint.model.items() if k.startswith("G.")}
+    assert any(not torch.equal(raw[f"G.{k}"], v) for k, v in checkpoint.ema.items() if v.is_floating_point())
+    z = torch.randn(4, 16, 1, 1)
+    for ema, expected in ((None, checkpoint.ema), (True, checkpoint.ema), (False, {k[2:]: v for k, v in raw.items()})):
+        loaded = load_run(run, ema=ema)
+        assert loaded.ema == (ema is not False)
+        reference = copy.deepcopy(loaded.model.generator())
+        reference.load_state_dict(expected)
+        torch.testing.assert_close(generate(loaded.model.generator(), z, None), generate(reference, z, None))
+    no_ema = train_small(tmp_path / "no-ema", steps=2, ema=False).out
+    assert not load_run(no_ema).ema and ckpt.read_checkpoint(ckpt.find_checkpoint(no_ema)).ema is None
+    result = genforge_cli("sample", str(no_ema), "--ema", "--out", str(tmp_path / "s.png"), expect=2)
+    assert_one_line_error(result, "has no EMA weights")
+    assert not (tmp_path / "s.png").exists()
+
+
+def test_ema_warms_up_then_holds_its_decay(train_small, tmp_path):
+    ema = EMA(torch.nn.Linear(2, 2), decay=0.999)
+    assert ema.decay_at(0) == pytest.approx(0.1) and ema.decay_at(90) == pytest.approx(0.91)
+    assert ema.decay_at(10**6) == 0.999
+    module = torch.nn.Linear(2, 2, bias=False)
+    ema = EMA(module, decay=0.999)
+    start = module.weight.detach().clone()
+    with torch.no_grad():
+        module.weight.add_(1.0)
+    ema.update(module, step=0)  # warm-up: the average moves 90% of the way at the first step
+    torch.testing.assert_close(ema.state["weight"], start + 0.9)
+    with ema.applied_to(module):
+        torch.testing.assert_close(module.weight, start + 0.9)
+    torch.testing.assert_close(module.weight.detach(), start + 1.0)
+
+
+def test_cgan_checkpoints_from_before_the_class_loss_still_load(train_small, tmp_path):
+    trainer = train_small(tmp_path / "cgan", model="cgan", steps=2)
+    old = {k: v for k, v in trainer.model.state_dict().items() if ".classifier." not in k}
+    assert len(old) < len(trainer.model.state_dict())
+    fresh = type(trainer.model)(trainer.model.info, trainer.model.config)
+    fresh.load_state_dict(old)
+    for key, value in old.items():
+        assert torch.equal(fresh.state_dict()[key], value), key

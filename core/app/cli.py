@@ -141,7 +141,12 @@ def _read_toml(path: Path) -> dict:
 @click.option("--channels-last/--no-channels-last", default=False, show_default=True,
               help="NHWC memory format (faster convolutions on CPU with oneDNN and on tensor cores).")
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--ema/--no-ema", default=False, show_default=True, help="Keep an EMA of the generator's weights.")
+@click.option("--ema/--no-ema", default=None,
+              help="Keep an EMA of the generator's weights (warm-up, then --ema-decay). Default: the model's choice "
+                   "(on for the GANs, off for the VAE).")
+@click.option("--ema-decay", default=0.999, show_default=True,
+              type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="The EMA's decay once warmed up (it starts at 0.1 and rises as (1 + step) / (10 + step)).")
 @click.option("--sample-every", default=200, show_default=True, type=int, help="Steps between sample grids.")
 @click.option("--checkpoint-every", default=500, show_default=True, type=int, help="Steps between checkpoints.")
 @click.option("--keep", default=3, show_default=True, type=int, help="Step checkpoints kept.")
@@ -232,7 +237,8 @@ def parse_labels(text: str | None, n: int):
 @cli.command()
 @click.argument("target", type=click.Path(path_type=Path))
 @click.option("--checkpoint", help="Checkpoint of a run: latest (default), best, a step number or a folder.")
-@click.option("--ema", is_flag=True, help="Use the EMA weights of the checkpoint.")
+@click.option("--ema/--no-ema", default=None,
+              help="Use the checkpoint's EMA weights (--no-ema: the raw ones); default: EMA if it has them.")
 @click.option("--n", "n", default=64, show_default=True, type=click.IntRange(min=1))
 @click.option("--labels", help="Class for every sample (3) or a list cycled over them (0,1,2).")
 @click.option("--seed", default=0, show_default=True, type=int)
@@ -293,7 +299,8 @@ def interpolate(target, checkpoint, rows, n_steps, seed, out):
 @cli.command()
 @click.argument("target", type=click.Path(path_type=Path))
 @click.option("--checkpoint", help="Checkpoint of a run: latest (default), best, a step number or a folder.")
-@click.option("--ema", is_flag=True, help="Use the EMA weights of the checkpoint.")
+@click.option("--ema/--no-ema", default=None,
+              help="Use the checkpoint's EMA weights (--no-ema: the raw ones); default: EMA if it has them.")
 @click.option("--n", "n", default=2000, show_default=True, type=click.IntRange(min=1), help="Samples to score.")
 @click.option("--metrics", help="Comma-separated metric plugins (default: fd,kid plus cond_acc / neg_elbo).")
 @click.option("--dataset-from", type=click.Path(path_type=Path),

@@ -34,7 +34,8 @@ def export():
 @click.option("--batch", default="dynamic", show_default=True, help="'dynamic' or a fixed batch size.")
 @click.option("--precision", default="fp32", show_default=True, type=click.Choice(list(PRECISIONS)),
               help="; ".join(f"{p.name}: {p.summary}" for p in PRECISIONS.values()) + ".")
-@click.option("--ema", is_flag=True, help="Export the EMA weights.")
+@click.option("--ema/--no-ema", default=None,
+              help="Export the EMA weights (--no-ema: the raw ones). Default: EMA when the checkpoint has it.")
 @click.option("--max-fd-increase", default=0.10, show_default=True, type=float,
               help="Quality gate: refuse a variant whose FD exceeds fp32's by more than this fraction.")
 @click.option("--quality-samples", default=1000, show_default=True, type=click.IntRange(min=10))

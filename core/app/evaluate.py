@@ -16,7 +16,7 @@ from genforge.core.targets import classify_target
 from genforge.exporters import runtime
 
 
-def evaluate_target(target, checkpoint=None, ema=False, n=2000, metrics=None, dataset_from=None, seed=0,
+def evaluate_target(target, checkpoint=None, ema=None, n=2000, metrics=None, dataset_from=None, seed=0,
                     options=None) -> dict:
     """Scores of a run directory (or checkpoint folder), an .onnx or an .engine; metrics by name, comma-separated."""
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
