@@ -1,7 +1,7 @@
 """Seconds per training epoch at the defaults against genforge 0.1's recipe, side by side (interleaved rounds).
 
 The 0.1 recipe is reachable through options: dcgan and cgan with `--no-ema -o loss=bce -o
-spectral_norm=false -o beta1=0.5 -o beta2=0.999` (cgan also `-o conditional_bn=false -o class_loss=0`),
+spectral_norm=false -o lr=2e-4 -o beta1=0.5 -o beta2=0.999` (cgan also `-o conditional_bn=false -o class_loss=0`),
 vae with `-o prior=standard`. Each round trains
 one epoch of each variant on the same data and batch; the ratio new / old is the median over rounds.
 Target (issue 14): at most 1.3x.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from genforge.core.trainer import TrainConfig, Trainer
 
-OLD_GAN = {"loss": "bce", "spectral_norm": False, "beta1": 0.5, "beta2": 0.999}
+OLD_GAN = {"loss": "bce", "spectral_norm": False, "lr": 2e-4, "beta1": 0.5, "beta2": 0.999}
 OLD = {  # model: (model options, training options) of the 0.1 recipe
     "dcgan": (OLD_GAN, {"ema": False}),
     "cgan": ({**OLD_GAN, "conditional_bn": False, "class_loss": 0.0}, {"ema": False}),
