@@ -29,7 +29,7 @@ PRECISIONS = {p.name: p for p in (
     Precision("fp16", 35.0, 0.1, False, "concat", True,
               "float16 graph with float32 inputs and outputs, for GPUs; Tanh stays float32"),
     Precision("int8", 22.0, 0.6, True, "transpose", True,
-              "static Q/DQ int8, calibrated on the generator's own inputs; uint8 activations"),
+              "static Q/DQ int8, calibrated on the generator's own inputs; uint8 activations, 7-bit weights"),
 )}
 OPSETS = range(18, 24)  # what torch's dynamo exporter writes as asked (it writes 18 for anything lower)
 DEFAULT_OPSET = 18
