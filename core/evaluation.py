@@ -194,7 +194,9 @@ def kernel_distance(a, b: torch.Tensor, features: nn.Module, n_real: int | None 
         metric.update(chunk.float(), real=True)
     for chunk in chunks(b):
         metric.update(chunk.float(), real=False)
-    mean, std = metric.compute()
+    with torch.random.fork_rng(devices=[]):  # torchmetrics draws its subsets from the global RNG
+        torch.manual_seed(0)
+        mean, std = metric.compute()
     return float(mean), float(std)
 
 

@@ -148,3 +148,17 @@ def test_eval_during_training_can_train_the_classifier_first(train_small, tmp_pa
     trainer = train_small(tmp_path / "run", dataset="shapes", steps=2, eval_every=2, eval_samples=50)
     assert list((tmp_path / "empty-cache" / "classifiers").glob("shapes-16px-3ch-*.safetensors"))
     assert any(json.loads(line)["kind"] == "eval" for line in (trainer.out / "metrics.jsonl").read_text().splitlines())
+
+
+def test_kid_is_the_same_for_the_same_images_and_leaves_the_global_rng_alone():
+    from genforge.core.evaluation import kernel_distance
+
+    features = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8))
+    real, fake = torch.randn(300, 1, 4, 4), torch.randn(300, 1, 4, 4) + 0.5
+    first = kernel_distance(real, fake, features)
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    second = kernel_distance(real, fake, features)
+    assert first == second and first[0] > 0
+    assert torch.equal(torch.rand(3), expected_next)
