@@ -17,36 +17,16 @@ from torch import nn
 
 from genforge.core.contract import open_dataset
 from genforge.core.evaluation import evaluate_generator
-from genforge.core.model import GeneratorModel
+from genforge.core.model import GeneratorModel, power_of_two_depth
 from genforge.core.train_config import TrainConfig
-
-
-def tower_g(in_channels, out_channels, size, width=64):
-    depth = size.bit_length() - 3  # 4 -> size in depth doublings
-    channels = width * 2 ** (depth - 1)
-    layers = [nn.ConvTranspose2d(in_channels, channels, 4, 1, 0, bias=False), nn.BatchNorm2d(channels), nn.ReLU()]
-    for _ in range(depth - 1):
-        layers += [nn.ConvTranspose2d(channels, channels // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(channels // 2),
-                   nn.ReLU()]
-        channels //= 2
-    return nn.Sequential(*layers, nn.ConvTranspose2d(channels, out_channels, 4, 2, 1, bias=False), nn.Tanh())
-
-
-def tower_d(in_channels, size, width=64):
-    depth = size.bit_length() - 3
-    layers, channels = [nn.Conv2d(in_channels, width, 4, 2, 1, bias=False), nn.LeakyReLU(0.2)], width
-    for _ in range(depth - 1):
-        layers += [nn.Conv2d(channels, channels * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(channels * 2),
-                   nn.LeakyReLU(0.2)]
-        channels *= 2
-    return nn.Sequential(*layers, nn.Conv2d(channels, 1, 4, 1, 0, bias=False), nn.Flatten())
+from genforge.plugins.dcgan import discriminator_tower, generator_tower  # DCGAN's towers, BatchNorm in both
 
 
 class Generator(nn.Module):
     def __init__(self, latent_dim, num_classes, channels, size):
         super().__init__()
         self.num_classes = num_classes
-        self.net = tower_g(latent_dim + num_classes, channels, size)
+        self.net = generator_tower(latent_dim + num_classes, channels, power_of_two_depth(size, "plain cgan"), 64)
 
     def forward(self, z, labels):
         onehot = F.one_hot(labels.long(), self.num_classes).to(z.dtype)[:, :, None, None]
@@ -62,7 +42,9 @@ class PlainCGAN(GeneratorModel):
         super().__init__(info, None)
         self.latent_shape = (latent_dim, 1, 1)
         self.G = Generator(latent_dim, info.num_classes, info.channels, info.height)
-        self.D = nn.Sequential(tower_d(info.channels + info.num_classes, info.height))
+        depth = power_of_two_depth(info.height, "plain cgan")
+        features, width = discriminator_tower(info.channels + info.num_classes, depth, 64, batchnorm=True)
+        self.D = nn.Sequential(features, nn.Conv2d(width, 1, 4, 1, 0, bias=False), nn.Flatten())
 
     def generator(self):
         return self.G
