@@ -120,6 +120,14 @@ def test_a_good_plugin_passes_every_check(kit, genforge_cache):
     assert check_dataset_plugin("kit-data").steps
 
 
+def test_a_plugin_with_rounding_jitter_passes_the_kit(kit, genforge_cli, genforge_cache):
+    """A relative jitter of 1e-6, drawn afresh in every call, is rounding: the seeded two-run check passes."""
+    kit(model_edits=[("torch.tanh(self.fc(z))",
+                      "torch.tanh(self.fc(z)) * (1 + 1e-6 * float(np.random.default_rng().standard_normal()))")])
+    report = check_model_plugin("kit", dataset="kit-data")
+    assert any("the same weights (up to rounding)" in step for step in report.steps)
+
+
 MODEL_FAULTS = {
     "non-deterministic step": (
         [("loss = (self.G(z).mean() - images.mean()) ** 2",
