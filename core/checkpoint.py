@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from genforge.core.errors import UserError
+from genforge.core.files import check_regular_file
 
 PREFIX = "step-"
 
@@ -144,20 +146,62 @@ def prune(folder: Path, keep: int) -> None:
 
 
 def read_checkpoint(path: Path) -> Checkpoint:
-    """Load a checkpoint folder; a damaged one is a one-line UserError."""
+    """Load a checkpoint folder; a damaged one (unreadable, or contents of the wrong kind) is a one-line UserError."""
     path = Path(path)
     try:
+        for name in ("meta.json", "model.safetensors", "state.pt"):
+            check_regular_file(path / name, "checkpoint file")
         meta = json.loads((path / "meta.json").read_text())
         model = load_file(str(path / "model.safetensors"))
         ema = load_file(str(path / "ema.safetensors")) if (path / "ema.safetensors").exists() else None
-        state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
-    except FileNotFoundError as exc:
-        raise UserError(f"checkpoint {path} is incomplete ({Path(exc.filename).name} missing); "
-                        "pick another with --checkpoint") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            state = torch.load(path / "state.pt", map_location="cpu", weights_only=True)
+    except UserError as exc:
+        raise UserError(f"checkpoint {path} is incomplete ({exc.message}); pick another with --checkpoint") from None
     except Exception as exc:  # noqa: BLE001  safetensors, pickle and JSON each raise their own types
         raise UserError(f"checkpoint {path} is corrupt ({type(exc).__name__}); "
                         "pick another with --checkpoint") from None
+    problem = _damage(meta, state)
+    if problem:
+        raise UserError(f"checkpoint {path} is damaged ({problem}); pick another with --checkpoint")
     return Checkpoint(path, model, ema, state, meta)
+
+
+def _damage(meta, state) -> str | None:
+    """What is wrong with meta.json and state.pt as the trainer writes them, or None."""
+    if not isinstance(meta, dict):
+        return f"meta.json holds a {type(meta).__name__}, not a table"
+    step = meta.get("step")
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        return f"meta.json's step is {step!r}, not a count of steps"
+    if not isinstance(state, dict):
+        return f"state.pt holds a {type(state).__name__}, not a table"
+    for key, kind in (("optimizers", dict), ("schedulers", dict)):
+        if not isinstance(state.get(key, {}), kind):
+            return f"state.pt's {key} is a {type(state[key]).__name__}, not a table"
+    if not all(isinstance(v, dict) for v in state.get("optimizers", {}).values()):
+        return "state.pt's optimizers are not optimizer states"
+    rng = state.get("rng")
+    if rng is not None and not isinstance(rng, dict | list):
+        return f"state.pt's rng is a {type(rng).__name__}"
+    return None
+
+
+def check_tensors_fit(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor], path, what: str) -> None:
+    """Before loading: every tensor of the checkpoint that the model has must have the model's dtype and shape."""
+    for key, tensor in found.items():
+        want = expected.get(key)
+        if want is None:
+            continue
+        if tensor.dtype != want.dtype:
+            raise UserError(f"checkpoint {path}: {what} tensor {key} is {str(tensor.dtype).removeprefix('torch.')}, "
+                            f"the model's is {str(want.dtype).removeprefix('torch.')}; the file was not written by "
+                            "genforge for this run: pick another with --checkpoint")
+        if tuple(tensor.shape) != tuple(want.shape):
+            raise UserError(f"checkpoint {path}: {what} tensor {key} has shape {tuple(tensor.shape)}, the model's is "
+                            f"{tuple(want.shape)}; it comes from a model with other options (widths, latent size): "
+                            "use the run it belongs to")
 
 
 def find_checkpoint(run_dir: Path, which: str | None = None) -> Path:

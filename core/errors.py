@@ -27,6 +27,14 @@ class TrainingStopped(click.ClickException):
     exit_code = 1
 
 
+class TrainingInterrupted(click.ClickException):
+    """SIGINT or SIGTERM stopped training between steps; a checkpoint of the step reached was written."""
+
+    def __init__(self, message: str, signal_number: int):
+        super().__init__(message)
+        self.exit_code = 128 + signal_number
+
+
 class ValidationFailed(click.ClickException):
     """An export missed its precision's tolerance or quality gate; nothing was written."""
 

@@ -1,8 +1,16 @@
-"""The user's files: reading TOML and JSON, and checking output paths before any work, with one-line errors."""
+"""The user's files: reading TOML and JSON (regular files only, bounded nesting), writing every file
+atomically, the marker on folders genforge made, the one-writer lock of a run directory, and checking
+output paths before any work, with one-line errors."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
 import json
+import os
+import shutil
+import stat
 import tempfile
 import tomllib
 from pathlib import Path
@@ -11,27 +19,263 @@ import click
 
 from genforge.core.errors import UserError
 
+MAX_NESTING = 64  # tables and lists inside each other in a JSON or TOML file genforge reads
+MARKER = ".genforge-{kind}"  # written into every folder genforge creates; only such folders are ever deleted
+LOCK = ".genforge-lock"  # the advisory lock of a run directory (one writer at a time)
 
-def read_toml(path, what: str = "config file") -> dict:
+
+def check_regular_file(path, what: str = "file") -> Path:
+    """A path to read must be a regular file: a FIFO, device or socket would hang or never end."""
+    path = Path(path)
     try:
-        return tomllib.loads(Path(path).read_text())
+        mode = os.stat(path).st_mode
     except FileNotFoundError:
         raise UserError(f"{what} {path} does not exist") from None
+    except OSError as exc:
+        raise UserError(f"{what} {path} cannot be read ({exc.strerror})") from None
+    if stat.S_ISDIR(mode):
+        raise UserError(f"{what} {path} is a folder; pass a file")
+    if not stat.S_ISREG(mode):
+        raise UserError(f"{what} {path} is not a regular file (a pipe, device or socket); pass a file")
+    return path
+
+
+def nesting_depth(value) -> int:
+    depth, level = 0, [(value, 1)]
+    while level:
+        item, d = level.pop()
+        if isinstance(item, dict | list):
+            depth = max(depth, d)
+            if d > MAX_NESTING:
+                return d
+            level.extend((child, d + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return depth
+
+
+def _check_nesting(value, what: str, path) -> None:
+    if nesting_depth(value) > MAX_NESTING:
+        raise UserError(f"{what} {path} nests tables or lists more than {MAX_NESTING} deep; genforge never writes "
+                        "such files: pass the file genforge wrote")
+
+
+def read_toml(path, what: str = "config file") -> dict:
+    check_regular_file(path, what)
+    try:
+        value = tomllib.loads(Path(path).read_text())
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
         raise UserError(f"{what} {path} cannot be read ({type(exc).__name__}); pass a TOML file") from None
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{what} {path} is not valid TOML: {exc}") from None
+    except RecursionError:
+        value = [[]] * (MAX_NESTING + 2)
+    _check_nesting(value, what, path)
+    return value
 
 
 def read_json(path, what: str = "file", fix: str = "") -> dict:
+    suffix = f"; {fix}" if fix else ""
     try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise UserError(f"{what} {path} does not exist{'; ' + fix if fix else ''}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise UserError(f"{what} {path} is corrupt (not JSON){'; ' + fix if fix else ''}") from None
+        check_regular_file(path, what)
+    except UserError as exc:
+        raise UserError(exc.message + suffix) from None
+    try:
+        value = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
+        raise UserError(f"{what} {path} is corrupt (not JSON){suffix}") from None
     except (IsADirectoryError, PermissionError) as exc:
-        raise UserError(f"{what} {path} cannot be read ({type(exc).__name__}){'; ' + fix if fix else ''}") from None
+        raise UserError(f"{what} {path} cannot be read ({type(exc).__name__}){suffix}") from None
+    except RecursionError:
+        value = [[]] * (MAX_NESTING + 2)
+    if nesting_depth(value) > MAX_NESTING:
+        raise UserError(f"{what} {path} nests tables or lists more than {MAX_NESTING} deep{suffix}")
+    return value
+
+
+# -- writing -------------------------------------------------------------------------------------
+def _fsync_folder(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yields a temporary path beside `path` for a writer to fill (a library's save(), say); then fsync and
+    rename over `path`. On any failure the temporary file is removed and the previous `path` stays intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as written:
+            os.fsync(written.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    _fsync_folder(path.parent)
+
+
+def write_atomic(path, content: str | bytes) -> Path:
+    """The one way genforge writes a file: temporary file in the same folder, fsync, rename."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(content.encode() if isinstance(content, str) else content)
+    return Path(path)
+
+
+def write_json(path, value, indent: int = 2) -> Path:
+    return write_atomic(path, json.dumps(value, indent=indent) + "\n")
+
+
+def check_distinct_outputs(outputs: dict, inputs: dict | None = None) -> None:
+    """Before any work: no output path may be an input, lie inside an input folder, or be another output."""
+    seen: dict[Path, str] = {}
+    for label, path in (inputs or {}).items():
+        if path is not None:
+            seen[Path(path).resolve()] = label
+    input_paths = dict(seen)
+    for label, path in outputs.items():
+        if path is None:
+            continue
+        resolved = Path(path).resolve()
+        if resolved in seen:
+            raise UserError(f"{label} {path} is also {seen[resolved]}; writing it would destroy that: choose "
+                            "another path")
+        for folder, folder_label in input_paths.items():
+            if folder.is_dir() and folder in resolved.parents:
+                raise UserError(f"{label} {path} lies inside {folder_label} {folder}, which this command reads; "
+                                "write it elsewhere")
+        seen[resolved] = label
+
+
+# -- folders genforge made -------------------------------------------------------------------------
+def make_owned_folder(folder, kind: str) -> Path:
+    """Create `folder` (empty or new) and write genforge's marker for this kind of folder into it first."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_atomic(folder / MARKER.format(kind=kind), f"a genforge {kind} folder: genforge may delete it\n")
+    return folder
+
+
+def is_owned(folder, kind: str) -> bool:
+    return (Path(folder) / MARKER.format(kind=kind)).is_file()
+
+
+def _ours(name: str, known: tuple[str, ...]) -> bool:
+    return name in (LOCK, *known) or name.startswith(".genforge-") or (name.startswith(".") and name.endswith(".tmp"))
+
+
+def removal_refusal(folder, kind: str, known: tuple[str, ...]) -> str | None:
+    """Why genforge may not delete `folder` (no marker of this kind, or something in it genforge did not
+    write), or None when it may."""
+    folder = Path(folder)
+    if not is_owned(folder, kind):
+        marker = MARKER.format(kind=kind)
+        return f"{folder} is not a genforge {kind} (it has no {marker} marker: genforge did not make it)"
+    foreign = sorted(p.name for p in folder.iterdir() if not _ours(p.name, known))
+    if foreign:
+        return f"{folder} holds files genforge did not write there ({', '.join(foreign[:3])})"
+    return None
+
+
+def remove_owned_folder(folder, kind: str, known: tuple[str, ...], fix: str) -> None:
+    """Delete a folder only when genforge made it (its marker, of this kind) and it holds nothing else."""
+    folder = Path(folder)
+    refusal = removal_refusal(folder, kind, known)
+    if refusal:
+        raise UserError(f"{refusal}; refusing to delete it: {fix}")
+    trash = folder.with_name(f".{folder.name}.genforge-deleting-{os.getpid()}")
+    os.replace(folder, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def remove_dead_temporaries(folder, prefix: str) -> None:
+    """Temporary folders `{prefix}{pid}-*` whose process is gone (killed mid-write) are removed."""
+    try:
+        entries = list(Path(folder).glob(f"{prefix}*"))
+    except OSError:
+        return
+    for entry in entries:
+        pid = entry.name[len(prefix):].split("-")[0]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# -- one writer per run directory -------------------------------------------------------------------
+_held: dict[Path, list] = {}
+
+
+def acquire_run_lock(folder, doing: str):
+    """An OS advisory lock on the run directory's lock file, released by the returned function or when the
+    holder dies. A second process gets one line naming the holder's pid; the same process may take it again."""
+    folder = Path(folder).resolve()
+    if folder in _held:
+        _held[folder][1] += 1
+        return _releaser(folder)
+    path = folder / LOCK
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise UserError(f"{folder} is read-only ({exc.strerror}); genforge needs to write there to {doing}: "
+                            "make it writable or copy the run elsewhere") from None
+        raise
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "another"
+        os.close(fd)
+        raise UserError(f"{folder} is in use by genforge process {holder}; wait for it to end (or stop it) before "
+                        f"you {doing}") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    _held[folder] = [fd, 1]
+    return _releaser(folder)
+
+
+def _releaser(folder: Path):
+    done = []
+
+    def release() -> None:
+        if not done:
+            done.append(True)
+            _release(folder)
+    return release
+
+
+def _release(folder: Path) -> None:
+    held = _held.get(folder)
+    if held is None:
+        return
+    held[1] -= 1
+    if held[1] == 0:
+        del _held[folder]
+        os.close(held[0])
+
+
+@contextlib.contextmanager
+def run_lock(folder, doing: str):
+    release = acquire_run_lock(folder, doing)
+    try:
+        yield
+    finally:
+        release()
 
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")

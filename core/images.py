@@ -11,6 +11,8 @@ import torch
 from PIL import Image, ImageDraw
 
 from genforge.core.data import to_uint8
+from genforge.core.errors import UserError
+from genforge.core.files import atomic_path
 
 
 def grid_image(images: torch.Tensor, nrow: int | None = None, padding: int = 2, captions=None):
@@ -38,13 +40,16 @@ def grid_image(images: torch.Tensor, nrow: int | None = None, padding: int = 2, 
 
 
 def save_grid(images: torch.Tensor, path, nrow: int | None = None, captions=None, scale: int | None = None) -> Path:
+    if not bool(torch.isfinite(images).all()):
+        raise UserError(f"the images for {path} contain NaN or Inf (the generator's weights or output are broken); "
+                        "nothing was written: use an earlier checkpoint or retrain")
     picture = grid_image(images, nrow, captions=captions)
     scale = scale or max(1, 256 // max(1, images.shape[-1] * 4))
     if scale > 1:
         picture = picture.resize((picture.width * scale, picture.height * scale), Image.Resampling.NEAREST)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    picture.save(path)
+    with atomic_path(path) as tmp:
+        picture.save(tmp, format=Image.registered_extensions()[path.suffix.lower()])
     return path
 
 
@@ -86,6 +91,7 @@ def save_loss_curve(metrics_path, out_path) -> Path | None:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(out_path)
+    with atomic_path(out_path) as tmp:
+        fig.savefig(tmp, format=Path(out_path).suffix.lstrip(".") or "png")
     plt.close(fig)
     return Path(out_path)

@@ -51,6 +51,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
+import typing
 from contextlib import contextmanager
 
 import torch
@@ -120,22 +122,56 @@ def generate(generator: nn.Module, z: torch.Tensor, labels: torch.Tensor | None)
         return call_generator(generator, z, labels).float()
 
 
+TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def option_type(config_class, field: dataclasses.Field):
+    """The type a model option must have, from the Config's annotation (X | None gives X), else its default."""
+    try:
+        hint = typing.get_type_hints(config_class).get(field.name)
+    except Exception:  # noqa: BLE001  an annotation that cannot be resolved: fall back to the default's type
+        hint = None
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if args and typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1:
+        hint = args[0]
+    if hint in (bool, int, float, str):
+        return hint
+    default = field.default
+    return type(default) if isinstance(default, bool | int | float | str) else None
+
+
+def convert_option(key: str, value, kind):
+    """A value as the user wrote it (text from -o, or a TOML value) converted to the option's type, strictly."""
+    if kind is None:
+        return value
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in TRUE_WORDS + FALSE_WORDS:
+            return value.strip().lower() in TRUE_WORDS
+        raise UserError(f"model option {key}={value!r} must be true or false (also 1/0, yes/no)")
+    if isinstance(value, str) and kind is not str:
+        try:
+            return kind(value.strip())
+        except ValueError:
+            raise UserError(f"model option {key}={value!r} must be a {kind.__name__}") from None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise UserError(f"model option {key}={value!r} must be {kind.__name__}, not {type(value).__name__}")
+    return value
+
+
 def make_config(config_class, options: dict | None):
-    """Build a model's config dataclass from a dict, refusing unknown keys with a one-line error."""
+    """Build a model's config dataclass from a dict: unknown keys refused, each value converted to the type the
+    Config's annotation names (booleans strictly), all with one-line errors."""
     options = dict(options or {})
     names = {f.name: f for f in dataclasses.fields(config_class)}
     unknown = sorted(set(options) - set(names))
     if unknown:
         raise UserError(f"unknown model option(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
     for key, value in options.items():
-        default = names[key].default
-        if isinstance(default, bool) and isinstance(value, str):
-            options[key] = value.lower() in ("1", "true", "yes", "on")
-        elif isinstance(default, (int, float)) and not isinstance(default, bool) and isinstance(value, str):
-            try:
-                options[key] = type(default)(value)
-            except ValueError:
-                raise UserError(f"model option {key}={value!r} must be a {type(default).__name__}") from None
+        options[key] = convert_option(key, value, option_type(config_class, names[key]))
     try:
         return config_class(**options)
     except (TypeError, ValueError) as exc:

@@ -79,6 +79,9 @@ def load_run(run_dir, checkpoint: str | None = None, ema: bool | None = None, de
     loaded = ckpt.read_checkpoint(path)
     torch.manual_seed(0)
     model = build_model(record["train"]["model"], info, record["model_config"])
+    ckpt.check_tensors_fit(model.state_dict(), loaded.model, path, "model")
+    if loaded.ema is not None:
+        ckpt.check_tensors_fit(model.generator().state_dict(), loaded.ema, path, "EMA")
     try:
         model.load_state_dict(loaded.model)
     except RuntimeError as exc:

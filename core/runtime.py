@@ -10,12 +10,14 @@ place (core/inputs.py), so every runtime gives the same images for the same seed
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import torch
 
 from genforge.core.errors import UserError
 from genforge.core.inputs import GeneratorSignature, call_generator, signature_of, torch_inputs
+from genforge.core.limits import MAX_SAMPLE_ELEMENTS, check_generation, check_seed
 from genforge.core.run_dir import load_run
 
 DEVICES = ("cpu", "cuda")
@@ -45,12 +47,34 @@ class GeneratorRuntime:
         return self.signature.inputs(n=n, z=z, labels=labels, seed=seed)
 
     def generate(self, n=None, z=None, labels=None, seed=None) -> np.ndarray:
-        """float32 NCHW images in [-1, 1]: from `n` and `seed`, or from your own `z` (and labels)."""
+        """float32 NCHW images in [-1, 1]: from `n` and `seed`, or from your own `z` (and labels). Requests
+        that cannot fit in memory, and outputs that are NaN, Inf or far outside [-1, 1], are one-line errors."""
+        if seed is not None and isinstance(seed, int) and not isinstance(seed, bool):
+            check_seed(seed)
+        count = len(z) if z is not None and hasattr(z, "__len__") else n
+        if isinstance(count, int) and not isinstance(count, bool) and count > 0:
+            check_generation(count, math.prod(self.latent_shape), math.prod(self.image_shape))
         z, labels = self.prepare_inputs(n, z, labels, seed)
-        return self.run(z, labels)
+        images = self.run(z, labels)
+        check_images(images, self.metadata.get("model", "generator"))
+        return images
 
     def run(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
         raise NotImplementedError
+
+
+OUTPUT_SLACK = 0.05  # exported variants (int8, fp16) may overshoot [-1, 1] by their rounding, not more
+
+
+def check_images(images: np.ndarray, what: str) -> None:
+    """A generator's output must be finite and within [-1, 1] (with rounding slack) before anyone uses it."""
+    if not np.isfinite(images).all():
+        raise UserError(f"{what}'s images contain NaN or Inf: its weights or file are broken; nothing was written "
+                        "(use an earlier checkpoint, or export again)")
+    low, high = float(images.min(initial=0)), float(images.max(initial=0))
+    if low < -1 - OUTPUT_SLACK or high > 1 + OUTPUT_SLACK:
+        raise UserError(f"{what}'s images span {low:.3g}..{high:.3g}, not [-1, 1]: its weights or file are broken; "
+                        "nothing was written (use an earlier checkpoint, or export again)")
 
 
 def read_generator_metadata(meta: dict, path) -> tuple[GeneratorSignature, tuple[int, int, int]]:
@@ -67,6 +91,9 @@ def read_generator_metadata(meta: dict, path) -> tuple[GeneratorSignature, tuple
         raise UserError(f"{path} has malformed genforge metadata (latent_shape {meta.get('latent_shape')}, "
                         f"image_shape {meta.get('image_shape')}, num_classes {meta.get('num_classes')}); "
                         "export it again")
+    if max(math.prod(latent_shape), math.prod(image_shape)) > MAX_SAMPLE_ELEMENTS:
+        raise UserError(f"{path} declares samples of {latent_shape} noise and {image_shape} images, more than "
+                        f"{MAX_SAMPLE_ELEMENTS:,} values each; genforge does not run such files")
     return GeneratorSignature(tuple(latent_shape), num_classes), tuple(image_shape)
 
 

@@ -14,8 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import shutil
 import sys
 import time
 import uuid
@@ -39,13 +37,23 @@ from genforge.core.distributed import (
     shard,
     start,
 )
-from genforge.core.errors import TrainingDiverged, UserError
+from genforge.core.errors import TrainingDiverged, TrainingInterrupted, UserError
 from genforge.core.evaluation import evaluate_generator
+from genforge.core.files import (
+    acquire_run_lock,
+    make_owned_folder,
+    removal_refusal,
+    remove_owned_folder,
+    run_lock,
+    write_atomic,
+    write_json,
+)
 from genforge.core.images import save_grid, save_loss_curve
 from genforge.core.inputs import signature_of, torch_inputs
 from genforge.core.model import GeneratorModel, generate
 from genforge.core.registry import get_registry
 from genforge.core.run_dir import read_run_config
+from genforge.core.signals import StopSignals
 from genforge.core.step import StepContext
 from genforge.core.train_config import DEVICES, PRECISIONS, TrainConfig, config_from_dict
 
@@ -92,6 +100,10 @@ def check_placement(placement: Placement, config: TrainConfig, device: torch.dev
                         f"{placement.world_size} processes; use a multiple of {placement.world_size}")
 
 
+RUN_FILES = ("config.json", "checkpoints", "samples", "metrics.jsonl", "samples.png", "loss.png")
+OVERWRITE_FIX = "choose another --out, or move your files out of it first"
+
+
 def check_precision(precision: str, device: torch.device) -> None:
     if precision not in PRECISIONS:
         raise UserError(f"unknown precision {precision!r}; use {', '.join(PRECISIONS)}")
@@ -111,9 +123,7 @@ def truncate_log(path: Path, step: int) -> None:
             continue  # a line cut short by a kill
         if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
             kept.append(line)
-    tmp = path.with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(line + "\n" for line in kept))
-    os.replace(tmp, path)
+    write_atomic(path, "".join(line + "\n" for line in kept))
 
 
 class BatchSampler:
@@ -208,6 +218,8 @@ class Trainer:
         self.sampler = BatchSampler(dataset, config.batch_size, config.seed, self.placement)
         torch.manual_seed(config.seed)
         self.model = build_model(config.model, self.info, config.model_options, probe=probe_batch(dataset))
+        typed = {key: getattr(self.model.config, key) for key in config.model_options}
+        self.config = config = dataclasses.replace(config, model_options=typed)  # config.json stores them typed
         if config.sync_batchnorm:
             self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
@@ -226,12 +238,17 @@ class Trainer:
         self.run_id = uuid.uuid4().hex[:12]
         self.best: dict | None = None
         self._saved_step = None
+        self.release_lock = lambda: None
         if resume:
+            if self.placement.main:
+                self.release_lock = acquire_run_lock(self.out, "resume it")
             self._restore()
         elif self.placement.main:
-            if overwrite and self.out.exists():
-                shutil.rmtree(self.out)
-            self.out.mkdir(parents=True, exist_ok=True)
+            if overwrite and self.out.exists() and any(self.out.iterdir()):
+                with run_lock(self.out, "overwrite it"):
+                    remove_owned_folder(self.out, "run", RUN_FILES, OVERWRITE_FIX)
+            make_owned_folder(self.out, "run")
+            self.release_lock = acquire_run_lock(self.out, "train it")
             self._write_config()
         barrier()
         epochs = config.epochs if config.epochs is not None else (None if config.steps is not None else 5)
@@ -247,14 +264,15 @@ class Trainer:
             if not overwrite:
                 raise UserError(f"{self.out} already exists; pass --resume {self.out} to continue it, "
                                 "--overwrite to replace it, or another --out")
-            if not (self.out / "config.json").exists():
-                raise UserError(f"{self.out} is not a genforge run; refusing to overwrite it (choose another --out)")
+            refusal = removal_refusal(self.out, "run", RUN_FILES)
+            if refusal:
+                raise UserError(f"{refusal}; refusing to overwrite it: {OVERWRITE_FIX}")
 
     def _write_config(self) -> None:
         record = {"genforge_version": __version__, "run_id": self.run_id, "train": dataclasses.asdict(self.config),
                   "model_config": dataclasses.asdict(self.model.config), "data_info": self.info.as_dict(),
                   "latent_shape": list(self.model.latent_shape), "conditional": self.model.conditional}
-        (self.out / "config.json").write_text(json.dumps(record, indent=2))
+        write_json(self.out / "config.json", record)
 
     def _restore(self) -> None:
         record = read_run_config(self.out)
@@ -266,12 +284,19 @@ class Trainer:
                 truncate_log(self.out / "metrics.jsonl", 0)
             return
         checkpoint = ckpt.read_checkpoint(found[-1])
-        self.model.load_state_dict(checkpoint.model)
-        for name, optimizer in self.optimizers.items():
-            optimizer.load_state_dict(checkpoint.state["optimizers"][name])
-        for name, scheduler in self.schedulers.items():
-            scheduler.load_state_dict(checkpoint.state["schedulers"][name])
-        self.ctx.load_state_dict(checkpoint.state.get("scalers", {}))
+        ckpt.check_tensors_fit(self.model.state_dict(), checkpoint.model, found[-1], "model")
+        try:
+            self.model.load_state_dict(checkpoint.model)
+            for name, optimizer in self.optimizers.items():
+                optimizer.load_state_dict(checkpoint.state["optimizers"][name])
+            for name, scheduler in self.schedulers.items():
+                scheduler.load_state_dict(checkpoint.state["schedulers"][name])
+            self.ctx.load_state_dict(checkpoint.state.get("scalers", {}))
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            reason = " ".join(str(exc).split())[:150]
+            raise UserError(f"checkpoint {found[-1]} does not fit this run's model and optimizers "
+                            f"({type(exc).__name__}: {reason}); resume the run it belongs to, or remove that "
+                            "checkpoint folder") from None
         rng = checkpoint.state["rng"]
         if isinstance(rng, list):  # one state per process
             if len(rng) == self.placement.world_size:
@@ -340,8 +365,11 @@ class Trainer:
                    mininterval=0.2 if sys.stderr.isatty() else 10.0,
                    desc=f"{config.model} on {config.dataset}", dynamic_ncols=True)
         window_start, window_images = time.perf_counter(), 0
+        stop = StopSignals()
         try:
-            while self.step < self.total_steps:
+            if not self.placement.distributed:
+                stop.__enter__()
+            while self.step < self.total_steps and stop.received is None:
                 images, labels = self.sampler.batch(self.step)
                 images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
                 labels = labels.to(self.device, non_blocking=True)
@@ -372,12 +400,21 @@ class Trainer:
                     self._evaluate(log)
                 if config.checkpoint_every and self.step % config.checkpoint_every == 0:
                     self.save()
+        except BaseException:
+            self.release_lock()
+            raise
         finally:
+            stop.__exit__()
             bar.close()
             if log is not None:
                 log.close()
         if self._saved_step != self.step:
             self.save()
+        if stop.received is not None:
+            self.release_lock()
+            raise TrainingInterrupted(f"training stopped by {stop.name} at step {self.step}; checkpoint "
+                                      f"{self.out / 'checkpoints' / f'{ckpt.PREFIX}{self.step:08d}'} is safe; continue "
+                                      f"with: genforge train --resume {self.out}", stop.received)
         checksums = gather(checksum(self.model)) if self.placement.distributed else []
         if main:
             if self.placement.distributed:
@@ -389,6 +426,7 @@ class Trainer:
             self.sample_grid(self.out / "samples" / f"step-{self.step:08d}.png")
             self.sample_grid(self.out / "samples.png")
             save_loss_curve(self.out / "metrics.jsonl", self.out / "loss.png")
+        self.release_lock()
         return self.out
 
     def _world(self) -> dict:

@@ -28,19 +28,31 @@ def find_images(root: Path):
     if subfolders:
         classes = [d.name for d in subfolders]
         files = [(f, i) for i, d in enumerate(subfolders) for f in sorted(d.rglob("*"))
-                 if f.suffix.lower() in EXTENSIONS]
+                 if f.suffix.lower() in EXTENSIONS and f.is_file()]
     else:
         classes = None
-        files = [(f, -1) for f in sorted(root.iterdir()) if f.suffix.lower() in EXTENSIONS]
+        files = [(f, -1) for f in sorted(root.iterdir()) if f.suffix.lower() in EXTENSIONS and f.is_file()]
     if not files:
         raise UserError(f"no images (PNG, JPEG, WebP, BMP) found in {root}")
     return files, classes
 
 
+WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")  # 16-bit, 32-bit integer and float greyscale
+
+
+def to_8_bit(image: Image.Image) -> Image.Image:
+    """Greyscale of more than 8 bits scaled to 0..255 (PIL's convert would clip it: nearly white images)."""
+    if image.mode not in WIDE_MODES:
+        return image
+    values = np.asarray(image, dtype=np.float64)
+    top = 1.0 if image.mode == "F" and values.max(initial=0) <= 1.0 else 65535.0 if image.mode != "F" else values.max()
+    return Image.fromarray(np.clip(np.round(values / max(top, 1e-12) * 255), 0, 255).astype(np.uint8), "L")
+
+
 def read_square(path: Path, image_size: int, mode: str | None):
     with Image.open(path) as image:
         image.load()
-        image = ImageOps.exif_transpose(image)
+        image = to_8_bit(ImageOps.exif_transpose(image))
         if mode is None:
             mode = "L" if image.mode in ("L", "LA", "1", "I;16", "I") else "RGB"
         return np.asarray(ImageOps.fit(image.convert(mode), (image_size, image_size), Image.Resampling.BICUBIC))

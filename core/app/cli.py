@@ -4,13 +4,16 @@ imported inside the commands that use them (the lazy imports in core/app/cli*.py
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import json
+import errno
+import math
 import os
 import sys
 import tempfile
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 import click
@@ -22,7 +25,8 @@ from genforge.core.app.cli_export import export
 from genforge.core.app.cli_plugins import plugins
 from genforge.core.app.console import print_table
 from genforge.core.errors import UserError
-from genforge.core.files import IMAGE_SUFFIXES, OutputDir, OutputFile, read_toml
+from genforge.core.files import IMAGE_SUFFIXES, OutputDir, OutputFile, check_distinct_outputs, read_toml, write_json
+from genforge.core.limits import MAX_SEED, check_generation
 from genforge.core.options import parse_model_options
 from genforge.core.registry import get_registry
 
@@ -140,7 +144,7 @@ def _read_toml(path: Path) -> dict:
 @click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
 @click.option("--channels-last/--no-channels-last", default=False, show_default=True,
               help="NHWC memory format (faster convolutions on CPU with oneDNN and on tensor cores).")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, MAX_SEED), help="0 to 2^63 - 1.")
 @click.option("--ema/--no-ema", default=None,
               help="Keep an EMA of the generator's weights (warm-up, then --ema-decay). Default: the model's choice "
                    "(on for the GANs, off for the VAE).")
@@ -180,21 +184,24 @@ def train(ctx, config_file, out, resume, overwrite, progress, model_option, npro
     if options.get("channels"):
         options["channels"] = int(options["channels"])
     cli_values = {k: v for k, v in options.items() if k in explicit}
-    if model_option:
-        cli_values["model_options"] = parse_model_options(model_option)
+    from_file = _read_toml(config_file) if config_file else {}
+    if model_option:  # merged with --config's [model_options]: the command line wins per key
+        file_options = from_file.get("model_options", {})
+        cli_values["model_options"] = {**(file_options if isinstance(file_options, dict) else {}),
+                                       **parse_model_options(model_option)}
     if resume:
         from genforge.core.run_dir import read_run_config
 
         if out and Path(out) != Path(resume):
             raise UserError("--resume continues the run in its own directory; drop --out")
-        changes = {**(_read_toml(config_file) if config_file else {}), **cli_values}
+        changes = {**from_file, **cli_values}
         config = resumed_config(read_run_config(resume), changes)
         if nproc > 1 and not placement_from_environment().distributed:
             return _launch(nproc, config, changes, ["--resume", str(resume)], progress)
         trainer = Trainer(config, resume, resume=True, progress=progress)
     else:
         values = {k: v for k, v in options.items() if v is not None}
-        values.update(_read_toml(config_file) if config_file else {})
+        values.update(from_file)
         values.update(cli_values)
         config = config_from_dict(values)
         out = out or Path("runs") / f"{config.model}-{config.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -241,7 +248,7 @@ def parse_labels(text: str | None, n: int):
               help="Use the checkpoint's EMA weights (--no-ema: the raw ones); default: EMA if it has them.")
 @click.option("--n", "n", default=64, show_default=True, type=click.IntRange(min=1))
 @click.option("--labels", help="Class for every sample (3) or a list cycled over them (0,1,2).")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, MAX_SEED), help="0 to 2^63 - 1.")
 @click.option("--provider", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda", "tensorrt"]),
               help="ONNX Runtime provider for .onnx targets.")
 @click.option("--out", default="samples.png", show_default=True, type=OutputFile("sample grid", IMAGE_SUFFIXES))
@@ -249,6 +256,7 @@ def sample(target, checkpoint, ema, n, labels, seed, provider, out):
     """Write a grid of samples from a run directory, an .onnx file or an .engine."""
     from genforge.exporters import runtime
 
+    check_distinct_outputs({"--out": out}, {"the target": target})
     generator = runtime.load(target, provider=provider, checkpoint=checkpoint, ema=ema)
     label_array = parse_labels(labels, n)
     if label_array is not None and not generator.conditional:
@@ -272,7 +280,7 @@ def _save_array_grid(images, out, labels=None, nrow=None):
 @click.option("--checkpoint", help="Checkpoint of a run: latest (default), best, a step number or a folder.")
 @click.option("--rows", default=8, show_default=True, type=click.IntRange(min=1))
 @click.option("--steps", "n_steps", default=10, show_default=True, type=click.IntRange(min=2))
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, MAX_SEED), help="0 to 2^63 - 1.")
 @click.option("--out", default="interpolation.png", show_default=True,
               type=OutputFile("interpolation grid", IMAGE_SUFFIXES))
 def interpolate(target, checkpoint, rows, n_steps, seed, out):
@@ -281,7 +289,9 @@ def interpolate(target, checkpoint, rows, n_steps, seed, out):
 
     from genforge.exporters import runtime
 
+    check_distinct_outputs({"--out": out}, {"the target": target})
     generator = runtime.load(target, checkpoint=checkpoint)
+    check_generation(rows * n_steps, math.prod(generator.latent_shape), math.prod(generator.image_shape))
     ends, _ = generator.prepare_inputs(n=2 * rows, seed=seed)
     flat_a, flat_b = ends[:rows].reshape(rows, -1), ends[rows:].reshape(rows, -1)
     cos = (flat_a * flat_b).sum(1) / (np.linalg.norm(flat_a, axis=1) * np.linalg.norm(flat_b, axis=1))
@@ -307,12 +317,14 @@ def interpolate(target, checkpoint, rows, n_steps, seed, out):
               help="For an .onnx target: the run whose dataset to compare against (default: the file's metadata).")
 @click.option("--inception-weights", type=click.Path(path_type=Path),
               help="Inception-v3 weights file for --metrics inception (standard FID/KID/IS); nothing downloads.")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, MAX_SEED), help="0 to 2^63 - 1.")
 @click.option("--json", "json_out", type=OutputFile("scores file"), help="Also write the scores as JSON.")
 def evaluate(target, checkpoint, ema, n, metrics, dataset_from, inception_weights, seed, json_out):
     """Score a run directory or an exported .onnx: FD (with floor and ceiling), KID, conditional accuracy, ELBO."""
     from genforge.core.app.evaluate import evaluate_target
 
+    check_distinct_outputs({"--json": json_out}, {"the target": target, "--dataset-from": dataset_from,
+                                                   "--inception-weights": inception_weights})
     scores = evaluate_target(target, checkpoint=checkpoint, ema=ema, n=n, metrics=metrics,
                              dataset_from=dataset_from, seed=seed,
                              options={"inception_weights": inception_weights} if inception_weights else None)
@@ -322,7 +334,7 @@ def evaluate(target, checkpoint, ema, n, metrics, dataset_from, inception_weight
     for name, reason in skipped.items():
         click.echo(f"note: {name} skipped: it {reason}", err=True)
     if json_out:
-        Path(json_out).write_text(json.dumps(scores, indent=2))
+        write_json(json_out, scores)
         click.echo(f"wrote {json_out}")
 
 
@@ -330,8 +342,8 @@ def evaluate(target, checkpoint, ema, n, metrics, dataset_from, inception_weight
 @cli.command("run")
 @click.argument("pipeline", required=False, type=click.Path(path_type=Path))
 @click.option("--out", type=OutputDir("report folder"), help="Report folder (default genforge-report).")
-@click.option("--overwrite/--no-overwrite", default=True, show_default=True,
-              help="Replace an earlier genforge report in the folder.")
+@click.option("--overwrite/--no-overwrite", default=False, show_default=True,
+              help="Replace an earlier genforge report in the folder (never a folder genforge did not make).")
 def run_command(pipeline, out, overwrite):
     """The main job: train, evaluate, export ONNX (fp32, int8), benchmark, write an HTML report.
 
@@ -351,38 +363,100 @@ cli.add_command(plugins)
 cli.add_command(bench)
 
 
+DISK_ERRORS = {errno.ENOSPC: "the disk is full: free space there or write elsewhere",
+               errno.EDQUOT: "the disk quota is used up: free space there or write elsewhere",
+               errno.EROFS: "that place is read-only: write elsewhere or make it writable",
+               errno.EACCES: "permission denied: write elsewhere or change its permissions",
+               errno.EPERM: "permission denied: write elsewhere or change its permissions"}
+MAX_MESSAGE = 400  # characters of one error line
+
+
+def one_line(message: str) -> str:
+    """An error line as a terminal should show it: control characters escaped, whitespace folded, cut short."""
+    text = " ".join(str(message).split())
+    text = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+    return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE - 14] + " ... (cut)"
+
+
+def say(message: str) -> None:
+    try:
+        click.echo(message, err=True)
+    except OSError:
+        pass
+
+
+def disk_error(exc: BaseException) -> str | None:
+    """The one line for a full disk, a read-only place or a refused write anywhere, or None."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        number = getattr(exc, "errno", None)
+        if isinstance(exc, OSError) and number in DISK_ERRORS:
+            where = exc.filename or "a file genforge was writing"
+            return f"cannot write {where}: {DISK_ERRORS[number]}; files written before are intact"
+        text = str(exc)
+        for number, words in ((errno.ENOSPC, "No space left on device"), (errno.EROFS, "Read-only file system")):
+            if words in text:
+                return f"cannot write: {words.lower()} ({DISK_ERRORS[number]}); files written before are intact"
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def main(argv=None):
     """Entry point: loads plugin commands, runs the CLI; user errors are one line and exit 2.
 
     Anything else is a bug: one line saying so, the traceback in a file whose path it prints, exit 1.
     """
+    warnings.filterwarnings("ignore", module=r"(torch|onnxruntime|onnx|onnxscript|torchmetrics)(\.|$)")
     try:
         get_registry().add_commands(cli)
         status = cli.main(args=argv, prog_name="genforge", standalone_mode=False)
         if isinstance(status, int) and not isinstance(status, bool):  # click's Exit (--help, --version, ctx.exit)
             sys.exit(status)
-    except click.exceptions.Abort:
-        click.echo("Aborted!", err=True)
-        sys.exit(1)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        say("Error: interrupted (Ctrl-C); nothing more was written")
+        sys.exit(130)
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx else "genforge"
+        say(f"Error: {one_line(exc.format_message())} (see `{command} --help`)")
+        sys.exit(2)
     except click.ClickException as exc:
-        exc.show()
+        say(f"Error: {one_line(exc.format_message())}")
         sys.exit(exc.exit_code)
     except Exception as exc:  # noqa: BLE001  the last resort; validation is the first
+        disk = disk_error(exc)
+        if disk:
+            say(f"Error: {one_line(disk)}")
+            sys.exit(2)
         report = write_crash_report(exc)
-        click.echo(f"genforge hit a bug ({type(exc).__name__}: {' '.join(str(exc).split())[:200]}); the full "
-                   f"traceback is in {report}: please report it", err=True)
+        where = f"the full traceback is in {report}" if report else "no crash file could be written"
+        say(f"genforge hit a bug ({type(exc).__name__}: {one_line(str(exc))[:200]}); {where}: please report it")
         sys.exit(1)
+    finally:
+        try:
+            sys.stdout.flush()
+        except OSError:
+            say("Error: the output could not be written (standard output's device is full or closed)")
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(2)
 
 
-def write_crash_report(exc: BaseException) -> Path:
-    """The traceback of an unexpected error, in a file of its own (GENFORGE_CRASH_DIR or the temp folder)."""
-    folder = Path(os.environ.get("GENFORGE_CRASH_DIR") or tempfile.gettempdir())
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix="genforge-crash-", suffix=".txt", dir=folder)
-    with os.fdopen(fd, "w") as out:
-        out.write(f"genforge {__version__}, python {sys.version.split()[0]}, argv {sys.argv}\n\n")
-        out.write("".join(traceback.format_exception(exc)))
-    return Path(name)
+def write_crash_report(exc: BaseException) -> Path | None:
+    """The traceback of an unexpected error, in a file of its own (GENFORGE_CRASH_DIR, else the temp folder)."""
+    text = (f"genforge {__version__}, python {sys.version.split()[0]}, argv {sys.argv}\n\n"
+            + "".join(traceback.format_exception(exc)))
+    for folder in dict.fromkeys([os.environ.get("GENFORGE_CRASH_DIR") or tempfile.gettempdir(),
+                                 tempfile.gettempdir()]):
+        try:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix="genforge-crash-", suffix=".txt", dir=folder)
+            with os.fdopen(fd, "w") as out:
+                out.write(text)
+            return Path(name)
+        except OSError:
+            continue
+    return None
 
 
 if __name__ == "__main__":

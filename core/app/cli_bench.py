@@ -5,7 +5,6 @@ The benchmark modules import torch, so they are imported inside the commands (se
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -13,7 +12,8 @@ import click
 
 from genforge.core.app.console import print_table
 from genforge.core.errors import UserError
-from genforge.core.files import OutputDir, OutputFile, read_json
+from genforge.core.files import OutputDir, OutputFile, check_distinct_outputs, read_json, write_atomic, write_json
+from genforge.core.limits import MAX_BATCH, MAX_SECONDS, check_seconds
 
 
 class DefaultRunGroup(click.Group):
@@ -30,8 +30,8 @@ def _int_list(text: str, what: str) -> tuple[int, ...]:
         values = tuple(int(v) for v in text.split(",") if v.strip())
     except ValueError:
         raise UserError(f"--{what} must be comma-separated numbers like 1,8,64, not {text!r}") from None
-    if not values or min(values) < 1:
-        raise UserError(f"--{what} needs positive numbers like 1,8,64")
+    if not values or min(values) < 1 or max(values) > MAX_BATCH:
+        raise UserError(f"--{what} needs positive numbers up to {MAX_BATCH}, like 1,8,64")
     return values
 
 
@@ -46,9 +46,10 @@ def bench_options(function):
     options = [
         click.option("--backend", "backends", help="Comma-separated backends (default: every one that fits)."),
         click.option("--batch", "batches", default="1,8,64", show_default=True, help="Batch sizes."),
-        click.option("--warmup-s", default=0.5, show_default=True, type=float),
-        click.option("--min-iters", default=10, show_default=True, type=click.IntRange(min=2)),
-        click.option("--duration-s", default=2.0, show_default=True, type=float, help="Timed seconds per row."),
+        click.option("--warmup-s", default=0.5, show_default=True, type=click.FloatRange(0, MAX_SECONDS)),
+        click.option("--min-iters", default=10, show_default=True, type=click.IntRange(2, 1_000_000)),
+        click.option("--duration-s", default=2.0, show_default=True,
+                     type=click.FloatRange(0, MAX_SECONDS, min_open=True), help="Timed seconds per row."),
         click.option("--threads", type=click.IntRange(min=1), help="Intra-op threads (torch and ONNX Runtime)."),
     ]
     for option in reversed(options):
@@ -59,6 +60,8 @@ def bench_options(function):
 def _settings(batches, warmup_s, min_iters, duration_s, threads):
     from genforge.benchmarks.measure import Settings
 
+    check_seconds(warmup_s, "--warmup-s")
+    check_seconds(duration_s, "--duration-s")
     return Settings(_int_list(batches, "batch"), warmup_s, min_iters, duration_s, threads)
 
 
@@ -87,15 +90,17 @@ def bench_run(targets, backends, batches, warmup_s, min_iters, duration_s, threa
     from genforge.benchmarks.measure import run_benchmarks
     from genforge.benchmarks.rows import markdown_table
 
+    check_distinct_outputs({"--json": json_out, "--markdown": markdown},
+                           {f"target {i + 1}": t for i, t in enumerate(targets)})
     report = run_benchmarks(targets, _backend_names(backends), _settings(batches, warmup_s, min_iters, duration_s,
                                                                           threads),
                             progress=lambda text: click.echo(f"  timing {text}", err=True))
     print_report(report)
     if json_out:
-        Path(json_out).write_text(json.dumps(report, indent=1))
+        write_json(json_out, report, indent=1)
         click.echo(f"wrote {json_out}")
     if markdown:
-        Path(markdown).write_text(markdown_table(report) + "\n")
+        write_atomic(markdown, markdown_table(report) + "\n")
         click.echo(f"wrote {markdown}")
 
 
@@ -157,6 +162,7 @@ def bench_ab(target_a, target_b, backends, batches, warmup_s, min_iters, duratio
     """
     from genforge.benchmarks.measure import compare_reports, run_ab, run_ab_versions
 
+    check_distinct_outputs({"--json": json_out}, {"target A": target_a, "target B": target_b})
     settings = _settings(batches, warmup_s, min_iters, duration_s, threads)
     progress = lambda text: click.echo(f"  timing {text}", err=True)  # noqa: E731
     if python_a or python_b:
@@ -168,7 +174,7 @@ def bench_ab(target_a, target_b, backends, batches, warmup_s, min_iters, duratio
         a, b = run_ab(target_a, target_b, _backend_names(backends), settings, rounds, progress)
     rows = compare_reports(a, b, _fraction(min_effect), alpha)
     if json_out:
-        Path(json_out).write_text(json.dumps({"a": a, "b": b, "comparison": rows}, indent=1))
+        write_json(json_out, {"a": a, "b": b, "comparison": rows}, indent=1)
     if _print_comparison(rows):
         sys.exit(1)
 

@@ -5,13 +5,13 @@ The exporters import torch and onnx, so they are imported inside the commands (s
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
 
 from genforge.core.errors import UserError
-from genforge.core.files import OutputFile
+from genforge.core.files import OutputFile, check_distinct_outputs, write_json
+from genforge.core.limits import MAX_BATCH, check_batch_text
 from genforge.exporters.precisions import DEFAULT_OPSET, OPSETS, PRECISIONS
 
 
@@ -51,6 +51,9 @@ def export_onnx_command(run_dir, checkpoint, out, opset, batch, precision, ema, 
     from genforge.exporters.onnx import export_onnx
 
     refuse_existing(out, overwrite)
+    check_distinct_outputs({"--out": out, "--json": json_out}, {"the run directory": run_dir})
+    if batch != "dynamic":
+        check_batch_text(batch)
 
     report = export_onnx(run_dir, out, checkpoint=checkpoint, opset=opset, batch=batch, precision=precision,
                          ema=ema, force=force, max_fd_increase=max_fd_increase, quality_samples=quality_samples,
@@ -65,7 +68,7 @@ def export_onnx_command(run_dir, checkpoint, out, opset, batch, precision, ema, 
     click.echo(f"wrote {out} ({precision}, opset {opset}, {report.size_bytes / 1e6:.2f} MB, "
                f"{report.rewritten_layers} layers rewritten)")
     if json_out:
-        Path(json_out).write_text(json.dumps(report.as_dict(), indent=2))
+        write_json(json_out, report.as_dict())
 
 
 @export.command("tensorrt")
@@ -83,6 +86,9 @@ def export_tensorrt_command(onnx_file, out, min_batch, opt_batch, max_batch, wor
     from genforge.exporters.tensorrt import build_engine
 
     refuse_existing(out, overwrite)
+    check_distinct_outputs({"--out": out, "--timing-cache": timing_cache}, {"the ONNX file": onnx_file})
+    if not 1 <= min_batch <= opt_batch <= max_batch <= MAX_BATCH:
+        raise UserError(f"batches must satisfy 1 <= --min-batch <= --opt-batch <= --max-batch <= {MAX_BATCH}")
 
     sidecar = build_engine(onnx_file, out, min_batch, opt_batch, max_batch, workspace_gib, timing_cache)
     click.echo(f"wrote {out} (TensorRT {sidecar['tensorrt_version']}, {sidecar['gpu']}, "

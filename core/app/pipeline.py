@@ -19,9 +19,9 @@ environment), report.json with the same numbers, the run directory and the .onnx
 
 from __future__ import annotations
 
+import contextlib
 import copy
-import json
-import shutil
+import math
 import time
 from pathlib import Path
 
@@ -29,9 +29,19 @@ from genforge.benchmarks.measure import Settings, run_benchmarks
 from genforge.core.app.evaluate import evaluate_target
 from genforge.core.app.report import render_html
 from genforge.core.errors import UserError
-from genforge.core.files import check_output_dir, read_toml
+from genforge.core.files import (
+    check_output_dir,
+    make_owned_folder,
+    read_toml,
+    removal_refusal,
+    remove_owned_folder,
+    run_lock,
+    write_atomic,
+    write_json,
+)
+from genforge.core.model import make_config
 from genforge.core.registry import get_registry
-from genforge.core.trainer import Trainer, config_from_dict
+from genforge.core.trainer import RUN_FILES, Trainer, config_from_dict
 from genforge.exporters.onnx import export_onnx
 from genforge.exporters.precisions import PRECISIONS
 
@@ -45,15 +55,16 @@ DEFAULT_PIPELINE = {
               "min_iters": 10},
 }
 SECTIONS = set(DEFAULT_PIPELINE)
+MAX_SECONDS = 3600  # a warm-up or timing duration longer than an hour is a typo (or inf)
 
 
 def _whole(low):
     return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low
 
 
-def _number(low, strict=False):
-    return lambda v: (isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
-                      and (v > low if strict else v >= low))
+def _number(low, strict=False, high=math.inf):
+    return lambda v: (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                      and (v > low if strict else v >= low) and v <= high)
 
 
 # per section: key -> (check, what it must be); [train] is checked by the training options' own rules
@@ -68,8 +79,8 @@ SECTION_RULES = {
                            "a list of backend names"),
               "batches": (lambda v: isinstance(v, list) and v and all(_whole(1)(b) for b in v),
                           "a list of batch sizes, each at least 1"),
-              "warmup_s": (_number(0), "seconds, 0 or more"),
-              "duration_s": (_number(0, strict=True), "seconds above 0"),
+              "warmup_s": (_number(0, high=MAX_SECONDS), f"seconds, 0 to {MAX_SECONDS}"),
+              "duration_s": (_number(0, strict=True, high=MAX_SECONDS), f"seconds above 0, at most {MAX_SECONDS}"),
               "min_iters": (_whole(1), "a whole number, at least 1"),
               "threads": (lambda v: v is None or _whole(1)(v), "a whole number, at least 1")},
 }
@@ -94,6 +105,8 @@ def load_pipeline(path: Path | None) -> dict:
             raise UserError(f"pipeline [{key}] must be a table of settings, not {value!r}")
         if key == "train" and ("epochs" in value or "steps" in value):
             config["train"].pop("steps", None)
+        if key == "train" and value.get("model", config["train"]["model"]) != config["train"]["model"]:
+            config["train"]["model_options"] = {}  # the default's options are dcgan's: another model starts afresh
         config[key].update(value)
     check_pipeline(config)
     return config
@@ -101,8 +114,10 @@ def load_pipeline(path: Path | None) -> dict:
 
 def check_pipeline(config: dict) -> None:
     """Every section's settings, names included, before any work."""
-    config_from_dict(dict(config["train"]))
+    train = config_from_dict(dict(config["train"]))
     registry = get_registry()
+    make_config(registry.model(train.model).load().Config, train.model_options)
+    registry.get("datasets", train.dataset)
     for name in config["bench"].get("backends", ()):
         registry.get("backends", name)
     for name in (config["evaluate"].get("metrics") or "").split(","):
@@ -119,21 +134,28 @@ def check_pipeline(config: dict) -> None:
                 raise UserError(f"pipeline [{section}] {key} = {value!r} is not valid; it must be {must}")
 
 
-MARKER = ".genforge-report"  # written first, so a report folder left by a failed run is still known as ours
+REPORT_FILES = ("samples.png", "loss.png", "bench.json", "report.json", "index.html",
+                *(f"model-{precision}.onnx" for precision in PRECISIONS))
 
 
 def prepare_out(out: Path, overwrite: bool) -> None:
+    """A new or empty folder, or one genforge made for a report: an unfinished one (no report.json) is replaced,
+    a finished one only with --overwrite. Never a folder holding anything genforge did not write."""
     if out.exists() and any(out.iterdir()):
-        if not ((out / "report.json").exists() or (out / MARKER).exists()):
-            raise UserError(f"{out} exists and is not a genforge report; choose another out (or delete it)")
-        if not overwrite:
-            raise UserError(f"{out} holds an earlier report; pass --overwrite to replace it, or choose another out")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER).write_text("a genforge run report folder\n")
+        refusal = removal_refusal(out, "report", REPORT_FILES + ("run",))
+        run = out / "run"
+        if not refusal and run.is_dir() and any(run.iterdir()):
+            refusal = removal_refusal(run, "run", RUN_FILES)
+        if refusal:
+            raise UserError(f"{refusal}; refusing to replace it: choose another --out (or move your files out)")
+        if (out / "report.json").exists() and not overwrite:
+            raise UserError(f"{out} holds an earlier report; pass --overwrite to replace it, or choose another --out")
+        with run_lock(run, "replace its report") if run.is_dir() else contextlib.nullcontext():
+            remove_owned_folder(out, "report", REPORT_FILES + ("run",), "choose another --out")
+    make_owned_folder(out, "report")
 
 
-def run_pipeline(config: dict, overwrite: bool = True, echo=print) -> Path:
+def run_pipeline(config: dict, overwrite: bool = False, echo=print) -> Path:
 
     check_pipeline(config)
     out = check_output_dir(config["out"], "report folder")
@@ -151,7 +173,7 @@ def run_pipeline(config: dict, overwrite: bool = True, echo=print) -> Path:
     report["images"] = []
     for picture in ("samples.png", "loss.png"):
         if (run / picture).exists():
-            shutil.copy(run / picture, out / picture)
+            write_atomic(out / picture, (run / picture).read_bytes())
             report["images"].append(picture)
 
     echo("[2/4] evaluating")
@@ -180,11 +202,11 @@ def run_pipeline(config: dict, overwrite: bool = True, echo=print) -> Path:
     b = config["bench"]
     settings = Settings(tuple(b["batches"]), b["warmup_s"], b["min_iters"], b["duration_s"], b.get("threads"))
     bench = run_benchmarks(targets, b["backends"], settings)
-    (out / "bench.json").write_text(json.dumps(bench, indent=1))
+    write_json(out / "bench.json", bench, indent=1)
     report["bench"] = [{k: v for k, v in row.items() if k != "samples_ms"} for row in bench["rows"]]
     report["timings_s"]["bench"] = time.perf_counter() - t
     report["environment"] = bench["environment"]
     report["timings_s"]["total"] = time.perf_counter() - started
-    (out / "report.json").write_text(json.dumps(report, indent=1))
-    (out / "index.html").write_text(render_html(report))
+    write_json(out / "report.json", report, indent=1)
+    write_atomic(out / "index.html", render_html(report))
     return out
