@@ -29,8 +29,13 @@ def environment_line(env: dict) -> str:
 
 
 def markdown_cell(text: str) -> str:
-    """A cell safe in a Markdown table: HTML escaped, pipes escaped, one line."""
-    return html.escape(" ".join(str(text).split())).replace("|", "\\|")
+    """A cell safe in a Markdown table: HTML escaped, one line, and Markdown's own syntax (pipes, links, images,
+    emphasis, code) escaped so a target's name cannot become a link or an image."""
+    text = html.escape(" ".join(str(text).split()))
+    return "".join("\\" + ch if ch in MARKDOWN_SPECIALS else ch for ch in text)
+
+
+MARKDOWN_SPECIALS = set("\\`*_{}[]()!|<>#")
 
 
 def markdown_table(report: dict) -> str:

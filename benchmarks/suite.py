@@ -8,14 +8,14 @@ on a noisy machine prefer `genforge bench ab` (interleaved) for a verdict.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from genforge.benchmarks.measure import Settings, run_benchmarks
 from genforge.benchmarks.rows import markdown_table
 from genforge.core import checkpoint as ckpt
 from genforge.core.errors import UserError
-from genforge.core.files import read_toml
+from genforge.core.files import read_toml, write_atomic, write_json
+from genforge.core.limits import check_seconds
 from genforge.core.trainer import Trainer, config_from_dict
 from genforge.exporters.onnx import export_onnx
 
@@ -27,7 +27,32 @@ def load_suite(path: Path | None = None) -> dict:
     suite = read_toml(path, "suite file")
     if not suite.get("targets"):
         raise UserError(f"suite {path} lists no [[targets]]")
+    check_suite(suite, path)
     return suite
+
+
+def check_suite(suite: dict, path) -> None:
+    """Every target names itself and its model; every table is a table; timings are finite. Before any work."""
+    if not isinstance(suite["targets"], list):
+        raise UserError(f"suite {path}: targets must be a list of [[targets]] tables")
+    for i, entry in enumerate(suite["targets"], 1):
+        if not isinstance(entry, dict):
+            raise UserError(f"suite {path}: target {i} is not a table; write it as [[targets]]")
+        for key in ("name", "model"):
+            if not isinstance(entry.get(key), str) or not entry[key]:
+                raise UserError(f"suite {path}: target {i} has no {key} (text); add {key} = \"...\"")
+        if not isinstance(entry.get("model_options", {}), dict):
+            raise UserError(f"suite {path}: target {entry['name']}'s model_options must be a table")
+        exports = entry.get("export", ["fp32"])
+        if not isinstance(exports, list) or not all(isinstance(p, str) for p in exports):
+            raise UserError(f"suite {path}: target {entry['name']}'s export must be a list like [\"fp32\", \"int8\"]")
+    for section in ("train", "bench", "smoke"):
+        if not isinstance(suite.get(section, {}), dict):
+            raise UserError(f"suite {path}: [{section}] must be a table")
+    for section in ("bench", "smoke"):
+        for key in ("warmup_s", "duration_s"):
+            if key in suite.get(section, {}):
+                check_seconds(suite[section][key], f"suite {path} [{section}] {key}")
 
 
 def build_targets(suite: dict, work: Path, smoke: bool = False, echo=print) -> list[Path]:
@@ -63,6 +88,6 @@ def run_suite(path: Path | None, out: Path, work: Path | None = None, smoke: boo
     report = run_benchmarks(targets, bench.get("backends"), settings)
     report["suite"] = {"file": str(path or STANDARD), "smoke": smoke}
     out.mkdir(parents=True, exist_ok=True)
-    (out / "suite.json").write_text(json.dumps(report, indent=1))
-    (out / "suite.md").write_text(markdown_table(report) + "\n")
+    write_json(out / "suite.json", report, indent=1)
+    write_atomic(out / "suite.md", markdown_table(report) + "\n")
     return report

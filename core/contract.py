@@ -29,6 +29,8 @@ from genforge.core.step import StepContext
 RANGE_TOLERANCE = 1e-3  # images may overshoot [-1, 1] by this much (float rounding)
 ITEMS_CHECKED = 8  # dataset items read to check them against their DataInfo
 PROBE_IMAGES = 4  # images in the training-step probe
+PROBABLY_UNIT_RANGE = 0.25  # outputs all >= 0 with at least this mean: a Sigmoid, [0, 1] images (untrained Tanh
+#                             generators sit near 0 and may be all positive by chance: the built-in VAE is)
 
 
 class ContractError(UserError):
@@ -120,6 +122,12 @@ def check_model(spec: ModelSpec, model: GeneratorModel, info: DataInfo, probe: t
     z, labels = torch_inputs(*signature_of(model).inputs(n=2, seed=0))
     images = run_generator(spec, generator, z, labels)
     check_generator_output(spec, images, info, "generator() output")
+    if float(images.min()) >= 0 and float(images.mean()) >= PROBABLY_UNIT_RANGE:
+        raise plugin_error(spec, f"generator() output never goes below 0 on {len(images)} samples "
+                                 f"({float(images.min()):.3g}..{float(images.max()):.3g}, mean "
+                                 f"{float(images.mean()):.2g}); it probably makes images in "
+                                 "[0, 1], and genforge's images are in [-1, 1]: return images * 2 - 1, or end with "
+                                 "Tanh instead of Sigmoid")
     difference = relative_difference(images, run_generator(spec, generator, z, labels))
     if difference > ROUNDING_TOLERANCE:
         raise plugin_error(spec, f"generator() gives different images for the same noise (they differ by "

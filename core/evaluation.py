@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import time
 import warnings
@@ -32,8 +33,11 @@ from torch import nn
 from genforge.core.contract import open_dataset, plugin_error
 from genforge.core.data import DataInfo, ImageTensorDataset, batch_of, image_batches
 from genforge.core.errors import UserError
+from genforge.core.files import atomic_path, write_json
 from genforge.core.inputs import signature_of, torch_inputs
+from genforge.core.limits import check_generation
 from genforge.core.model import capabilities, eval_mode, generate
+from genforge.core.numerics import check_output_values
 from genforge.core.registry import get_registry
 from genforge.core.run_dir import load_run
 from genforge.core.specs import METRIC_REQUIREMENTS
@@ -139,20 +143,33 @@ def load_reference(train_config: dict) -> Reference:
     if not info.num_classes:  # no labels, no feature classifier: only the inception metric can run
         return Reference(info, test, train, None, None, cache_dir() / f"{key}.safetensors", False)
     path = cache_dir() / f"{key}.safetensors"
-    if path.exists():
+    cached = _read_cached_classifier(path, info)
+    if cached is not None:
+        return Reference(info, test, train, cached[0], cached[1], path, True)
+    classifier, accuracy = _train_classifier(train, test, info)
+    try:
+        with atomic_path(path) as tmp:
+            save_file({k: v.contiguous() for k, v in classifier.state_dict().items()}, str(tmp))
+        write_json(path.with_suffix(".json"), {"test_accuracy": accuracy, "dataset": key, "created": time.time()})
+    except OSError as exc:  # a read-only or full cache costs the next run the training, not this one its scores
+        warnings.warn(f"genforge could not cache the feature classifier in {path.parent} ({exc.strerror}); it will "
+                      "be trained again next time (set GENFORGE_CACHE to a writable folder)", stacklevel=2)
+    return Reference(info, test, train, classifier, accuracy, path, False)
+
+
+def _read_cached_classifier(path: Path, info: DataInfo) -> tuple[FeatureClassifier, float] | None:
+    """The cached classifier and its accuracy; None when missing or damaged (then it is trained again)."""
+    if not (path.is_file() and path.with_suffix(".json").is_file()):
+        return None
+    try:
         classifier = FeatureClassifier(info.channels, info.num_classes)
         classifier.load_state_dict(load_file(str(path)))
-        classifier.eval()
         accuracy = json.loads(path.with_suffix(".json").read_text())["test_accuracy"]
-        return Reference(info, test, train, classifier, accuracy, path, True)
-    classifier, accuracy = _train_classifier(train, test, info)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    save_file({k: v.contiguous() for k, v in classifier.state_dict().items()}, str(tmp))
-    path.with_suffix(".json").write_text(json.dumps({"test_accuracy": accuracy, "dataset": key,
-                                                     "created": time.time()}))
-    os.replace(tmp, path)
-    return Reference(info, test, train, classifier, accuracy, path, False)
+        if isinstance(accuracy, bool) or not isinstance(accuracy, int | float) or not 0 <= accuracy <= 1:
+            return None
+    except Exception:  # noqa: BLE001  a damaged cache file of any kind is rebuilt, never fatal
+        return None
+    return classifier.eval(), float(accuracy)
 
 
 def check_images(images: torch.Tensor, info: DataInfo, what: str = "images") -> None:
@@ -161,6 +178,12 @@ def check_images(images: torch.Tensor, info: DataInfo, what: str = "images") -> 
         raise UserError(f"{what} have shape {tuple(images.shape)}; expected (N, {', '.join(map(str, expected))})")
     if len(images) < MIN_SAMPLES:
         raise UserError(f"{len(images)} {what} are too few for FD/KID; use at least {MIN_SAMPLES} (--n)")
+    check_generated(images, what)
+
+
+def check_generated(images: torch.Tensor, what: str = "generated images") -> None:
+    """Finite and within [-1, 1] (with rounding slack), or there is nothing honest to score."""
+    check_output_values(images, what)
 
 
 def chunks(images):
@@ -301,8 +324,10 @@ def evaluate_generator(model, info: DataInfo, train_config, n: int = 1000, metri
                        seed: int = 0, options: dict | None = None) -> dict:
     """Score a PyTorch model: `metrics` by name (default: every default metric that applies)."""
     config = dataclasses.asdict(train_config) if dataclasses.is_dataclass(train_config) else dict(train_config)
+    check_generation(n, math.prod(model.latent_shape), info.channels * info.height * info.width, "scoring")
     z, labels = torch_inputs(*signature_of(model).inputs(n=n, seed=seed), device=device)
     images = in_chunks(lambda zc, lc: generate(model.generator(), zc, lc).cpu(), z, labels)
+    check_generated(images, f"the {config.get('model', 'model')} generator's images")
     reference = reference_for(config)
     data = EvalInput(images, labels.cpu().long() if labels is not None else None, reference, model, options or {})
     with eval_mode(model):

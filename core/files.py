@@ -221,10 +221,13 @@ def pid_alive(pid: int) -> bool:
 _held: dict[Path, list] = {}
 
 
-def acquire_run_lock(folder, doing: str):
+def acquire_run_lock(folder, doing: str, read_only_ok: bool = False):
     """An OS advisory lock on the run directory's lock file, released by the returned function or when the
-    holder dies. A second process gets one line naming the holder's pid; the same process may take it again."""
+    holder dies. A second process gets one line naming the holder's pid; the same process may take it again.
+    Readers (read_only_ok) of a run directory nobody can write to go on without the lock."""
     folder = Path(folder).resolve()
+    if not folder.is_dir():
+        return lambda: None  # nothing to lock: the caller's own checks say what is wrong with the path
     if folder in _held:
         _held[folder][1] += 1
         return _releaser(folder)
@@ -232,6 +235,8 @@ def acquire_run_lock(folder, doing: str):
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
+        if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM) and read_only_ok:
+            return lambda: None
         if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
             raise UserError(f"{folder} is read-only ({exc.strerror}); genforge needs to write there to {doing}: "
                             "make it writable or copy the run elsewhere") from None
@@ -270,8 +275,8 @@ def _release(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def run_lock(folder, doing: str):
-    release = acquire_run_lock(folder, doing)
+def run_lock(folder, doing: str, read_only_ok: bool = False):
+    release = acquire_run_lock(folder, doing, read_only_ok)
     try:
         yield
     finally:

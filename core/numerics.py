@@ -14,6 +14,8 @@ import math
 import numpy as np
 import torch
 
+from genforge.core.errors import UserError
+
 ROUNDING_TOLERANCE = 1e-3  # relative difference above which two results are different, not rounded
 
 
@@ -36,3 +38,18 @@ def relative_difference(a, b) -> float:
 
 def same_up_to_rounding(a, b, tolerance: float = ROUNDING_TOLERANCE) -> bool:
     return relative_difference(a, b) <= tolerance
+
+
+OUTPUT_SLACK = 0.05  # exported variants (int8, fp16) may overshoot [-1, 1] by their rounding, not more
+
+
+def check_output_values(images, what: str) -> None:
+    """Generated images must be finite and within [-1, 1] (with rounding slack) before anyone uses them."""
+    values = images.detach().float().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+    if not np.isfinite(values).all():
+        raise UserError(f"{what} contain NaN or Inf: the weights or file are broken; nothing was written (use an "
+                        "earlier checkpoint, or export again)")
+    low, high = float(values.min(initial=0)), float(values.max(initial=0))
+    if low < -1 - OUTPUT_SLACK or high > 1 + OUTPUT_SLACK:
+        raise UserError(f"{what} span {low:.3g}..{high:.3g}, not [-1, 1]: the weights or file are broken; nothing "
+                        "was written (use an earlier checkpoint, or export again)")

@@ -18,6 +18,7 @@ import torch
 from genforge.core.errors import UserError
 from genforge.core.inputs import GeneratorSignature, call_generator, signature_of, torch_inputs
 from genforge.core.limits import MAX_SAMPLE_ELEMENTS, check_generation, check_seed
+from genforge.core.numerics import check_output_values
 from genforge.core.run_dir import load_run
 
 DEVICES = ("cpu", "cuda")
@@ -56,25 +57,11 @@ class GeneratorRuntime:
             check_generation(count, math.prod(self.latent_shape), math.prod(self.image_shape))
         z, labels = self.prepare_inputs(n, z, labels, seed)
         images = self.run(z, labels)
-        check_images(images, self.metadata.get("model", "generator"))
+        check_output_values(images, f"{self.metadata.get('model', 'the generator')}'s images")
         return images
 
     def run(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
         raise NotImplementedError
-
-
-OUTPUT_SLACK = 0.05  # exported variants (int8, fp16) may overshoot [-1, 1] by their rounding, not more
-
-
-def check_images(images: np.ndarray, what: str) -> None:
-    """A generator's output must be finite and within [-1, 1] (with rounding slack) before anyone uses it."""
-    if not np.isfinite(images).all():
-        raise UserError(f"{what}'s images contain NaN or Inf: its weights or file are broken; nothing was written "
-                        "(use an earlier checkpoint, or export again)")
-    low, high = float(images.min(initial=0)), float(images.max(initial=0))
-    if low < -1 - OUTPUT_SLACK or high > 1 + OUTPUT_SLACK:
-        raise UserError(f"{what}'s images span {low:.3g}..{high:.3g}, not [-1, 1]: its weights or file are broken; "
-                        "nothing was written (use an earlier checkpoint, or export again)")
 
 
 def read_generator_metadata(meta: dict, path) -> tuple[GeneratorSignature, tuple[int, int, int]]:

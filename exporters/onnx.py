@@ -44,6 +44,7 @@ from genforge import __version__
 from genforge.core.contract import check_generator_output
 from genforge.core.errors import UserError, ValidationFailed
 from genforge.core.evaluation import frechet_distance_of
+from genforge.core.files import atomic_path, remove_dead_temporaries, run_lock
 from genforge.core.flops import count_macs
 from genforge.core.inputs import GeneratorSignature, call_generator, signature_of, torch_inputs
 from genforge.core.registry import get_registry
@@ -263,7 +264,14 @@ def export_onnx(run_dir, out, checkpoint=None, opset: int = DEFAULT_OPSET, batch
     out = Path(out)
     if out.suffix != ".onnx":
         raise UserError(f"--out must end in .onnx, not {out.name!r}")
-    loaded = load_run(run_dir, checkpoint, ema=ema)
+    with run_lock(run_dir, "export it", read_only_ok=True):
+        loaded = load_run(run_dir, checkpoint, ema=ema)
+    return _export(loaded, out, opset, batch, precision, policy, force, max_fd_increase, quality_samples,
+                   check_quality, rewrite)
+
+
+def _export(loaded, out: Path, opset, batch, precision, policy, force, max_fd_increase, quality_samples,
+            check_quality, rewrite) -> ExportReport:
     signature = signature_of(loaded.model)
     reference = ExportWrapper(loaded.generator).eval()
     check_trained_output(loaded, reference, signature)
@@ -281,7 +289,8 @@ def export_onnx(run_dir, out, checkpoint=None, opset: int = DEFAULT_OPSET, batch
     metadata = build_metadata(loaded, precision, opset, batch)
     metadata["rewrite"] = f"{rewritten} ConvTranspose layers" if rewritten else "none"
     out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".genforge-export-") as tmp:
+    remove_dead_temporaries(out.parent, TEMPORARY_PREFIX)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f"{TEMPORARY_PREFIX}{os.getpid()}-") as tmp:
         tmp = Path(tmp)
         fp32_path = tmp / "fp32.onnx"
         export_inputs = example_inputs(signature, 2 if batch == "dynamic" else batch)
@@ -310,12 +319,14 @@ def export_onnx(run_dir, out, checkpoint=None, opset: int = DEFAULT_OPSET, batch
                 raise ValidationFailed(f"{precision} raises FD from {q['fd_fp32']:.3g} to {q['fd_variant']:.3g} "
                                        f"(+{q['fd_increase']:.1%}, gate {max_fd_increase:.0%}); nothing written "
                                        "(--force writes it anyway)")
-        os.replace(final, out)
+        with atomic_path(out) as destination:
+            os.replace(final, destination)
     report.size_bytes = out.stat().st_size
     return report
 
 
 CHECKED_SAMPLES = 64
+TEMPORARY_PREFIX = ".genforge-export-"  # + pid: folders of killed exports are removed by the next export
 
 
 def check_trained_output(loaded, reference: torch.nn.Module, signature: GeneratorSignature) -> None:

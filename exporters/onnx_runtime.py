@@ -23,6 +23,30 @@ def _version_tuple(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in text.split(".")[:2] if p.isdigit())
 
 
+UNBOUNDED_OPS = ("Loop", "Scan")  # their trip count is data: a file could run for ever
+
+
+def refuse_unbounded_graph(path: Path) -> None:
+    """genforge's generators are feed-forward graphs; a Loop or Scan node (anywhere) could run without bound."""
+    import onnx  # lazy: the ONNX protobuf parser is only needed to open .onnx files
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001  protobuf raises several types for files that are not ONNX
+        raise UserError(f"{path} is not a valid ONNX model (truncated or not ONNX): {type(exc).__name__}") from None
+    graphs = [model.graph]
+    while graphs:
+        graph = graphs.pop()
+        for node in graph.node:
+            if node.op_type in UNBOUNDED_OPS:
+                raise UserError(f"{path} contains a {node.op_type} node ({node.name or 'unnamed'}), which genforge "
+                                "does not run: its generators are feed-forward; export it again with genforge")
+            for attribute in node.attribute:
+                if attribute.HasField("g"):
+                    graphs.append(attribute.g)
+                graphs.extend(attribute.graphs)
+
+
 class OnnxRuntime(GeneratorRuntime):
     def __init__(self, path, provider: str = "cpu", threads: int | None = None):
         import onnxruntime as ort  # lazy: onnxruntime is an extra (cpu or gpu build)
@@ -32,6 +56,7 @@ class OnnxRuntime(GeneratorRuntime):
             raise UserError(f"unknown provider {provider!r}; use {', '.join(PROVIDERS)}")
         if not path.is_file() or path.stat().st_size == 0:
             raise UserError(f"{path} is empty or missing; export it again with `genforge export onnx`")
+        refuse_unbounded_graph(path)
         wanted = PROVIDERS[provider]
         available = set(ort.get_available_providers())
         if wanted[0] not in available:

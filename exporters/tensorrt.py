@@ -11,15 +11,13 @@ version or GPU, with a message saying to rebuild it.
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from genforge.core.errors import UserError
-from genforge.core.files import read_json
+from genforge.core.files import read_json, write_atomic, write_json
 from genforge.core.runtime import GeneratorRuntime, read_generator_metadata
 from genforge.exporters.onnx_runtime import OnnxRuntime
 
@@ -32,7 +30,17 @@ def read_sidecar(engine: Path) -> dict:
     path = sidecar_path(Path(engine))
     if not path.exists():
         raise UserError(f"{engine} has no sidecar {path.name}; build engines with `genforge export tensorrt`")
-    return read_json(path, "engine sidecar", "rebuild the engine")
+    sidecar = read_json(path, "engine sidecar", "rebuild the engine")
+    if not isinstance(sidecar, dict) or not all(isinstance(k, str) for k in sidecar):
+        raise UserError(f"engine sidecar {path} is damaged (not a table of settings); rebuild the engine")
+    for key in ("tensorrt_version", "gpu", "latent_shape", "image_shape"):
+        if key in sidecar and not isinstance(sidecar[key], str):
+            raise UserError(f"engine sidecar {path} is damaged ({key} is {sidecar[key]!r}); rebuild the engine")
+    profile = sidecar.get("profile", {})
+    if not (isinstance(profile, dict) and all(isinstance(v, list) and v and all(type(d) is int and d > 0 for d in v)
+                                              for v in profile.values())):
+        raise UserError(f"engine sidecar {path} is damaged (its profile is not lists of sizes); rebuild the engine")
+    return sidecar
 
 
 def check_compatible(sidecar: dict, trt_version: str, gpu_name: str) -> None:
@@ -88,13 +96,11 @@ def build_engine(onnx_path, out, min_batch=1, opt_batch=16, max_batch=64, worksp
     if plan is None:
         raise UserError(f"TensorRT failed to build an engine from {onnx_path.name} (see the log above)")
     if timing_cache:
-        timing_cache.write_bytes(bytes(config.get_timing_cache().serialize()))
+        write_atomic(timing_cache, bytes(config.get_timing_cache().serialize()))
     sidecar = {**source.metadata, "tensorrt_version": trt.__version__, "gpu": torch.cuda.get_device_name(0),
                "profile": profile_spec, "source_onnx": onnx_path.name}
-    tmp = out.with_suffix(out.suffix + f".tmp{os.getpid()}")
-    tmp.write_bytes(bytes(plan))
-    os.replace(tmp, out)
-    sidecar_path(out).write_text(json.dumps(sidecar, indent=1))
+    write_atomic(out, bytes(plan))
+    write_json(sidecar_path(out), sidecar, indent=1)
     return sidecar
 
 

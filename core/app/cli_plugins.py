@@ -6,6 +6,7 @@ Listing imports no torch; the checks and the scaffold are imported inside their 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import click
@@ -47,6 +48,10 @@ def plugins(ctx, as_json, check):
         rows.append([info["name"], info["version"], "built-in" if info["builtin"] else info["distribution"],
                      ", ".join(info["hooks"]), registered, status])
     print_table("plugins", ["name", "version", "from", "hooks", "registers", "status"], rows)
+    failed = [info["name"] for info in infos if info["errors"]]
+    if check and failed:
+        click.echo(f"Error: {len(failed)} plugin(s) failed to load or register: {', '.join(failed)}", err=True)
+        sys.exit(1)
 
 
 @plugins.command("check")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from genforge import __version__
 from genforge.core.errors import UserError
+from genforge.core.files import check_output_dir, write_atomic
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
@@ -237,8 +238,7 @@ def write_plugin_package(name: str, kind: str, out: Path) -> Path:
         "pyproject.toml": PYPROJECT, "README.md": README, f"{package}/__init__.py": template["init"],
         f"{package}/{template['module']}.py": template["body"], "tests/test_plugin.py": template["test"],
     }
+    check_output_dir(out, "plugin folder")
     for relative, text in files.items():
-        path = out / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).format(**values))
+        write_atomic(out / relative, textwrap.dedent(text).format(**values))
     return out
