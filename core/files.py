@@ -21,6 +21,7 @@ from genforge.core.errors import UserError
 
 MAX_NESTING = 64  # tables and lists inside each other in a JSON or TOML file genforge reads
 MARKER = ".genforge-{kind}"  # written into every folder genforge creates; only such folders are ever deleted
+TOO_DEEP = object()  # what a parser that ran out of stack read
 LOCK = ".genforge-lock"  # the advisory lock of a run directory (one writer at a time)
 
 
@@ -53,7 +54,7 @@ def nesting_depth(value) -> int:
 
 
 def _check_nesting(value, what: str, path) -> None:
-    if nesting_depth(value) > MAX_NESTING:
+    if value is TOO_DEEP or nesting_depth(value) > MAX_NESTING:
         raise UserError(f"{what} {path} nests tables or lists more than {MAX_NESTING} deep; genforge never writes "
                         "such files: pass the file genforge wrote")
 
@@ -67,7 +68,7 @@ def read_toml(path, what: str = "config file") -> dict:
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{what} {path} is not valid TOML: {exc}") from None
     except RecursionError:
-        value = [[]] * (MAX_NESTING + 2)
+        value = TOO_DEEP
     _check_nesting(value, what, path)
     return value
 
@@ -85,8 +86,8 @@ def read_json(path, what: str = "file", fix: str = "") -> dict:
     except (IsADirectoryError, PermissionError) as exc:
         raise UserError(f"{what} {path} cannot be read ({type(exc).__name__}){suffix}") from None
     except RecursionError:
-        value = [[]] * (MAX_NESTING + 2)
-    if nesting_depth(value) > MAX_NESTING:
+        value = TOO_DEEP
+    if value is TOO_DEEP or nesting_depth(value) > MAX_NESTING:
         raise UserError(f"{what} {path} nests tables or lists more than {MAX_NESTING} deep{suffix}")
     return value
 
@@ -115,9 +116,11 @@ def atomic_path(path):
         with open(tmp, "rb+") as written:
             os.fsync(written.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, OSError) and exc.errno is not None and not exc.filename:
+            raise OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path)) from exc
         raise
     _fsync_folder(path.parent)
 
@@ -134,7 +137,8 @@ def write_json(path, value, indent: int = 2) -> Path:
 
 
 def check_distinct_outputs(outputs: dict, inputs: dict | None = None) -> None:
-    """Before any work: no output path may be an input, lie inside an input folder, or be another output."""
+    """Before any work: no output path may be an input, replace a file inside an input folder, or be another
+    output."""
     seen: dict[Path, str] = {}
     for label, path in (inputs or {}).items():
         if path is not None:
@@ -148,9 +152,9 @@ def check_distinct_outputs(outputs: dict, inputs: dict | None = None) -> None:
             raise UserError(f"{label} {path} is also {seen[resolved]}; writing it would destroy that: choose "
                             "another path")
         for folder, folder_label in input_paths.items():
-            if folder.is_dir() and folder in resolved.parents:
-                raise UserError(f"{label} {path} lies inside {folder_label} {folder}, which this command reads; "
-                                "write it elsewhere")
+            if folder.is_dir() and folder in resolved.parents and resolved.exists():
+                raise UserError(f"{label} {path} would replace a file of {folder_label} {folder}, which this command "
+                                "reads; write it elsewhere")
         seen[resolved] = label
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import errno
 import math
 import os
 import sys
@@ -24,6 +23,7 @@ from genforge.core.app.cli_bench import bench
 from genforge.core.app.cli_export import export
 from genforge.core.app.cli_plugins import plugins
 from genforge.core.app.console import print_table
+from genforge.core.app.one_line import OneLineErrors, one_line, say
 from genforge.core.errors import UserError
 from genforge.core.files import IMAGE_SUFFIXES, OutputDir, OutputFile, check_distinct_outputs, read_toml, write_json
 from genforge.core.limits import MAX_SEED, check_generation
@@ -31,7 +31,7 @@ from genforge.core.options import parse_model_options
 from genforge.core.registry import get_registry
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="genforge")
 def cli():
     """genforge: train image generators, export them to ONNX and TensorRT, benchmark them.
@@ -363,45 +363,6 @@ cli.add_command(plugins)
 cli.add_command(bench)
 
 
-DISK_ERRORS = {errno.ENOSPC: "the disk is full: free space there or write elsewhere",
-               errno.EDQUOT: "the disk quota is used up: free space there or write elsewhere",
-               errno.EROFS: "that place is read-only: write elsewhere or make it writable",
-               errno.EACCES: "permission denied: write elsewhere or change its permissions",
-               errno.EPERM: "permission denied: write elsewhere or change its permissions"}
-MAX_MESSAGE = 400  # characters of one error line
-
-
-def one_line(message: str) -> str:
-    """An error line as a terminal should show it: control characters escaped, whitespace folded, cut short."""
-    text = " ".join(str(message).split())
-    text = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
-    return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE - 14] + " ... (cut)"
-
-
-def say(message: str) -> None:
-    try:
-        click.echo(message, err=True)
-    except OSError:
-        pass
-
-
-def disk_error(exc: BaseException) -> str | None:
-    """The one line for a full disk, a read-only place or a refused write anywhere, or None."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        number = getattr(exc, "errno", None)
-        if isinstance(exc, OSError) and number in DISK_ERRORS:
-            where = exc.filename or "a file genforge was writing"
-            return f"cannot write {where}: {DISK_ERRORS[number]}; files written before are intact"
-        text = str(exc)
-        for number, words in ((errno.ENOSPC, "No space left on device"), (errno.EROFS, "Read-only file system")):
-            if words in text:
-                return f"cannot write: {words.lower()} ({DISK_ERRORS[number]}); files written before are intact"
-        exc = exc.__cause__ or exc.__context__
-    return None
-
-
 def main(argv=None):
     """Entry point: loads plugin commands, runs the CLI; user errors are one line and exit 2.
 
@@ -409,25 +370,13 @@ def main(argv=None):
     """
     warnings.filterwarnings("ignore", module=r"(torch|onnxruntime|onnx|onnxscript|torchmetrics)(\.|$)")
     try:
-        get_registry().add_commands(cli)
-        status = cli.main(args=argv, prog_name="genforge", standalone_mode=False)
-        if isinstance(status, int) and not isinstance(status, bool):  # click's Exit (--help, --version, ctx.exit)
-            sys.exit(status)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        say("Error: interrupted (Ctrl-C); nothing more was written")
-        sys.exit(130)
-    except click.UsageError as exc:
-        command = exc.ctx.command_path if exc.ctx else "genforge"
-        say(f"Error: {one_line(exc.format_message())} (see `{command} --help`)")
-        sys.exit(2)
-    except click.ClickException as exc:
-        say(f"Error: {one_line(exc.format_message())}")
-        sys.exit(exc.exit_code)
+        try:
+            get_registry().add_commands(cli)
+        except click.ClickException as exc:  # a broken plugin under GENFORGE_STRICT_PLUGINS=1
+            say(f"Error: {one_line(exc.format_message())}")
+            sys.exit(exc.exit_code)
+        cli.main(args=argv, prog_name="genforge")
     except Exception as exc:  # noqa: BLE001  the last resort; validation is the first
-        disk = disk_error(exc)
-        if disk:
-            say(f"Error: {one_line(disk)}")
-            sys.exit(2)
         report = write_crash_report(exc)
         where = f"the full traceback is in {report}" if report else "no crash file could be written"
         say(f"genforge hit a bug ({type(exc).__name__}: {one_line(str(exc))[:200]}); {where}: please report it")
