@@ -39,15 +39,8 @@ from genforge.core.distributed import (
 )
 from genforge.core.errors import TrainingDiverged, TrainingInterrupted, UserError
 from genforge.core.evaluation import evaluate_generator
-from genforge.core.files import (
-    acquire_run_lock,
-    make_owned_folder,
-    removal_refusal,
-    remove_owned_folder,
-    run_lock,
-    write_atomic,
-    write_json,
-)
+from genforge.core.files import write_atomic, write_json
+from genforge.core.folders import acquire_run_lock, make_owned_folder, removal_refusal, remove_owned_folder, run_lock
 from genforge.core.images import save_grid, save_loss_curve
 from genforge.core.inputs import signature_of, torch_inputs
 from genforge.core.model import GeneratorModel, generate

@@ -44,8 +44,9 @@ from genforge import __version__
 from genforge.core.contract import check_generator_output
 from genforge.core.errors import UserError, ValidationFailed
 from genforge.core.evaluation import frechet_distance_of
-from genforge.core.files import atomic_path, remove_dead_temporaries, run_lock
+from genforge.core.files import atomic_path
 from genforge.core.flops import count_macs
+from genforge.core.folders import remove_dead_temporaries, run_lock
 from genforge.core.inputs import GeneratorSignature, call_generator, signature_of, torch_inputs
 from genforge.core.registry import get_registry
 from genforge.core.run_dir import load_run

@@ -96,7 +96,7 @@ def test_overwrite_deletes_only_a_folder_genforge_made_and_nothing_foreign(genfo
 
 
 def test_genforge_run_never_replaces_what_it_did_not_make(genforge_cli, tmp_path):
-    from genforge.core.files import make_owned_folder
+    from genforge.core.folders import make_owned_folder
 
     foreign = tmp_path / "photos"
     foreign.mkdir()
@@ -534,3 +534,11 @@ def test_user_error_is_still_a_user_error_from_python():
 
     with pytest.raises(UserError, match="NaN"):
         check_output_values(np.array([np.nan], dtype=np.float32), "images")
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_standard_output_on_a_full_device_is_one_line():
+    exe = Path(sys.executable).with_name("genforge")
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([str(exe), "models"], stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    one_line(result, 2, "cannot write standard output", "disk is full")

@@ -7,8 +7,11 @@ messages cut. Anything else goes on to the bug handler in cli.main.
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import os
 import sys
+import traceback
 
 import click
 
@@ -34,6 +37,23 @@ def say(message: str) -> None:
         pass
 
 
+def printing(exc: BaseException) -> bool:
+    """The error came from printing (click.echo, rich), not from writing a file."""
+    return any(frame.filename.endswith(("click/utils.py", "rich/console.py", "rich/file_proxy.py"))
+               for frame in traceback.extract_tb(exc.__traceback__))
+
+
+def stdout_broken() -> bool:
+    """Standard output cannot take what is buffered (a full device, a closed pipe); it is then silenced."""
+    try:
+        sys.stdout.flush()
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return True
+    return False
+
+
 def disk_error(exc: BaseException) -> str | None:
     """The one line for a full disk, a read-only place or a refused write anywhere, or None."""
     seen = set()
@@ -41,7 +61,8 @@ def disk_error(exc: BaseException) -> str | None:
         seen.add(id(exc))
         number = getattr(exc, "errno", None)
         if isinstance(exc, OSError) and number in DISK_ERRORS:
-            where = exc.filename or "a file genforge was writing"
+            where = exc.filename or ("standard output" if printing(exc) or stdout_broken()
+                                     else "a file genforge was writing")
             return f"cannot write {where}: {DISK_ERRORS[number]}; files written before are intact"
         text = str(exc)
         for number, words in ((errno.ENOSPC, "No space left on device"), (errno.EROFS, "Read-only file system")):

@@ -29,16 +29,8 @@ from genforge.benchmarks.measure import Settings, run_benchmarks
 from genforge.core.app.evaluate import evaluate_target
 from genforge.core.app.report import render_html
 from genforge.core.errors import UserError
-from genforge.core.files import (
-    check_output_dir,
-    make_owned_folder,
-    read_toml,
-    removal_refusal,
-    remove_owned_folder,
-    run_lock,
-    write_atomic,
-    write_json,
-)
+from genforge.core.files import check_output_dir, read_toml, write_atomic, write_json
+from genforge.core.folders import make_owned_folder, removal_refusal, remove_owned_folder, run_lock
 from genforge.core.model import make_config
 from genforge.core.registry import get_registry
 from genforge.core.trainer import RUN_FILES, Trainer, config_from_dict
