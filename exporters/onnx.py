@@ -51,7 +51,8 @@ from genforge.core.inputs import GeneratorSignature, call_generator, signature_o
 from genforge.core.registry import get_registry
 from genforge.core.run_dir import load_run
 from genforge.exporters.onnx_runtime import OnnxRuntime
-from genforge.exporters.precisions import DEFAULT_OPSET, OPSETS, PRECISIONS
+from genforge.exporters.precisions import DEFAULT_OPSET, INT8_TARGETS, OPSETS, PRECISIONS
+from genforge.exporters.qdq import tensorrt_qdq_problems
 from genforge.exporters.rewrite import max_difference, rewrite_generator
 
 CHECK_BATCHES = (2, 7)
@@ -183,7 +184,7 @@ class _Calibration:
         self.index = 0
 
 
-def to_int8(src: Path, dst: Path, signature: GeneratorSignature) -> None:
+def to_int8(src: Path, dst: Path, signature: GeneratorSignature, target: str = "cpu") -> None:
     from onnxruntime.quantization import (  # lazy: onnxruntime is an extra
         CalibrationMethod,
         QuantFormat,
@@ -192,17 +193,18 @@ def to_int8(src: Path, dst: Path, signature: GeneratorSignature) -> None:
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process  # lazy: onnxruntime is an extra
 
+    rules = INT8_TARGETS[target]
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
         quantize_static(str(prepared), str(dst), _Calibration(signature),
                         quant_format=QuantFormat.QDQ, per_channel=True, weight_type=QuantType.QInt8,
-                        # 7-bit weights: uint8 x int8 products summed in pairs overflow int16 on x86 CPUs without
-                        # VNNI (AVX2), which ruined outputs there; a file may run on any CPU, so always
-                        reduce_range=True,
-                        activation_type=QuantType.QUInt8, calibrate_method=CalibrationMethod.MinMax,
-                        op_types_to_quantize=QUANTIZED_OPS,
-                        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
+                        reduce_range=rules.reduce_range,
+                        activation_type=QuantType.QInt8 if rules.signed_activations else QuantType.QUInt8,
+                        calibrate_method=CalibrationMethod.MinMax,
+                        op_types_to_quantize=QUANTIZED_OPS + (["ConvTranspose"] if target == "tensorrt" else []),
+                        extra_options={"ActivationSymmetric": rules.symmetric_activations, "WeightSymmetric": True,
+                                       "QuantizeBias": not rules.float_bias})
 
 
 def write_metadata(path: Path, metadata: dict) -> None:
@@ -246,12 +248,15 @@ def check_against_torch(path: Path, reference: torch.nn.Module, signature: Gener
 
 def export_onnx(run_dir, out, checkpoint=None, opset: int = DEFAULT_OPSET, batch="dynamic", precision: str = "fp32",
                 ema: bool | None = None, force: bool = False, max_fd_increase: float = 0.10,
-                quality_samples: int = 1000, check_quality: bool = True, rewrite: bool | None = None) -> ExportReport:
+                quality_samples: int = 1000, check_quality: bool = True, rewrite: bool | None = None,
+                target: str = "cpu") -> ExportReport:
     """Export, check and (only if every check passes) write `out` atomically."""
 
     if precision not in PRECISIONS:
         raise UserError(f"unknown precision {precision!r}; use {', '.join(PRECISIONS)}")
     policy = PRECISIONS[precision]
+    if target not in INT8_TARGETS:
+        raise UserError(f"unknown int8 target {target!r}; use {', '.join(INT8_TARGETS)}")
     if batch != "dynamic":
         try:
             batch = int(batch)
@@ -268,11 +273,11 @@ def export_onnx(run_dir, out, checkpoint=None, opset: int = DEFAULT_OPSET, batch
     with run_lock(run_dir, "export it", read_only_ok=True):
         loaded = load_run(run_dir, checkpoint, ema=ema)
     return _export(loaded, out, opset, batch, precision, policy, force, max_fd_increase, quality_samples,
-                   check_quality, rewrite)
+                   check_quality, rewrite, target)
 
 
 def _export(loaded, out: Path, opset, batch, precision, policy, force, max_fd_increase, quality_samples,
-            check_quality, rewrite) -> ExportReport:
+            check_quality, rewrite, target) -> ExportReport:
     signature = signature_of(loaded.model)
     reference = ExportWrapper(loaded.generator).eval()
     check_trained_output(loaded, reference, signature)
@@ -288,6 +293,8 @@ def _export(loaded, out: Path, opset, batch, precision, policy, force, max_fd_in
         if difference > 1e-4:
             raise ValidationFailed(f"the exact ConvTranspose rewrite differs by {difference:.2e}; export refused")
     metadata = build_metadata(loaded, precision, opset, batch)
+    if precision == "int8":
+        metadata["int8_target"] = target
     metadata["rewrite"] = f"{rewritten} ConvTranspose layers" if rewritten else "none"
     out.parent.mkdir(parents=True, exist_ok=True)
     remove_dead_temporaries(out.parent, TEMPORARY_PREFIX)
@@ -300,7 +307,11 @@ def _export(loaded, out: Path, opset, batch, precision, policy, force, max_fd_in
         if precision == "fp16":
             to_fp16(fp32_path, final)
         elif precision == "int8":
-            to_int8(fp32_path, final, signature)
+            to_int8(fp32_path, final, signature, target)
+            problems = tensorrt_qdq_problems(onnx.load(str(final))) if target == "tensorrt" else []
+            if problems:
+                raise ValidationFailed(f"the int8 file for TensorRT breaks its Q/DQ rules ({problems[0]}; "
+                                       f"{len(problems)} in all); nothing written")
         else:
             final = fp32_path
         write_metadata(final, metadata)

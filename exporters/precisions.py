@@ -29,7 +29,29 @@ PRECISIONS = {p.name: p for p in (
     Precision("fp16", 35.0, 0.1, False, "concat", True,
               "float16 graph with float32 inputs and outputs, for GPUs; Tanh stays float32"),
     Precision("int8", 22.0, 0.6, True, "transpose", True,
-              "static Q/DQ int8, calibrated on the generator's own inputs; uint8 activations, 7-bit weights"),
+              "static Q/DQ int8, calibrated on the generator's own inputs, for --target cpu or tensorrt"),
+)}
+
+
+@dataclass(frozen=True)
+class Int8Target:
+    """Where an int8 file will run: the two differ in how activations are quantized, and neither runs the
+    other's fast (measured: docs/int8-targets.md)."""
+
+    name: str
+    signed_activations: bool  # int8 (TensorRT's only form) or uint8 (ONNX Runtime's fast CPU kernels)
+    symmetric_activations: bool  # zero point 0 (TensorRT's only form)
+    reduce_range: bool  # 7-bit weights: uint8 x int8 pair sums overflow int16 on x86 CPUs without VNNI
+    float_bias: bool  # biases left in float (TensorRT dequantizes only int8, not ONNX Runtime's int32 biases)
+    summary: str
+
+
+INT8_TARGETS = {t.name: t for t in (
+    Int8Target("cpu", False, False, True, False,
+               "ONNX Runtime on CPUs: uint8 asymmetric activations, 7-bit per-channel weights (TensorRT rejects it)"),
+    Int8Target("tensorrt", True, True, False, True,
+               "TensorRT (and ONNX Runtime's TensorRT provider): symmetric int8 activations and per-channel weights, "
+               "zero points 0; about 4x slower than 'cpu' on ONNX Runtime CPU"),
 )}
 OPSETS = range(18, 24)  # what torch's dynamo exporter writes as asked (it writes 18 for anything lower)
 DEFAULT_OPSET = 18

@@ -20,6 +20,7 @@ from genforge.core.errors import UserError
 from genforge.core.files import read_json, write_atomic, write_json
 from genforge.core.runtime import GeneratorRuntime, read_generator_metadata
 from genforge.exporters.onnx_runtime import OnnxRuntime
+from genforge.exporters.qdq import tensorrt_qdq_problems
 
 
 def sidecar_path(engine: Path) -> Path:
@@ -69,9 +70,34 @@ def _trt():
     return trt
 
 
+def check_tensorrt_ready(onnx_path: Path) -> None:
+    """An int8 file must be the TensorRT-flavoured one (symmetric int8 Q/DQ): refused in one line otherwise,
+    before TensorRT or a GPU is needed."""
+    import onnx  # lazy: only building engines reads the ONNX graph here
+
+    if not onnx_path.is_file():
+        raise UserError(f"{onnx_path} does not exist; export it with `genforge export onnx`")
+    try:
+        model = onnx.load(str(onnx_path), load_external_data=False)
+    except Exception as exc:  # noqa: BLE001  protobuf raises several types for files that are not ONNX
+        raise UserError(f"{onnx_path} is not a valid ONNX model: {type(exc).__name__}") from None
+    meta = {p.key: p.value for p in model.metadata_props}
+    if meta.get("precision") != "int8":
+        return
+    export_again = (f"export it again with `genforge export onnx RUN --precision int8 --target tensorrt --out "
+                    f"{onnx_path.stem}-trt.onnx`")
+    if meta.get("int8_target") != "tensorrt":
+        raise UserError(f"{onnx_path.name} is int8 for ONNX Runtime on CPUs (uint8 asymmetric activations), which "
+                        f"TensorRT rejects; {export_again}")
+    problems = tensorrt_qdq_problems(model)
+    if problems:
+        raise UserError(f"{onnx_path.name} breaks TensorRT's Q/DQ rules ({problems[0]}); {export_again}")
+
+
 def build_engine(onnx_path, out, min_batch=1, opt_batch=16, max_batch=64, workspace_gib=4.0,
                  timing_cache: Path | None = None) -> dict:
     """Parse the ONNX into a strongly typed network, build with one profile, write engine + sidecar."""
+    check_tensorrt_ready(Path(onnx_path))
     trt = _trt()
     onnx_path, out = Path(onnx_path), Path(out)
     source = OnnxRuntime(onnx_path, "cpu")  # validates the file and its metadata

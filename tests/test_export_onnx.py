@@ -267,7 +267,7 @@ def test_tensorrt_engine_matches_onnx(runs, tmp_path, precision):
     from genforge.exporters.tensorrt import build_engine
 
     onnx_path = tmp_path / f"m-{precision}.onnx"
-    export_onnx(runs["cgan"], onnx_path, precision=precision, check_quality=False)
+    export_onnx(runs["cgan"], onnx_path, precision=precision, check_quality=False, target="tensorrt")
     engine = tmp_path / f"m-{precision}.engine"
     build_engine(onnx_path, engine, 1, 4, 8)
     got = runtime.load(engine).generate(n=5, seed=3)

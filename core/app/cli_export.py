@@ -12,7 +12,7 @@ import click
 from genforge.core.errors import UserError
 from genforge.core.files import OutputFile, check_distinct_outputs, write_json
 from genforge.core.limits import MAX_BATCH, check_batch_text
-from genforge.exporters.precisions import DEFAULT_OPSET, OPSETS, PRECISIONS
+from genforge.exporters.precisions import DEFAULT_OPSET, INT8_TARGETS, OPSETS, PRECISIONS
 
 
 def refuse_existing(out: Path, overwrite: bool) -> None:
@@ -34,6 +34,9 @@ def export():
 @click.option("--batch", default="dynamic", show_default=True, help="'dynamic' or a fixed batch size.")
 @click.option("--precision", default="fp32", show_default=True, type=click.Choice(list(PRECISIONS)),
               help="; ".join(f"{p.name}: {p.summary}" for p in PRECISIONS.values()) + ".")
+@click.option("--target", default="cpu", show_default=True, type=click.Choice(list(INT8_TARGETS)),
+              help="Where an int8 file will run. " + "; ".join(f"{t.name}: {t.summary}" for t in INT8_TARGETS.values())
+              + ".")
 @click.option("--ema/--no-ema", default=None,
               help="Export the EMA weights (--no-ema: the raw ones). Default: EMA when the checkpoint has it.")
 @click.option("--max-fd-increase", default=0.10, show_default=True, type=float,
@@ -45,8 +48,8 @@ def export():
               help="Rewrite ConvTranspose exactly into Convs (faster on ONNX Runtime CPU). "
                    "Default: on for fp32 and int8, off for fp16.")
 @click.option("--json", "json_out", type=OutputFile("export report"), help="Write the export report as JSON.")
-def export_onnx_command(run_dir, checkpoint, out, opset, batch, precision, ema, max_fd_increase, quality_samples,
-                        force, overwrite, rewrite, json_out):
+def export_onnx_command(run_dir, checkpoint, out, opset, batch, precision, target, ema, max_fd_increase,
+                        quality_samples, force, overwrite, rewrite, json_out):
     """Export RUN_DIR's generator to a validated, self-describing ONNX file."""
     from genforge.exporters.onnx import export_onnx
 
@@ -57,7 +60,7 @@ def export_onnx_command(run_dir, checkpoint, out, opset, batch, precision, ema, 
 
     report = export_onnx(run_dir, out, checkpoint=checkpoint, opset=opset, batch=batch, precision=precision,
                          ema=ema, force=force, max_fd_increase=max_fd_increase, quality_samples=quality_samples,
-                         rewrite=rewrite)
+                         rewrite=rewrite, target=target)
     for check in report.checks:
         click.echo(f"batch {check['batch']}: max abs error {check['max_abs_error']:.3g}, "
                    f"PSNR {check['psnr_db']:.1f} dB vs the PyTorch generator")
