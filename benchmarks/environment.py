@@ -12,6 +12,7 @@ import torch
 
 from genforge import __version__
 from genforge.core.hardware import cpu_clock_ghz, cpu_flags, cpu_model, cpu_peak_gflops
+from genforge.core.threads import thread_settings
 
 
 def _version(module: str) -> str | None:
@@ -48,7 +49,8 @@ def environment(threads: int | None = None) -> dict:
         "versions": {"python": platform.python_version(), "genforge": __version__, "torch": _version("torch"),
                      "onnxruntime": _version("onnxruntime") or _version("onnxruntime-gpu"),
                      "onnx": _version("onnx"), "tensorrt": _version("tensorrt")},
-        "threads": {"requested": threads, "torch": torch_threads, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")},
+        "threads": {"requested": threads, "torch": torch_threads, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+                    **thread_settings()},
         "platform": platform.platform(),
         "argv": sys.argv[:],
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 
+NOISY_CV = 0.20  # a row whose coefficient of variation exceeds this is flagged: the machine was busy or throttled
 COLUMNS = ["target", "backend", "batch", "median ms", "p90 ms", "p99 ms", "CV", "img/s", "GFLOP/s", "% peak",
            "first call s"]
 
@@ -15,7 +16,8 @@ def row_cells(row: dict) -> list[str]:
         return head + [f"{row['status']}: {row.get('reason', '')}"] + [""] * (len(COLUMNS) - 4)
     stats = row["stats"]
     return head + [f"{stats['median_ms']:.2f}", f"{stats['p90_ms']:.2f}", f"{stats['p99_ms']:.2f}",
-                   f"{stats['cv']:.1%}", f"{row['throughput_img_s']:.0f}",
+                   f"{stats['cv']:.1%}" + (" noisy" if stats["cv"] > NOISY_CV else ""),
+                   f"{row['throughput_img_s']:.0f}",
                    f"{row['gflops']:.1f}" if row.get("gflops") else "–",
                    f"{100 * row['peak_share']:.0f}%" if row.get("peak_share") else "–",
                    f"{row['first_call_s']:.2f}"]

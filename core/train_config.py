@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from genforge.core.data import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
 from genforge.core.errors import UserError
+from genforge.core.limits import MAX_SEED
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
@@ -37,6 +38,7 @@ class TrainConfig:
     model_options: dict = field(default_factory=dict)
     sync_batchnorm: bool = False  # with several CUDA processes: BatchNorm statistics over all of them
     dist_timeout_s: int = 300  # with several processes: a collective that waits longer ends the run
+    threads: int | None = None  # None: the free cores of this machine, shared over the processes (core/threads.py)
 
 
 # what each option must be: (type, check, what it must be); one line per option
@@ -52,7 +54,7 @@ OPTION_RULES = {
     "precision": (str, lambda v: v in PRECISIONS, " or ".join(PRECISIONS)),
     "device": (str, lambda v: v in DEVICES, " or ".join(DEVICES)),
     "channels_last": (bool, None, "true or false"),
-    "seed": (int, lambda v: v >= 0, "a whole number, 0 or more"),
+    "seed": (int, lambda v: 0 <= v <= MAX_SEED, "a whole number from 0 to 2^63 - 1"),
     "ema": ((bool, type(None)), None, "true or false"),
     "ema_decay": ((float, int), lambda v: 0 < v < 1, "between 0 and 1"),
     "log_every": (int, lambda v: v >= 1, "at least 1"),
@@ -65,6 +67,7 @@ OPTION_RULES = {
     "model_options": (dict, lambda v: all(isinstance(k, str) for k in v), "a table of model options"),
     "sync_batchnorm": (bool, None, "true or false"),
     "dist_timeout_s": (int, lambda v: v >= 10, "seconds, at least 10"),
+    "threads": ((int, type(None)), lambda v: v is None or 1 <= v <= 1024, "1 to 1024 (default: the free cores)"),
 }
 
 

@@ -48,6 +48,7 @@ from genforge.core.registry import get_registry
 from genforge.core.run_dir import read_run_config
 from genforge.core.signals import StopSignals
 from genforge.core.step import StepContext
+from genforge.core.threads import apply_threads
 from genforge.core.train_config import DEVICES, PRECISIONS, TrainConfig, config_from_dict
 
 RESUMABLE_CHANGES = {"steps", "epochs", "device", "log_every", "sample_every", "checkpoint_every", "keep",
@@ -199,6 +200,7 @@ class Trainer:
         self.config, self.out = config, Path(out)
         self.placement = placement_from_environment()
         self.progress = progress and self.placement.main
+        self.threads = apply_threads(config.threads, self.placement.world_size)
         self.device = resolve_device(config.device)
         check_precision(config.precision, self.device)
         check_placement(self.placement, config, self.device)
@@ -222,7 +224,7 @@ class Trainer:
         self.schedulers = self.model.schedulers(self.optimizers)
         broadcast_state(self.model)
         if self.placement.rank:  # each process draws its own noise; rank 0 draws what a single process would
-            torch.manual_seed(config.seed * 1_000_003 + self.placement.rank)
+            torch.manual_seed((config.seed * 1_000_003 + self.placement.rank) % 2**63)
         self.ctx = StepContext(self.optimizers, self.device, config.precision)
         if config.ema is None:
             self.config = config = dataclasses.replace(config, ema=type(self.model).ema_by_default)

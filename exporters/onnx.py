@@ -50,6 +50,7 @@ from genforge.core.folders import remove_dead_temporaries, run_lock
 from genforge.core.inputs import GeneratorSignature, call_generator, signature_of, torch_inputs
 from genforge.core.registry import get_registry
 from genforge.core.run_dir import load_run
+from genforge.core.threads import current_threads
 from genforge.exporters.onnx_runtime import OnnxRuntime
 from genforge.exporters.precisions import DEFAULT_OPSET, INT8_TARGETS, OPSETS, PRECISIONS
 from genforge.exporters.qdq import tensorrt_qdq_problems
@@ -227,7 +228,9 @@ def check_against_torch(path: Path, reference: torch.nn.Module, signature: Gener
     for node in graph.node:
         if node.op_type == "BatchNormalization" and any(a.name == "training_mode" and a.i == 1 for a in node.attribute):
             raise ValidationFailed(f"{path.name}: BatchNormalization exported in training mode")
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = current_threads() or 0
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     policy = PRECISIONS[precision]
     checks = []
     for batch in batches:

@@ -10,6 +10,7 @@ import numpy as np
 from genforge import __version__
 from genforge.core.errors import UserError
 from genforge.core.runtime import GeneratorRuntime, read_generator_metadata
+from genforge.core.threads import current_threads
 
 log = logging.getLogger("genforge.runtime")
 PROVIDERS = {
@@ -65,6 +66,7 @@ class OnnxRuntime(GeneratorRuntime):
             wanted = ["CPUExecutionProvider"]
         options = ort.SessionOptions()
         options.log_severity_level = 3
+        threads = threads or current_threads()
         if threads:
             options.intra_op_num_threads = threads
         try:

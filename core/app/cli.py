@@ -46,6 +46,16 @@ def cli():
     """
 
 
+THREADS_HELP = "Threads for torch, ONNX Runtime and OpenMP (default: the free cores of this machine)."
+threads_option = click.option("--threads", type=click.IntRange(1, 1024), help=THREADS_HELP)
+
+
+def use_threads(threads: int | None) -> int:
+    from genforge.core.threads import apply_threads
+
+    return apply_threads(threads)
+
+
 # -- plugins, models, datasets -------------------------------------------------------------
 @cli.command()
 def models():
@@ -166,6 +176,7 @@ def _read_toml(path: Path) -> dict:
 @click.option("--nproc", default=1, show_default=True, type=click.IntRange(min=1),
               help="Training processes on this machine (torch.distributed: gloo on CPU, nccl on CUDA, one GPU "
                    "each); --batch-size is the global batch, split over them.")
+@threads_option
 @click.option("--sync-batchnorm/--no-sync-batchnorm", default=False, show_default=True,
               help="With several CUDA processes: BatchNorm statistics over all of them (torch's SyncBatchNorm).")
 @click.pass_context
@@ -252,10 +263,12 @@ def parse_labels(text: str | None, n: int):
 @click.option("--provider", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda", "tensorrt"]),
               help="ONNX Runtime provider for .onnx targets.")
 @click.option("--out", default="samples.png", show_default=True, type=OutputFile("sample grid", IMAGE_SUFFIXES))
-def sample(target, checkpoint, ema, n, labels, seed, provider, out):
+@threads_option
+def sample(target, checkpoint, ema, n, labels, seed, provider, out, threads):
     """Write a grid of samples from a run directory, an .onnx file or an .engine."""
     from genforge.exporters import runtime
 
+    use_threads(threads)
     check_distinct_outputs({"--out": out}, {"the target": target})
     generator = runtime.load(target, provider=provider, checkpoint=checkpoint, ema=ema)
     label_array = parse_labels(labels, n)
@@ -283,13 +296,15 @@ def _save_array_grid(images, out, labels=None, nrow=None):
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, MAX_SEED), help="0 to 2^63 - 1.")
 @click.option("--out", default="interpolation.png", show_default=True,
               type=OutputFile("interpolation grid", IMAGE_SUFFIXES))
-def interpolate(target, checkpoint, rows, n_steps, seed, out):
+@threads_option
+def interpolate(target, checkpoint, rows, n_steps, seed, out, threads):
     """Write a grid of latent interpolations: each row walks (slerp) between two noise vectors."""
     import numpy as np
 
     from genforge.exporters import runtime
 
     check_distinct_outputs({"--out": out}, {"the target": target})
+    use_threads(threads)
     generator = runtime.load(target, checkpoint=checkpoint)
     check_generation(rows * n_steps, math.prod(generator.latent_shape), math.prod(generator.image_shape))
     ends, _ = generator.prepare_inputs(n=2 * rows, seed=seed)
@@ -319,12 +334,14 @@ def interpolate(target, checkpoint, rows, n_steps, seed, out):
               help="Inception-v3 weights file for --metrics inception (standard FID/KID/IS); nothing downloads.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, MAX_SEED), help="0 to 2^63 - 1.")
 @click.option("--json", "json_out", type=OutputFile("scores file"), help="Also write the scores as JSON.")
-def evaluate(target, checkpoint, ema, n, metrics, dataset_from, inception_weights, seed, json_out):
+@threads_option
+def evaluate(target, checkpoint, ema, n, metrics, dataset_from, inception_weights, seed, json_out, threads):
     """Score a run directory or an exported .onnx: FD (with floor and ceiling), KID, conditional accuracy, ELBO."""
     from genforge.core.app.evaluate import evaluate_target
 
     check_distinct_outputs({"--json": json_out}, {"the target": target, "--dataset-from": dataset_from,
                                                    "--inception-weights": inception_weights})
+    use_threads(threads)
     scores = evaluate_target(target, checkpoint=checkpoint, ema=ema, n=n, metrics=metrics,
                              dataset_from=dataset_from, seed=seed,
                              options={"inception_weights": inception_weights} if inception_weights else None)
@@ -344,7 +361,8 @@ def evaluate(target, checkpoint, ema, n, metrics, dataset_from, inception_weight
 @click.option("--out", type=OutputDir("report folder"), help="Report folder (default genforge-report).")
 @click.option("--overwrite/--no-overwrite", default=False, show_default=True,
               help="Replace an earlier genforge report in the folder (never a folder genforge did not make).")
-def run_command(pipeline, out, overwrite):
+@threads_option
+def run_command(pipeline, out, overwrite, threads):
     """The main job: train, evaluate, export ONNX (fp32, int8), benchmark, write an HTML report.
 
     With no PIPELINE.toml: dcgan on the embedded digits, about two minutes on a CPU.
@@ -354,6 +372,8 @@ def run_command(pipeline, out, overwrite):
     config = load_pipeline(pipeline)
     if out:
         config["out"] = str(out)
+    if threads:
+        config["threads"] = threads
     folder = run_pipeline(config, overwrite=overwrite, echo=click.echo)
     click.echo(f"report: {folder / 'index.html'}  (numbers in {folder / 'report.json'})")
 

@@ -50,7 +50,8 @@ def bench_options(function):
         click.option("--min-iters", default=10, show_default=True, type=click.IntRange(2, 1_000_000)),
         click.option("--duration-s", default=2.0, show_default=True,
                      type=click.FloatRange(0, MAX_SECONDS, min_open=True), help="Timed seconds per row."),
-        click.option("--threads", type=click.IntRange(min=1), help="Intra-op threads (torch and ONNX Runtime)."),
+        click.option("--threads", type=click.IntRange(1, 1024),
+                     help="Threads for torch, ONNX Runtime and OpenMP (default: the free cores of this machine)."),
     ]
     for option in reversed(options):
         function = option(function)
@@ -59,10 +60,12 @@ def bench_options(function):
 
 def _settings(batches, warmup_s, min_iters, duration_s, threads):
     from genforge.benchmarks.measure import Settings
+    from genforge.core.threads import apply_threads
 
     check_seconds(warmup_s, "--warmup-s")
     check_seconds(duration_s, "--duration-s")
-    return Settings(_int_list(batches, "batch"), warmup_s, min_iters, duration_s, threads)
+    batch_sizes = _int_list(batches, "batch")
+    return Settings(batch_sizes, warmup_s, min_iters, duration_s, apply_threads(threads))
 
 
 def _backend_names(backends):

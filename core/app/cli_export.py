@@ -48,8 +48,10 @@ def export():
               help="Rewrite ConvTranspose exactly into Convs (faster on ONNX Runtime CPU). "
                    "Default: on for fp32 and int8, off for fp16.")
 @click.option("--json", "json_out", type=OutputFile("export report"), help="Write the export report as JSON.")
+@click.option("--threads", type=click.IntRange(1, 1024),
+              help="Threads for torch, ONNX Runtime and OpenMP (default: the free cores of this machine).")
 def export_onnx_command(run_dir, checkpoint, out, opset, batch, precision, target, ema, max_fd_increase,
-                        quality_samples, force, overwrite, rewrite, json_out):
+                        quality_samples, force, overwrite, rewrite, json_out, threads):
     """Export RUN_DIR's generator to a validated, self-describing ONNX file."""
     from genforge.exporters.onnx import export_onnx
 
@@ -57,6 +59,9 @@ def export_onnx_command(run_dir, checkpoint, out, opset, batch, precision, targe
     check_distinct_outputs({"--out": out, "--json": json_out}, {"the run directory": run_dir})
     if batch != "dynamic":
         check_batch_text(batch)
+    from genforge.core.threads import apply_threads
+
+    apply_threads(threads)
 
     report = export_onnx(run_dir, out, checkpoint=checkpoint, opset=opset, batch=batch, precision=precision,
                          ema=ema, force=force, max_fd_increase=max_fd_increase, quality_samples=quality_samples,

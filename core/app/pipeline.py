@@ -33,12 +33,14 @@ from genforge.core.files import check_output_dir, read_toml, write_atomic, write
 from genforge.core.folders import make_owned_folder, removal_refusal, remove_owned_folder, run_lock
 from genforge.core.model import make_config
 from genforge.core.registry import get_registry
+from genforge.core.threads import apply_threads
 from genforge.core.trainer import RUN_FILES, Trainer, config_from_dict
 from genforge.exporters.onnx import export_onnx
 from genforge.exporters.precisions import PRECISIONS
 
 DEFAULT_PIPELINE = {
     "out": "genforge-report",
+    "threads": None,  # None: the free cores of this machine (core/threads.py)
     "train": {"model": "dcgan", "dataset": "digits", "image_size": 32, "batch_size": 32, "steps": 800,
               "sample_every": 200, "checkpoint_every": 400, "model_options": {"g_width": 32, "d_width": 32}},
     "evaluate": {"n": 1000, "metrics": None},
@@ -92,6 +94,11 @@ def load_pipeline(path: Path | None) -> dict:
             if not isinstance(value, str) or not value:
                 raise UserError(f"pipeline out = {value!r} must be a folder name (text)")
             config["out"] = value
+            continue
+        if key == "threads":
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1024:
+                raise UserError(f"pipeline threads = {value!r} must be a whole number from 1 to 1024")
+            config["threads"] = value
             continue
         if not isinstance(value, dict):
             raise UserError(f"pipeline [{key}] must be a table of settings, not {value!r}")
@@ -151,7 +158,8 @@ def run_pipeline(config: dict, overwrite: bool = False, echo=print) -> Path:
 
     check_pipeline(config)
     out = check_output_dir(config["out"], "report folder")
-    train_config = config_from_dict(dict(config["train"]))
+    threads = apply_threads(config.get("threads"))
+    train_config = config_from_dict({**config["train"], "threads": threads})
     prepare_out(out, overwrite)
     report: dict = {"pipeline": config, "timings_s": {}}
     started = time.perf_counter()
@@ -192,7 +200,8 @@ def run_pipeline(config: dict, overwrite: bool = False, echo=print) -> Path:
     echo("[4/4] benchmarking")
     t = time.perf_counter()
     b = config["bench"]
-    settings = Settings(tuple(b["batches"]), b["warmup_s"], b["min_iters"], b["duration_s"], b.get("threads"))
+    settings = Settings(tuple(b["batches"]), b["warmup_s"], b["min_iters"], b["duration_s"],
+                        b.get("threads") or threads)
     bench = run_benchmarks(targets, b["backends"], settings)
     write_json(out / "bench.json", bench, indent=1)
     report["bench"] = [{k: v for k, v in row.items() if k != "samples_ms"} for row in bench["rows"]]

@@ -1,0 +1,56 @@
+"""Threads that survive a busy machine: the default is the free cores, --threads overrides it everywhere,
+and reports record what was used (benchmarks/busy_machine.py measures the slowdowns)."""
+
+import json
+
+import pytest
+import torch
+
+from genforge.core import threads
+from genforge.testing import assert_one_line_error
+
+
+@pytest.mark.parametrize("cores, busy, world, expected", [
+    (2, 0.0, 1, 2), (2, 1.0, 1, 1), (2, 2.0, 1, 1), (8, 2.6, 1, 5), (8, 0.0, 2, 4), (1, 0.0, 1, 1)])
+def test_the_default_is_the_cores_nobody_else_uses(cores, busy, world, expected, monkeypatch):
+    monkeypatch.setattr(threads, "cores_available", lambda: cores)
+    monkeypatch.setattr(threads, "busy_cores", lambda sample_s=0.05: busy)
+    assert threads.default_threads(world) == expected
+
+
+def test_busy_cores_reads_a_plausible_share_of_this_machine():
+    import os
+
+    busy = threads.busy_cores(0.05)
+    assert 0.0 <= busy <= len(os.sched_getaffinity(0)) + 1e-6
+
+
+def test_threads_reach_torch_and_the_run_config_and_the_report(genforge_cli, tmp_path):
+    before = torch.get_num_threads()
+    try:
+        genforge_cli("train", "--steps", "2", "--image-size", "16", "--batch-size", "16", "-o", "g_width=8",
+                     "-o", "d_width=8", "--threads", "1", "--no-progress", "--out", tmp_path / "run")
+        assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["threads"] == 1
+        assert torch.get_num_threads() == 1
+        genforge_cli("bench", tmp_path / "run", "--backend", "torch", "--batch", "1", "--warmup-s", "0",
+                     "--duration-s", "0.05", "--threads", "1", "--json", tmp_path / "b.json")
+        recorded = json.loads((tmp_path / "b.json").read_text())["environment"]["threads"]
+        assert recorded["threads"] == 1 and recorded["chosen"] == "--threads" and "load_average" in recorded
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("command", [("train",), ("sample", "x.onnx"), ("evaluate", "x.onnx"), ("bench", "x.onnx"),
+                                     ("export", "onnx", "run", "--out", "x.onnx"), ("run",)])
+def test_every_computing_command_takes_threads_and_checks_them(command, genforge_cli):
+    assert_one_line_error(genforge_cli(*command, "--threads", "0", expect=2), "--threads")
+
+
+def test_a_noisy_row_is_flagged():
+    from genforge.benchmarks.rows import row_cells
+
+    row = {"target": "t", "backend": "torch", "batch": 1, "status": "ok", "throughput_img_s": 10.0,
+           "first_call_s": 0.1, "stats": {"median_ms": 1.0, "p90_ms": 2.0, "p99_ms": 3.0, "cv": 0.45}}
+    assert "noisy" in row_cells(row)[6]
+    row["stats"]["cv"] = 0.05
+    assert "noisy" not in row_cells(row)[6]
