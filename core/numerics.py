@@ -53,3 +53,9 @@ def check_output_values(images, what: str) -> None:
     if low < -1 - OUTPUT_SLACK or high > 1 + OUTPUT_SLACK:
         raise UserError(f"{what} span {low:.3g}..{high:.3g}, not [-1, 1]: the weights or file are broken; nothing "
                         "was written (use an earlier checkpoint, or export again)")
+
+
+def psnr(reference, test, peak: float = 2.0) -> float:
+    """Peak signal-to-noise ratio in dB for images in [-1, 1] (peak-to-peak 2)."""
+    mse = float(np.mean((np.asarray(reference, np.float64) - np.asarray(test, np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * math.log10(peak**2 / mse)

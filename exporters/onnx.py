@@ -48,6 +48,7 @@ from genforge.core.files import atomic_path
 from genforge.core.flops import count_macs
 from genforge.core.folders import remove_dead_temporaries, run_lock
 from genforge.core.inputs import GeneratorSignature, call_generator, signature_of, torch_inputs
+from genforge.core.numerics import psnr
 from genforge.core.registry import get_registry
 from genforge.core.run_dir import load_run
 from genforge.core.threads import current_threads
@@ -75,11 +76,6 @@ class ExportReport:
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-def psnr(reference: np.ndarray, test: np.ndarray, peak: float = 2.0) -> float:
-    mse = float(np.mean((reference.astype(np.float64) - test.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(peak**2 / mse)
 
 
 class ExportWrapper(torch.nn.Module):

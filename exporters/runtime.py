@@ -12,15 +12,21 @@ Loading an .onnx or .engine needs only its metadata: no model-plugin code is imp
 
 from __future__ import annotations
 
+from genforge.core.errors import UserError
 from genforge.core.runtime import GeneratorRuntime, TorchRuntime
 from genforge.core.targets import classify_target
 
 
-def load(path, provider: str = "cpu", checkpoint=None, ema=None, device="cpu") -> GeneratorRuntime:
-    """Open a run directory (or one of its checkpoints), an .onnx or an .engine for generation."""
+def load(path, provider: str = "cpu", checkpoint=None, ema=None, device="cpu", precision="fp32") -> GeneratorRuntime:
+    """Open a run directory (or one of its checkpoints), an .onnx or an .engine for generation. A run directory
+    also runs in bf16 (precision="bf16") where the CPU has AVX-512 BF16 or AMX, or on CUDA."""
     target = classify_target(path)
     if target.kind == "run":
-        return TorchRuntime(target.path, checkpoint or target.checkpoint, ema, device)
+        return TorchRuntime(target.path, checkpoint or target.checkpoint, ema, device, precision)
+    if precision != "fp32":
+        inside = "the ONNX graph" if target.kind == "onnx" else "the engine"
+        raise UserError(f"{path} carries its precision inside ({inside}); precision={precision!r} applies to run "
+                        "directories only")
     if target.kind == "onnx":
         from genforge.exporters.onnx_runtime import OnnxRuntime  # lazy: onnxruntime is a heavy optional import
 

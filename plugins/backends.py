@@ -12,8 +12,10 @@ import torch
 
 from genforge.core.backend import CudaEventsMixin, PreparedCall
 from genforge.core.flops import count_macs
+from genforge.core.hardware import cpu_has_bf16
 from genforge.core.inputs import signature_of, torch_inputs
 from genforge.core.run_dir import load_run
+from genforge.core.runtime import to_bf16
 from genforge.core.targets import Target
 from genforge.exporters.onnx_runtime import OnnxRuntime
 from genforge.exporters.tensorrt import EngineRuntime, read_sidecar, sidecar_path
@@ -21,7 +23,8 @@ from genforge.exporters.tensorrt import EngineRuntime, read_sidecar, sidecar_pat
 
 # -- PyTorch ---------------------------------------------------------------------------------
 class TorchCall(PreparedCall):
-    def __init__(self, target: Target, batch: int, threads: int | None, device: str, compile_mode: str | None):
+    def __init__(self, target: Target, batch: int, threads: int | None, device: str, compile_mode: str | None,
+                 precision: str = "fp32"):
         if threads:
             torch.set_num_threads(threads)
         self.torch, self.device = torch, device
@@ -30,6 +33,9 @@ class TorchCall(PreparedCall):
         z, labels = torch_inputs(*signature_of(loaded.model).inputs(n=batch, seed=0), device=device)
         self.inputs = (z,) if labels is None else (z, labels)
         self.macs_per_image = count_macs(generator, tuple(t[:1] for t in self.inputs))
+        if precision == "bf16":
+            generator = to_bf16(generator)
+            self.inputs = (z.to(torch.bfloat16), *self.inputs[1:])
         self.module = torch.compile(generator, mode=compile_mode) if compile_mode else generator
 
     def call(self):
@@ -45,6 +51,7 @@ class TorchCudaCall(CudaEventsMixin, TorchCall):
 
 class TorchBackend:
     compile_mode: str | None = None
+    precision = "fp32"
 
     def skip_reason(self, target: Target) -> str | None:
         if target.kind != "run":
@@ -54,9 +61,18 @@ class TorchBackend:
     def prepare(self, target: Target, batch: int, threads: int | None = None) -> PreparedCall:
         device = "cuda" if torch.cuda.is_available() else "cpu"
         call_class = TorchCudaCall if device == "cuda" else TorchCall
-        call = call_class(target, batch, threads, device, self.compile_mode)
+        call = call_class(target, batch, threads, device, self.compile_mode, self.precision)
         call.device = device
         return call
+
+
+class TorchBf16Backend(TorchBackend):
+    precision = "bf16"
+
+    def skip_reason(self, target: Target) -> str | None:
+        if not torch.cuda.is_available() and not cpu_has_bf16():
+            return "this CPU has neither AVX-512 BF16 nor AMX: bf16 would be emulated, several times slower than fp32"
+        return super().skip_reason(target)
 
 
 class TorchCompileBackend(TorchBackend):

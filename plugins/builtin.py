@@ -53,6 +53,9 @@ def register_metrics(register):
 def register_backends(register):
     B = f"{P}.backends"
     register(BackendSpec("torch", f"{B}:TorchBackend", "PyTorch eager (CUDA when present)", targets=("run",)))
+    register(BackendSpec("torch-bf16", f"{B}:TorchBf16Backend",
+                         "PyTorch eager in bfloat16, channels_last (CPUs with AVX-512 BF16 or AMX; CUDA)",
+                         targets=("run",)))
     register(BackendSpec("torch-compile", f"{B}:TorchCompileBackend", "torch.compile (inductor)", targets=("run",)))
     register(BackendSpec("ort-cpu", f"{B}:OrtBackend", "ONNX Runtime, CPU provider", targets=("onnx",)))
     register(BackendSpec("ort-cuda", f"{B}:OrtCudaBackend", "ONNX Runtime, CUDA provider", targets=("onnx",),

@@ -88,15 +88,20 @@ def bench():
 @bench_options
 @click.option("--json", "json_out", type=OutputFile("report file"), help="Write the report (raw samples) as JSON.")
 @click.option("--markdown", type=OutputFile("Markdown file"), help="Write a Markdown table (CI job summaries).")
-def bench_run(targets, backends, batches, warmup_s, min_iters, duration_s, threads, json_out, markdown):
+@click.option("--precision", default="fp32", show_default=True, type=click.Choice(["fp32", "bf16"]),
+              help="For run directories: bf16 times PyTorch in bfloat16 (the torch-bf16 backend; CPUs with AVX-512 "
+                   "BF16 or AMX, or CUDA). Exported files carry their own precision.")
+def bench_run(targets, backends, batches, warmup_s, min_iters, duration_s, threads, json_out, markdown, precision):
     """Time TARGETS (run directories, .onnx, .engine) on each backend and batch size."""
     from genforge.benchmarks.measure import run_benchmarks
     from genforge.benchmarks.rows import markdown_table
 
     check_distinct_outputs({"--json": json_out, "--markdown": markdown},
                            {f"target {i + 1}": t for i, t in enumerate(targets)})
-    report = run_benchmarks(targets, _backend_names(backends), _settings(batches, warmup_s, min_iters, duration_s,
-                                                                          threads),
+    names = _backend_names(backends)
+    if precision == "bf16":
+        names = [("torch-bf16" if n == "torch" else n) for n in names] if names else ["torch-bf16"]
+    report = run_benchmarks(targets, names, _settings(batches, warmup_s, min_iters, duration_s, threads),
                             progress=lambda text: click.echo(f"  timing {text}", err=True))
     print_report(report)
     if json_out:
