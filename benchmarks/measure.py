@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import resource
+import statistics
 import subprocess
 import time
 from dataclasses import dataclass
@@ -106,7 +107,8 @@ def make_row(target, backend_name, batch, samples, call, first_call_s) -> dict:
     row = {"target": target.name, "target_kind": target.kind, "backend": backend_name, "batch": batch,
            "status": "ok", "samples_ms": [round(s * 1e3, 4) for s in samples], "stats": stats,
            "throughput_img_s": batch / (stats["median_ms"] / 1e3), "first_call_s": first_call_s,
-           "peak_rss_mib": peak_rss_mib(), "device": call.device, "gflops": None, "peak_share": None}
+           "peak_rss_mib": peak_rss_mib(), "device": call.device, "gflops": None, "peak_share": None,
+           "timing": call.timing, "end_to_end_ms": end_to_end_ms(call)}
     if call.macs_per_image:
         row["gflops"] = 2 * call.macs_per_image * batch / (stats["median_ms"] / 1e3) / 1e9
         if call.device == "cpu":
@@ -116,6 +118,22 @@ def make_row(target, backend_name, batch, samples, call, first_call_s) -> dict:
 
         row["cuda_peak_mib"] = torch.cuda.max_memory_allocated() / 2**20
     return row
+
+
+END_TO_END_CALLS = 20
+
+
+def end_to_end_ms(call) -> float | None:
+    """Median of host-to-host calls for device-timed rows (the column every GPU backend shares); None on CPU
+    and for rows timed in another process (bench ab --python-a)."""
+    if call.timing == "host" or not hasattr(call, "end_to_end"):
+        return None
+    samples = []
+    for _ in range(END_TO_END_CALLS + 1):
+        start = time.perf_counter()
+        call.end_to_end()
+        samples.append(time.perf_counter() - start)
+    return round(statistics.median(samples[1:]) * 1e3, 4)
 
 
 def prepare_timed(spec, target, batch, settings):
@@ -257,6 +275,7 @@ def serve_worker(target, backend_name: str, batch: int, threads: int | None, std
     resolved = resolve_target(target)
     call, first = prepare_timed(spec, resolved, batch, Settings(threads=threads))
     stdout.write(json.dumps({"version": __version__, "first_call_s": first, "device": call.device,
+                             "timing": call.timing,
                              "macs_per_image": call.macs_per_image}) + "\n")
     stdout.flush()
     for line in stdin:
@@ -300,7 +319,8 @@ def run_ab_versions(target, python_a: str, python_b: str, backend_names, setting
                         samples[key] += answer["samples"]
                 for key in "ab":
                     hello = workers[key].hello
-                    call = SimpleNamespace(device=hello["device"], macs_per_image=hello["macs_per_image"])
+                    call = SimpleNamespace(device=hello["device"], macs_per_image=hello["macs_per_image"],
+                                           timing=hello.get("timing", "host"))
                     row = make_row(resolved, name, batch, samples[key], call, hello["first_call_s"])
                     row.update(target="A/B", ab_target=f"{resolved.name} (genforge {hello['version']})")
                     reports[key]["rows"].append(row)

@@ -6,7 +6,7 @@ import html
 
 NOISY_CV = 0.20  # a row whose coefficient of variation exceeds this is flagged: the machine was busy or throttled
 COLUMNS = ["target", "backend", "batch", "median ms", "p90 ms", "p99 ms", "CV", "img/s", "GFLOP/s", "% peak",
-           "first call s"]
+           "first call s", "timing", "end-to-end ms"]
 
 
 def row_cells(row: dict) -> list[str]:
@@ -20,7 +20,8 @@ def row_cells(row: dict) -> list[str]:
                    f"{row['throughput_img_s']:.0f}",
                    f"{row['gflops']:.1f}" if row.get("gflops") else "–",
                    f"{100 * row['peak_share']:.0f}%" if row.get("peak_share") else "–",
-                   f"{row['first_call_s']:.2f}"]
+                   f"{row['first_call_s']:.2f}", row.get("timing", "host"),
+                   f"{row['end_to_end_ms']:.2f}" if row.get("end_to_end_ms") else "–"]
 
 
 def environment_line(env: dict) -> str:

@@ -6,7 +6,8 @@
     seconds = call.timed()                         # one synchronous call
 
 A PreparedCall times itself with perf_counter; GPU calls mix in CudaEventsMixin to time on
-their CUDA stream. `macs_per_image` (when known) gives GFLOP/s and the share of peak.
+their CUDA stream with device-resident inputs and outputs, and implement end_to_end() (host to host,
+copies included) for the report's end-to-end column. `macs_per_image` (when known) gives GFLOP/s and the share of peak.
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ import time
 class PreparedCall:
     macs_per_image: int | None = None
     device: str = "cpu"
+    timing = "host"  # what timed() measures: "host" (perf_counter) or "cuda-events" (device-resident I/O)
+
+    def end_to_end(self) -> None:
+        """One call from host inputs to host outputs (copies included); GPU calls implement it."""
+        raise NotImplementedError
 
     def call(self) -> None:
         raise NotImplementedError
@@ -28,7 +34,11 @@ class PreparedCall:
 
 
 class CudaEventsMixin:
-    """Time a call with CUDA events on the current stream (what the GPU spent, not the host)."""
+    """Time a call with CUDA events on the current stream (what the GPU spent, not the host): every GPU backend
+    keeps its inputs and outputs on the device and runs on torch's current stream, so the events bracket its
+    work and nothing else. Its end_to_end() (host to host) is timed apart, with perf_counter."""
+
+    timing = "cuda-events"
 
     def timed(self) -> float:
         import torch  # lazy: the contract module is imported by CPU-only code too

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -49,7 +50,7 @@ def refuse_unbounded_graph(path: Path) -> None:
 
 
 class OnnxRuntime(GeneratorRuntime):
-    def __init__(self, path, provider: str = "cpu", threads: int | None = None):
+    def __init__(self, path, provider: str = "cpu", threads: int | None = None, provider_options: dict | None = None):
         import onnxruntime as ort  # lazy: onnxruntime is an extra (cpu or gpu build)
 
         path = Path(path)
@@ -59,6 +60,9 @@ class OnnxRuntime(GeneratorRuntime):
             raise UserError(f"{path} is empty or missing; export it again with `genforge export onnx`")
         refuse_unbounded_graph(path)
         wanted = PROVIDERS[provider]
+        if provider != "cpu" and hasattr(ort, "preload_dlls"):
+            with contextlib.suppress(Exception):  # CUDA and cuDNN from the nvidia-* wheels, when they are there
+                ort.preload_dlls()
         available = set(ort.get_available_providers())
         if wanted[0] not in available:
             log.warning("ONNX Runtime provider %s is not available here (%s); falling back to CPU",
@@ -69,8 +73,9 @@ class OnnxRuntime(GeneratorRuntime):
         threads = threads or current_threads()
         if threads:
             options.intra_op_num_threads = threads
+        providers = [(wanted[0], provider_options)] + wanted[1:] if provider_options and len(wanted) > 1 else wanted
         try:
-            self.session = ort.InferenceSession(str(path), options, providers=wanted)
+            self.session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:  # noqa: BLE001  ORT raises several types for unreadable files
             reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
             if wanted != ["CPUExecutionProvider"] and "Protobuf" not in reason and "parsing" not in reason:

@@ -46,7 +46,11 @@ class TorchCall(PreparedCall):
 
 
 class TorchCudaCall(CudaEventsMixin, TorchCall):
-    pass
+    def end_to_end(self):
+        host = [t.cpu().numpy() for t in self.inputs]
+        with self.torch.inference_mode():
+            inputs = [self.torch.from_numpy(h).to(self.device) for h in host]
+            self.module(*inputs).float().cpu()
 
 
 class TorchBackend:
@@ -95,10 +99,58 @@ class OrtCall(PreparedCall):
         self.z, self.labels = self.runtime.prepare_inputs(n=batch, seed=0)
         macs = self.runtime.metadata.get("macs_per_image")
         self.macs_per_image = int(macs) if macs else None
-        self.device = "cpu" if provider == "cpu" else "cuda"
+        self.device = "cpu"
 
     def call(self):
         self.runtime.run(self.z, self.labels)
+
+
+class OrtDeviceCall(CudaEventsMixin, PreparedCall):
+    """ONNX Runtime on CUDA or TensorRT, timed as every GPU backend is: inputs and outputs bound in CUDA memory
+    (IOBinding), the provider running on torch's current stream so CUDA events bracket its work."""
+
+    def __init__(self, target: Target, batch: int, threads: int | None, provider: str):
+        import numpy as np
+
+        stream = torch.cuda.current_stream().cuda_stream
+        self.runtime = OnnxRuntime(target.path, provider, threads=threads,
+                                   provider_options=gpu_provider_options(provider, stream, target.path))
+        self.z, self.labels = self.runtime.prepare_inputs(n=batch, seed=0)
+        macs = self.runtime.metadata.get("macs_per_image")
+        self.macs_per_image = int(macs) if macs else None
+        self.device = "cuda"
+        session = self.runtime.session
+        self.binding = session.io_binding()
+        self.tensors = [torch.from_numpy(self.z).cuda()]
+        self.binding.bind_input("z", "cuda", 0, np.float32, tuple(self.z.shape), self.tensors[0].data_ptr())
+        if self.labels is not None:
+            self.tensors.append(torch.from_numpy(self.labels.astype(np.int32)).cuda())
+            self.binding.bind_input("labels", "cuda", 0, np.int32, tuple(self.labels.shape),
+                                    self.tensors[1].data_ptr())
+        out = torch.empty((batch, *self.runtime.image_shape), dtype=torch.float32, device="cuda")
+        self.tensors.append(out)
+        self.binding.bind_output("images", "cuda", 0, np.float32, tuple(out.shape), out.data_ptr())
+
+    def call(self):
+        self.runtime.session.run_with_iobinding(self.binding)
+
+    def end_to_end(self):
+        self.runtime.run(self.z, self.labels)
+
+
+def gpu_provider_options(provider: str, stream: int, onnx_path: Path) -> dict:
+    """ONNX Runtime GPU provider options: torch's stream; for TensorRT, an engine and timing cache folder beside
+    genforge's cache (GENFORGE_CACHE/trt-ep), so a second benchmark does not rebuild the engine."""
+    options = {"has_user_compute_stream": "1", "user_compute_stream": str(stream)}
+    if provider == "tensorrt":
+        import os
+
+        cache = Path(os.environ.get("GENFORGE_CACHE", Path.home() / ".cache" / "genforge")) / "trt-ep"
+        cache.mkdir(parents=True, exist_ok=True)
+        options.update(trt_engine_cache_enable="1", trt_engine_cache_path=str(cache),
+                       trt_engine_cache_prefix=onnx_path.stem, trt_timing_cache_enable="1",
+                       trt_timing_cache_path=str(cache))
+    return options
 
 
 class OrtBackend:
@@ -115,7 +167,7 @@ class OrtBackend:
         return None
 
     def prepare(self, target: Target, batch: int, threads: int | None = None) -> PreparedCall:
-        call = OrtCall(target, batch, threads, self.provider)
+        call = (OrtCall if self.provider == "cpu" else OrtDeviceCall)(target, batch, threads, self.provider)
         if call.runtime.provider != self.provider_name:
             raise RuntimeError(f"{self.provider_name} could not start; ONNX Runtime fell back to "
                                f"{call.runtime.provider}")
@@ -146,6 +198,9 @@ class TensorrtCall(CudaEventsMixin, PreparedCall):
 
     def call(self):
         self.runtime.execute_bound()
+
+    def end_to_end(self):
+        self.runtime.run(self.z, self.labels)
 
 
 class TensorrtBackend:

@@ -8,6 +8,7 @@ import pytest
 
 from genforge.benchmarks.measure import Settings, compare_reports, run_ab, run_benchmarks
 from genforge.benchmarks.stats import compare_samples, ratio_of_medians, summarize
+from genforge.core.errors import UserError
 from genforge.testing import assert_one_line_error
 
 FAKE_BACKEND = """
@@ -223,3 +224,30 @@ def test_a_checkpoint_folder_is_a_target(train_small, tmp_path):
                             Settings(batches=(2,), warmup_s=0.01, min_iters=3, duration_s=0.02))
     row = report["rows"][0]
     assert row["status"] == "ok" and row["target"] == "run@step-00000002" and row["target_kind"] == "run"
+
+
+def test_every_row_says_which_timing_it_used(train_small, tmp_path, genforge_cli):
+    """CPU rows are host-timed with no end-to-end column; GPU rows (gpu-marked tests) are CUDA-event timed."""
+    run = train_small(tmp_path / "run").out
+    genforge_cli("bench", run, "--backend", "torch", "--batch", "1", "--warmup-s", "0", "--duration-s", "0.05",
+                 "--json", tmp_path / "b.json")
+    rows = json.loads((tmp_path / "b.json").read_text())["rows"]
+    assert [(r["timing"], r["end_to_end_ms"]) for r in rows] == [("host", None)]
+    from genforge.benchmarks.measure import check_report
+
+    report = json.loads((tmp_path / "b.json").read_text())
+    report["rows"][0]["timing"] = "stopwatch"
+    with pytest.raises(UserError, match="timing"):
+        check_report(report, tmp_path / "b.json")
+
+
+@pytest.mark.gpu
+def test_gpu_backends_time_with_cuda_events_and_report_end_to_end(train_small, tmp_path):
+    from genforge.benchmarks.measure import Settings, run_benchmarks
+    from genforge.exporters.onnx import export_onnx
+
+    run = train_small(tmp_path / "run").out
+    export_onnx(run, tmp_path / "g.onnx", check_quality=False)
+    report = run_benchmarks([run, tmp_path / "g.onnx"], ["torch", "ort-cuda"], Settings((1, 8), 0.1, 5, 0.3))
+    gpu_rows = [r for r in report["rows"] if r["status"] == "ok"]
+    assert gpu_rows and all(r["timing"] == "cuda-events" and r["end_to_end_ms"] > 0 for r in gpu_rows)
