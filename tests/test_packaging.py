@@ -44,3 +44,18 @@ def test_wheel_layout_and_fresh_install(tmp_path):
     where = subprocess.run([str(fresh_python), "-c", "import genforge.core; print(genforge.core.__file__)"],
                            capture_output=True, text=True, cwd=tmp_path)
     assert str(env_dir) in where.stdout, where.stdout
+
+
+def test_the_extras_fit_together():
+    """gpu names one CUDA major (12) for TensorRT and leaves ONNX Runtime to onnxruntime-gpu; the test tools
+    (dev) bring no ONNX Runtime of their own, so '.[gpu,dev]' never installs the CPU and GPU builds together.
+    (Resolving '.[gpu]' needs NVIDIA's package index, which the tensorrt-cu12 stubs download from.)"""
+    import tomllib
+
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    names = {extra: [r.split(">")[0].split("<")[0].split("=")[0].strip() for r in reqs]
+             for extra, reqs in extras.items()}
+    assert "tensorrt-cu12" in names["gpu"] and "tensorrt" not in names["gpu"]
+    assert "onnxruntime-gpu" in names["gpu"] and "onnxruntime" not in names["gpu"]
+    assert not {"onnxruntime", "onnxruntime-gpu"} & set(names["dev"])
+    assert names["cpu"] == ["onnxruntime"]
