@@ -5,8 +5,9 @@ import difflib
 import click
 
 
-class UserError(click.ClickException):
-    """A problem with what the user asked for: one line, what to do, exit status 2."""
+class UserError(click.ClickException, ValueError):
+    """A problem with what the user asked for: one line, what to do, exit status 2. From Python it is also a
+    ValueError, so callers that catch bad arguments the standard way catch it too."""
 
     exit_code = 2
 

@@ -287,21 +287,24 @@ class Trainer:
             for name, scheduler in self.schedulers.items():
                 scheduler.load_state_dict(checkpoint.state["schedulers"][name])
             self.ctx.load_state_dict(checkpoint.state.get("scalers", {}))
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            rng = checkpoint.state["rng"]
+            if isinstance(rng, list):  # one state per process
+                if len(rng) == self.placement.world_size:
+                    set_rng_state(rng[self.placement.rank])
+                elif self.placement.main:
+                    set_rng_state(rng[0])
+            elif self.placement.main:
+                set_rng_state(rng)
+            if self.ema is not None and checkpoint.ema is not None:
+                ckpt.check_tensors_fit(self.ema.state, checkpoint.ema, found[-1], "EMA")
+                self.ema.state = {k: v.to(self.device) for k, v in checkpoint.ema.items()}
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as exc:
+            if isinstance(exc, UserError):
+                raise
             reason = " ".join(str(exc).split())[:150]
             raise UserError(f"checkpoint {found[-1]} does not fit this run's model and optimizers "
                             f"({type(exc).__name__}: {reason}); resume the run it belongs to, or remove that "
                             "checkpoint folder") from None
-        rng = checkpoint.state["rng"]
-        if isinstance(rng, list):  # one state per process
-            if len(rng) == self.placement.world_size:
-                set_rng_state(rng[self.placement.rank])
-            elif self.placement.main:
-                set_rng_state(rng[0])
-        elif self.placement.main:
-            set_rng_state(rng)
-        if self.ema is not None and checkpoint.ema is not None:
-            self.ema.state = {k: v.to(self.device) for k, v in checkpoint.ema.items()}
         self.best = checkpoint.state.get("best")
         self.step = self._saved_step = checkpoint.step
         if self.placement.main:

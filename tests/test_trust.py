@@ -270,6 +270,13 @@ def test_damaged_checkpoint_contents_and_other_widths_are_one_line(genforge_cli,
     torch.save({"optimizers": [1, 2]}, latest / "state.pt")
     refused(genforge_cli, ("train", "--resume", state, "--steps", "8", "--no-progress"), ["damaged", "optimizers"],
             [state / "checkpoints"])
+    no_rng = copy_run(run, tmp_path / "no-rng")
+    latest = ckpt.step_checkpoints(no_rng / "checkpoints")[-1]
+    state = torch.load(latest / "state.pt", weights_only=True)
+    torch.save({**{k: v for k, v in state.items() if k != "rng"}, "rng": {"torch": "not a state"}},
+               latest / "state.pt")
+    refused(genforge_cli, ("train", "--resume", no_rng, "--steps", "8", "--no-progress"), ["does not fit"],
+            [no_rng / "checkpoints"])
     wide = copy_run(run, tmp_path / "wide")
     record = json.loads((wide / "config.json").read_text())
     record["model_config"]["g_width"] = record["train"]["model_options"]["g_width"] = 16
@@ -529,11 +536,16 @@ def test_the_bug_handler_falls_back_when_the_crash_folder_cannot_be_written(tmp_
     assert str(blocker) not in line
 
 
-def test_user_error_is_still_a_user_error_from_python():
+def test_bad_arguments_from_python_raise_genforge_errors_that_are_value_errors(run):
     from genforge.core.numerics import check_output_values
+    from genforge.exporters import runtime
 
     with pytest.raises(UserError, match="NaN"):
         check_output_values(np.array([np.nan], dtype=np.float32), "images")
+    with pytest.raises(ValueError, match="seed"):
+        runtime.load(run).generate(n=2, seed=-3)
+    with pytest.raises(UserError, match="memory"):
+        runtime.load(run).generate(n=10**12)
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
@@ -542,3 +554,33 @@ def test_standard_output_on_a_full_device_is_one_line():
     with open("/dev/full", "w") as full:
         result = subprocess.run([str(exe), "models"], stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
     one_line(result, 2, "cannot write standard output", "disk is full")
+
+
+def test_a_suite_target_without_a_model_and_a_report_with_wrong_types_are_one_line(genforge_cli, tmp_path):
+    suite = tmp_path / "suite.toml"
+    suite.write_text("[[targets]]\nname = 'a'\n")
+    refused(genforge_cli, ("bench", "suite", suite, "--smoke", "--out", tmp_path / "out"), ["has no model"])
+    report = tmp_path / "r.json"
+    row = {"target": "t", "target_kind": "onnx", "backend": "ort-cpu", "batch": 1, "status": "ok",
+           "samples_ms": [1.0], "stats": {k: 1.0 for k in ("n", "min_ms", "median_ms", "mean_ms", "p90_ms", "p95_ms",
+                                                          "p99_ms", "max_ms", "std_ms", "cv")},
+           "throughput_img_s": 1.0, "first_call_s": 0.1, "peak_rss_mib": 1.0, "device": "cpu", "gflops": None,
+           "peak_share": None}
+    row["stats"]["median_ms"] = "fast"
+    report.write_text(json.dumps({"schema": "genforge.bench/1", "environment": {}, "settings": {}, "rows": [row]}))
+    refused(genforge_cli, ("bench", "compare", report, report), ["not a genforge benchmark report"])
+
+
+def test_a_damaged_classifier_cache_is_rebuilt_and_plugins_new_refuses_an_unwritable_place(run, genforge_cli,
+                                                                                          tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("GENFORGE_CACHE", str(cache))
+    genforge_cli("evaluate", run, "--n", "100")
+    for path in (cache / "classifiers").glob("*"):
+        path.write_bytes(b"\x00garbage")
+    result = genforge_cli("evaluate", run, "--n", "100")
+    assert "fd" in result.stdout
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    refused(genforge_cli, ("plugins", "new", "my-gan", "--kind", "model", "--out", blocker / "pkg"),
+            ["cannot be written"])
