@@ -88,7 +88,9 @@ def check_weights_file(path, what: str = "weights file") -> None:
     """Refuse a user's weights file unless it loads as plain tensors (torch.load weights_only=True): a pickle
     that would run code is rejected before any library unpickles it."""
     try:
-        torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's pickle warnings would add lines to the one-line refusal
+            torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001  the unpickler raises several types for files it refuses
         reason = " ".join(str(exc).split())[:120] or type(exc).__name__
         raise UserError(f"{what} {path} is not a plain weights file and was not loaded (genforge loads only "
