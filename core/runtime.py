@@ -45,6 +45,19 @@ class GeneratorRuntime:
     def conditional(self) -> bool:
         return self.signature.conditional
 
+    @property
+    def class_names(self) -> list[str]:
+        """The classes' names (from the run's data or the file's metadata); numbers when none were recorded."""
+        names = getattr(self, "_class_names", None)
+        if names is None:
+            try:
+                names = json.loads(self.metadata.get("class_names") or "[]")
+            except (TypeError, ValueError):
+                names = []
+        if not isinstance(names, list) or len(names) != (self.num_classes or 0):
+            names = [str(i) for i in range(self.num_classes or 0)]
+        return [str(name) for name in names]
+
     def prepare_inputs(self, n=None, z=None, labels=None, seed=None) -> tuple[np.ndarray, np.ndarray | None]:
         """Noise and labels drawn (or checked) as everywhere in genforge (core/inputs.py)."""
         return self.signature.inputs(n=n, z=z, labels=labels, seed=seed)
@@ -125,6 +138,7 @@ class TorchRuntime(GeneratorRuntime):
         self.image_shape = (info.channels, info.height, info.width)
         self.metadata = {"model": self.loaded.model_name, "step": self.loaded.step, "precision": precision,
                          "dataset": info.name}
+        self._class_names = list(info.class_names or [])
         self.generator = self.loaded.generator
         if precision == "bf16":
             z, labels = self.prepare_inputs(n=16, seed=4321)

@@ -344,7 +344,11 @@ class Trainer:
         check_generator_output(get_registry().model(self.config.model), images, self.info,
                                f"the generator's output at step {self.step}")
         nrow = self.info.num_classes if self.model.conditional and self.info.num_classes <= 16 else None
-        return save_grid(images, path, nrow=nrow)
+        captions = None
+        if self.model.conditional and self.fixed_labels is not None:
+            names = list(self.info.class_names or range(self.info.num_classes))
+            captions = [str(names[int(label)]) for label in self.fixed_labels]
+        return save_grid(images, path, nrow=nrow, captions=captions)
 
     def _check_finite(self, metrics: dict) -> None:
         values = torch.stack([v.float() for v in metrics.values()])
@@ -423,7 +427,8 @@ class Trainer:
                     raise RuntimeError(f"the processes ended with different weights ({checksums}); this is a bug")
             self.sample_grid(self.out / "samples" / f"step-{self.step:08d}.png")
             self.sample_grid(self.out / "samples.png")
-            save_loss_curve(self.out / "metrics.jsonl", self.out / "loss.png")
+            save_loss_curve(self.out / "metrics.jsonl", self.out / "loss.png",
+                            f"{config.model} on {config.dataset}: training to step {self.step}")
         self.release_lock()
         return self.out
 

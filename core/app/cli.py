@@ -274,17 +274,23 @@ def sample(target, checkpoint, ema, n, labels, seed, provider, out, threads):
     label_array = parse_labels(labels, n)
     if label_array is not None and not generator.conditional:
         raise UserError("--labels needs a conditional model; this one is unconditional")
+    if generator.conditional and label_array is None:
+        label_array = generator.signature.check_labels(None, n)
     images = generator.generate(n=n, labels=label_array, seed=seed)
-    _save_array_grid(images, out, label_array if generator.conditional else None)
-    click.echo(f"wrote {out} ({n} samples)")
+    one_per_column = generator.conditional and labels is None and generator.num_classes <= 16
+    classes = generator.num_classes if one_per_column else None
+    _save_array_grid(images, out, label_array if generator.conditional else None, nrow=classes,
+                     names=generator.class_names)
+    click.echo(f"wrote {out} ({n} samples{', one class per column' if classes else ''})")
 
 
-def _save_array_grid(images, out, labels=None, nrow=None):
+def _save_array_grid(images, out, labels=None, nrow=None, names=()):
     import torch
 
     from genforge.core.images import save_grid
 
-    captions = [str(v) for v in labels] if labels is not None else None
+    names = list(names)
+    captions = [names[int(v)] if 0 <= int(v) < len(names) else str(v) for v in labels] if labels is not None else None
     save_grid(torch.from_numpy(images), out, nrow=nrow, captions=captions)
 
 
@@ -316,7 +322,7 @@ def interpolate(target, checkpoint, rows, n_steps, seed, out, threads):
     z = z.reshape(rows * n_steps, *generator.latent_shape).astype(np.float32)
     labels = np.repeat(generator.signature.check_labels(None, rows), n_steps) if generator.conditional else None
     images = generator.generate(z=z, labels=labels)
-    _save_array_grid(images, out, nrow=n_steps)
+    _save_array_grid(images, out, labels, nrow=n_steps, names=generator.class_names)
     click.echo(f"wrote {out} ({rows} rows of {n_steps})")
 
 
