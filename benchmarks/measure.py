@@ -66,7 +66,7 @@ def resolve_backends(names) -> dict:
     registry = get_registry()
     specs = registry.specs("backends")
     if not names:
-        return dict(specs)
+        return {name: spec for name, spec in specs.items() if spec.default}
     return {name: registry.get("backends", name) for name in names}
 
 

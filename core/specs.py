@@ -101,5 +101,6 @@ class BackendSpec(Spec):
     """A benchmark backend. impl names a class with skip_reason(target) and prepare(target, batch, threads)."""
 
     targets: tuple[str, ...] = field(default=("run",))  # run | onnx | engine
+    default: bool = True  # timed when --backend is not given (False: only when asked for by name)
     device: str = "cpu"
     kind = "backend"

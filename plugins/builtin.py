@@ -56,7 +56,9 @@ def register_backends(register):
     register(BackendSpec("torch-bf16", f"{B}:TorchBf16Backend",
                          "PyTorch eager in bfloat16, channels_last (CPUs with AVX-512 BF16 or AMX; CUDA)",
                          targets=("run",)))
-    register(BackendSpec("torch-compile", f"{B}:TorchCompileBackend", "torch.compile (inductor)", targets=("run",)))
+    register(BackendSpec("torch-compile", f"{B}:TorchCompileBackend",
+                         "torch.compile (inductor); compiles first, which can take minutes: only when asked for",
+                         targets=("run",), default=False))
     register(BackendSpec("ort-cpu", f"{B}:OrtBackend", "ONNX Runtime, CPU provider", targets=("onnx",)))
     register(BackendSpec("ort-cuda", f"{B}:OrtCudaBackend", "ONNX Runtime, CUDA provider", targets=("onnx",),
                          device="cuda"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import math
 import os
 import sys
@@ -348,6 +349,8 @@ def evaluate(target, checkpoint, ema, n, metrics, dataset_from, inception_weight
     check_distinct_outputs({"--json": json_out}, {"the target": target, "--dataset-from": dataset_from,
                                                    "--inception-weights": inception_weights})
     use_threads(threads)
+    click.echo(f"scoring {n} samples of {target} (the first time for a dataset, genforge trains its feature "
+               "classifier first: up to a minute or two)", err=True)
     scores = evaluate_target(target, checkpoint=checkpoint, ema=ema, n=n, metrics=metrics,
                              dataset_from=dataset_from, seed=seed,
                              options={"inception_weights": inception_weights} if inception_weights else None)
@@ -356,6 +359,9 @@ def evaluate(target, checkpoint, ema, n, metrics, dataset_from, inception_weight
                 [[k, f"{v:.4g}" if isinstance(v, float) else v] for k, v in scores.items() if k != "skipped"])
     for name, reason in skipped.items():
         click.echo(f"note: {name} skipped: it {reason}", err=True)
+    if isinstance(scores.get("fd"), float) and scores.get("fd_floor"):
+        click.echo(f"verdict: FD {scores['fd']:.4g} is {scores['fd'] / scores['fd_floor']:.2f}x the floor (the FD "
+                   f"between the dataset's own train and test images, {scores['fd_floor']:.4g}); lower is better")
     if json_out:
         write_json(json_out, scores)
         click.echo(f"wrote {json_out}")
@@ -380,8 +386,12 @@ def run_command(pipeline, out, overwrite, threads):
         config["out"] = str(out)
     if threads:
         config["threads"] = threads
+    from genforge.core.app.report import summary_line
+
     folder = run_pipeline(config, overwrite=overwrite, echo=click.echo)
-    click.echo(f"report: {folder / 'index.html'}  (numbers in {folder / 'report.json'})")
+    click.echo(summary_line(json.loads((folder / "report.json").read_text())))
+    click.echo(f"report: {folder / 'index.html'}  (Markdown: {folder / 'report.md'}; numbers in "
+               f"{folder / 'report.json'})")
 
 
 cli.add_command(export)

@@ -24,6 +24,13 @@ class DefaultRunGroup(click.Group):
             args = ["run", *args]
         return super().parse_args(ctx, args)
 
+    def format_help(self, ctx, formatter):
+        """The group's help, then the options of the bare form `genforge bench TARGET...` (bench run)."""
+        super().format_help(ctx, formatter)
+        run = self.commands["run"]
+        with formatter.section("Options of `genforge bench TARGET...` (the same as `bench run`)"):
+            formatter.write_dl([p.get_help_record(ctx) for p in run.get_params(ctx) if p.get_help_record(ctx)])
+
 
 def _int_list(text: str, what: str) -> tuple[int, ...]:
     try:
@@ -44,7 +51,9 @@ def _fraction(text: str) -> float:
 
 def bench_options(function):
     options = [
-        click.option("--backend", "backends", help="Comma-separated backends (default: every one that fits)."),
+        click.option("--backend", "backends",
+                     help="Comma-separated backends (default: every one that fits, except torch-compile, which "
+                          "compiles for minutes first and runs only when named)."),
         click.option("--batch", "batches", default="1,8,64", show_default=True, help="Batch sizes."),
         click.option("--warmup-s", default=0.5, show_default=True, type=click.FloatRange(0, MAX_SECONDS)),
         click.option("--min-iters", default=10, show_default=True, type=click.IntRange(2, 1_000_000)),

@@ -63,6 +63,10 @@ def export_onnx_command(run_dir, checkpoint, out, opset, batch, precision, targe
 
     apply_threads(threads)
 
+    gated = PRECISIONS[precision].quality_gate
+    click.echo(f"exporting {precision}: ONNX, checks against PyTorch"
+               + (f", then the quality gate on {quality_samples} samples (about a minute on a CPU)" if gated else ""),
+               err=True)
     report = export_onnx(run_dir, out, checkpoint=checkpoint, opset=opset, batch=batch, precision=precision,
                          ema=ema, force=force, max_fd_increase=max_fd_increase, quality_samples=quality_samples,
                          rewrite=rewrite, target=target)
@@ -71,8 +75,9 @@ def export_onnx_command(run_dir, checkpoint, out, opset, batch, precision, targe
                    f"PSNR {check['psnr_db']:.1f} dB vs the PyTorch generator")
     if report.quality:
         q = report.quality
-        click.echo(f"quality: FD {q['fd_variant']:.4g} vs fp32 {q['fd_fp32']:.4g} ({q['fd_increase']:+.1%})"
-                   + ("" if q["ok"] else "  [over the gate; written because of --force]"))
+        verdict = "passed" if q["ok"] else "FAILED (written because of --force)"
+        click.echo(f"{precision}: FD {q['fd_increase']:+.1%} against fp32 ({q['fd_variant']:.4g} vs "
+                   f"{q['fd_fp32']:.4g}), gate {max_fd_increase:.0%}: {verdict}")
     click.echo(f"wrote {out} ({precision}, opset {opset}, {report.size_bytes / 1e6:.2f} MB, "
                f"{report.rewritten_layers} layers rewritten)")
     if json_out:

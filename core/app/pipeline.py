@@ -26,13 +26,15 @@ import time
 from pathlib import Path
 
 from genforge.benchmarks.measure import Settings, run_benchmarks
+from genforge.core.app.charts import grids_side_by_side, speed_chart
 from genforge.core.app.evaluate import evaluate_target
-from genforge.core.app.report import render_html
+from genforge.core.app.report import render_html, render_markdown
 from genforge.core.errors import UserError
 from genforge.core.files import check_output_dir, read_toml, write_atomic, write_json
 from genforge.core.folders import make_owned_folder, removal_refusal, remove_owned_folder, run_lock
 from genforge.core.model import make_config
 from genforge.core.registry import get_registry
+from genforge.core.run_dir import read_run_config
 from genforge.core.threads import apply_threads
 from genforge.core.trainer import RUN_FILES, Trainer, config_from_dict
 from genforge.exporters.onnx import export_onnx
@@ -133,7 +135,10 @@ def check_pipeline(config: dict) -> None:
                 raise UserError(f"pipeline [{section}] {key} = {value!r} is not valid; it must be {must}")
 
 
-REPORT_FILES = ("samples.png", "loss.png", "bench.json", "report.json", "index.html",
+RUN_FOLDER = "training"  # not "run": `genforge bench run model.onnx` would read it as the subcommand
+RUN_FOLDERS = (RUN_FOLDER, "run")  # "run": what genforge 0.1 called it, still recognised as ours
+REPORT_FILES = ("samples.png", "loss.png", "precisions.png", "speed.png", "bench.json", "report.json", "report.md",
+                "index.html",
                 *(f"model-{precision}.onnx" for precision in PRECISIONS))
 
 
@@ -141,16 +146,18 @@ def prepare_out(out: Path, overwrite: bool) -> None:
     """A new or empty folder, or one genforge made for a report: an unfinished one (no report.json) is replaced,
     a finished one only with --overwrite. Never a folder holding anything genforge did not write."""
     if out.exists() and any(out.iterdir()):
-        refusal = removal_refusal(out, "report", REPORT_FILES + ("run",))
-        run = out / "run"
-        if not refusal and run.is_dir() and any(run.iterdir()):
-            refusal = removal_refusal(run, "run", RUN_FILES)
+        refusal = removal_refusal(out, "report", REPORT_FILES + RUN_FOLDERS)
+        runs = [out / name for name in RUN_FOLDERS if (out / name).is_dir() and any((out / name).iterdir())]
+        for run in runs:
+            refusal = refusal or removal_refusal(run, "run", RUN_FILES)
         if refusal:
             raise UserError(f"{refusal}; refusing to replace it: choose another --out (or move your files out)")
         if (out / "report.json").exists() and not overwrite:
             raise UserError(f"{out} holds an earlier report; pass --overwrite to replace it, or choose another --out")
-        with run_lock(run, "replace its report") if run.is_dir() else contextlib.nullcontext():
-            remove_owned_folder(out, "report", REPORT_FILES + ("run",), "choose another --out")
+        with contextlib.ExitStack() as locks:
+            for run in runs:
+                locks.enter_context(run_lock(run, "replace its report"))
+            remove_owned_folder(out, "report", REPORT_FILES + RUN_FOLDERS, "choose another --out")
     make_owned_folder(out, "report")
 
 
@@ -166,15 +173,16 @@ def run_pipeline(config: dict, overwrite: bool = False, echo=print) -> Path:
 
     echo(f"[1/4] training {train_config.model} on {train_config.dataset}")
     t = time.perf_counter()
-    trainer = Trainer(train_config, out / "run", progress=True)
+    trainer = Trainer(train_config, out / RUN_FOLDER, progress=True)
     run = trainer.fit()
     report["timings_s"]["train"] = time.perf_counter() - t
-    report["train"] = {"steps": trainer.step, "run_dir": "run", "device": str(trainer.device)}
+    report["train"] = {"steps": trainer.step, "run_dir": RUN_FOLDER, "device": str(trainer.device)}
     report["images"] = []
+    pictures = {}
     for picture in ("samples.png", "loss.png"):
         if (run / picture).exists():
-            write_atomic(out / picture, (run / picture).read_bytes())
-            report["images"].append(picture)
+            pictures[picture] = (run / picture).read_bytes()
+    report["train_config"] = read_run_config(run)["train"]
 
     echo("[2/4] evaluating")
     t = time.perf_counter()
@@ -207,7 +215,25 @@ def run_pipeline(config: dict, overwrite: bool = False, echo=print) -> Path:
     report["bench"] = [{k: v for k, v in row.items() if k != "samples_ms"} for row in bench["rows"]]
     report["timings_s"]["bench"] = time.perf_counter() - t
     report["environment"] = bench["environment"]
+    pictures["precisions.png"] = precision_grids(targets)
+    pictures["speed.png"] = speed_chart(bench["rows"])
+    for name, data in pictures.items():
+        if data:
+            write_atomic(out / name, data)
+            report["images"].append(name)
     report["timings_s"]["total"] = time.perf_counter() - started
     write_json(out / "report.json", report, indent=1)
-    write_atomic(out / "index.html", render_html(report))
+    write_atomic(out / "report.md", render_markdown(report))
+    write_atomic(out / "index.html", render_html(report, pictures))
     return out
+
+
+def precision_grids(targets: list[Path], n: int = 30) -> bytes:
+    """The run and each export, from the same noise (and labels), side by side."""
+    from genforge.exporters import runtime
+
+    generators = {("PyTorch fp32" if t.is_dir() else t.stem): runtime.load(t) for t in targets}
+    first = next(iter(generators.values()))
+    z, labels = first.prepare_inputs(n=n, seed=7)
+    grids = {name: g.generate(z=z, labels=labels) for name, g in generators.items()}
+    return grids_side_by_side(grids, first.class_names if first.conditional else None, labels)

@@ -208,10 +208,10 @@ plugin guide (docs/plugins.md), and `tests/test_plugin.py` checks it.
 
 KINDS = {
     "model": {"module": "model", "init": INIT_MODEL, "body": MODEL, "test": TEST_MODEL,
-              "description": "a small fully connected GAN",
+              "description": "{name}: a model plugin, today a small fully connected GAN to replace with yours",
               "usage": "genforge train --model {name} --dataset digits --steps 500 --out runs/{name}"},
     "dataset": {"module": "dataset", "init": INIT_DATASET, "body": DATASET, "test": TEST_DATASET,
-                "description": "procedural bars, 2 classes",
+                "description": "{name}: a dataset plugin, today procedural bars in 2 classes to replace with yours",
                 "usage": "genforge datasets show {name} --out preview.png\n"
                          "genforge train --model cgan --dataset {name} --steps 500 --out runs/{name}"},
 }
@@ -231,8 +231,8 @@ def write_plugin_package(name: str, kind: str, out: Path) -> Path:
     ident = name.replace("-", "_")
     package = f"genforge_{ident}"
     values = {"name": name, "kind": kind, "ident": ident, "package": package, "module": template["module"],
-              "cls": "".join(part.title() for part in name.split("-")), "description": template["description"],
-              "genforge_version": __version__}
+              "cls": "".join(part.title() for part in name.split("-")),
+              "description": template["description"].format(name=name), "genforge_version": __version__}
     values["usage"] = "```\n" + template["usage"].format(**values) + "\n```"
     files = {
         "pyproject.toml": PYPROJECT, "README.md": README, f"{package}/__init__.py": template["init"],
