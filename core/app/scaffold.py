@@ -45,8 +45,7 @@ packages = ["{package}"]
 INIT_MODEL = '''\
 """genforge plugin: registers the {name!r} model. Imported by `genforge --help`: keep it light."""
 
-from genforge import hookimpl
-from genforge.core.specs import ModelSpec
+from genforge import ModelSpec, hookimpl
 
 
 @hookimpl
@@ -66,7 +65,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genforge.core.model import GeneratorModel
+from genforge import GeneratorModel
 
 
 @dataclass
@@ -133,8 +132,7 @@ def test_{ident}_is_listed(genforge_cli):
 INIT_DATASET = '''\
 """genforge plugin: registers the {name!r} dataset. Imported by `genforge --help`: keep it light."""
 
-from genforge import hookimpl
-from genforge.core.specs import DatasetSpec
+from genforge import DatasetSpec, hookimpl
 
 
 @hookimpl
@@ -151,7 +149,7 @@ items are (float image in [-1, 1], int label).
 
 import torch
 
-from genforge.core.data import DataInfo, ImageTensorDataset, check_split
+from genforge import DataInfo, ImageTensorDataset, check_split
 
 CLASSES = ("horizontal", "vertical")
 SPLIT_SIZES = {{"train": 512, "test": 128}}

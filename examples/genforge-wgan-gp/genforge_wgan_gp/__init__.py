@@ -1,7 +1,6 @@
 """genforge plugin: registers the `wgan-gp` model. Imported by `genforge --help`: imports nothing heavy."""
 
-from genforge import hookimpl
-from genforge.core.specs import ModelSpec
+from genforge import ModelSpec, hookimpl
 
 
 @hookimpl

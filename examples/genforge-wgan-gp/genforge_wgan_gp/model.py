@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from genforge.core.model import GeneratorModel, power_of_two_depth
+from genforge import GeneratorModel, power_of_two_depth
 
 
 @dataclass
