@@ -74,7 +74,8 @@ def verdict(report: dict) -> list[str]:
                      f"{row['batch']})")
     noisy = [r for r in report["bench"] if r["status"] == "ok" and r["stats"]["cv"] > NOISY_CV]
     if noisy:
-        lines.append(f"{len(noisy)} benchmark row(s) noisy (CV over {NOISY_CV:.0%}): the machine was busy")
+        lines.append(f"{len(noisy)} benchmark row(s) noisy (CV over {NOISY_CV:.0%}): their medians are less certain "
+                     "(a busy machine, or calls so short that timer and scheduler jitter show)")
     return lines
 
 
