@@ -154,7 +154,8 @@ def convert_option(key: str, value, kind):
         try:
             return kind(value.strip())
         except ValueError:
-            raise UserError(f"model option {key}={value!r} must be a {kind.__name__}") from None
+            article = "an" if kind is int else "a"
+            raise UserError(f"model option {key}={value!r} must be {article} {kind.__name__}") from None
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):

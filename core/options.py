@@ -10,7 +10,7 @@ def parse_model_options(pairs) -> dict:
     options = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep:
+        if not sep or not key.strip():
             raise UserError(f"model option {pair!r} must look like key=value (e.g. -o latent_dim=64)")
         options[key.strip().replace("-", "_")] = value.strip()
     return options

@@ -51,7 +51,7 @@ from genforge.core.step import StepContext
 from genforge.core.threads import apply_threads
 from genforge.core.train_config import DEVICES, PRECISIONS, TrainConfig, config_from_dict
 
-RESUMABLE_CHANGES = {"steps", "epochs", "device", "log_every", "sample_every", "checkpoint_every", "keep",
+RESUMABLE_CHANGES = {"steps", "epochs", "device", "log_every", "sample_every", "checkpoint_every", "keep", "threads",
                      "dist_timeout_s"}
 
 

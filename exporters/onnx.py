@@ -254,6 +254,8 @@ def export_onnx(run_dir, out, checkpoint=None, opset: int = DEFAULT_OPSET, batch
     if precision not in PRECISIONS:
         raise UserError(f"unknown precision {precision!r}; use {', '.join(PRECISIONS)}")
     policy = PRECISIONS[precision]
+    if isinstance(quality_samples, bool) or not isinstance(quality_samples, int) or not 10 <= quality_samples <= 10**6:
+        raise UserError(f"quality_samples {quality_samples!r} must be a whole number from 10 to 1000000")
     if target not in INT8_TARGETS:
         raise UserError(f"unknown int8 target {target!r}; use {', '.join(INT8_TARGETS)}")
     if batch != "dynamic":

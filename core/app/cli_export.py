@@ -39,9 +39,9 @@ def export():
               + ".")
 @click.option("--ema/--no-ema", default=None,
               help="Export the EMA weights (--no-ema: the raw ones). Default: EMA when the checkpoint has it.")
-@click.option("--max-fd-increase", default=0.10, show_default=True, type=float,
+@click.option("--max-fd-increase", default=0.10, show_default=True, type=click.FloatRange(0, 1000),
               help="Quality gate: refuse a variant whose FD exceeds fp32's by more than this fraction.")
-@click.option("--quality-samples", default=1000, show_default=True, type=click.IntRange(min=10))
+@click.option("--quality-samples", default=1000, show_default=True, type=click.IntRange(10, 1_000_000))
 @click.option("--force", is_flag=True, help="Write a variant that fails the quality gate anyway.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
 @click.option("--rewrite/--no-rewrite", default=None,

@@ -32,6 +32,7 @@ from genforge.core.app.report import render_html, render_markdown
 from genforge.core.errors import UserError
 from genforge.core.files import check_output_dir, read_toml, write_atomic, write_json
 from genforge.core.folders import make_owned_folder, removal_refusal, remove_owned_folder, run_lock
+from genforge.core.limits import MAX_BATCH
 from genforge.core.model import make_config
 from genforge.core.registry import get_registry
 from genforge.core.run_dir import read_run_config
@@ -54,8 +55,8 @@ SECTIONS = set(DEFAULT_PIPELINE)
 MAX_SECONDS = 3600  # a warm-up or timing duration longer than an hour is a typo (or inf)
 
 
-def _whole(low):
-    return lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= low
+def _whole(low, high=10**6):
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
 
 
 def _number(low, strict=False, high=math.inf):
@@ -65,20 +66,20 @@ def _number(low, strict=False, high=math.inf):
 
 # per section: key -> (check, what it must be); [train] is checked by the training options' own rules
 SECTION_RULES = {
-    "evaluate": {"n": (_whole(10), "a whole number, at least 10"),
+    "evaluate": {"n": (_whole(10), "a whole number from 10 to 1000000"),
                  "metrics": (lambda v: v is None or isinstance(v, str), "comma-separated metric names")},
     "export": {"precisions": (lambda v: isinstance(v, list) and v and all(p in PRECISIONS for p in v),
                               f"a list of {', '.join(PRECISIONS)}"),
-               "quality_samples": (_whole(10), "a whole number, at least 10"),
+               "quality_samples": (_whole(10), "a whole number from 10 to 1000000"),
                "max_fd_increase": (_number(0), "a number, 0 or more")},
     "bench": {"backends": (lambda v: isinstance(v, list) and v and all(isinstance(b, str) for b in v),
                            "a list of backend names"),
-              "batches": (lambda v: isinstance(v, list) and v and all(_whole(1)(b) for b in v),
-                          "a list of batch sizes, each at least 1"),
+              "batches": (lambda v: isinstance(v, list) and v and all(_whole(1, MAX_BATCH)(b) for b in v),
+                          f"a list of batch sizes from 1 to {MAX_BATCH}"),
               "warmup_s": (_number(0, high=MAX_SECONDS), f"seconds, 0 to {MAX_SECONDS}"),
               "duration_s": (_number(0, strict=True, high=MAX_SECONDS), f"seconds above 0, at most {MAX_SECONDS}"),
-              "min_iters": (_whole(1), "a whole number, at least 1"),
-              "threads": (lambda v: v is None or _whole(1)(v), "a whole number, at least 1")},
+              "min_iters": (_whole(1), "a whole number from 1 to 1000000"),
+              "threads": (lambda v: v is None or _whole(1, 1024)(v), "a whole number from 1 to 1024")},
 }
 
 
