@@ -49,11 +49,11 @@ def test_long_commands_end_with_a_verdict_line(train_small, genforge_cli, tmp_pa
     run = train_small(tmp_path / "run", steps=2).out
     evaluated = genforge_cli("evaluate", run, "--n", "100")
     assert "verdict: FD" in evaluated.stdout and "x the floor" in evaluated.stdout
-    assert "scoring 100 samples" in evaluated.stderr
+    assert "scoring 100 samples" in evaluated.stdout
     exported = genforge_cli("export", "onnx", run, "--out", tmp_path / "g.onnx", "--precision", "int8",
                             "--quality-samples", "50", "--max-fd-increase", "10")
     assert "int8: FD" in exported.stdout and "gate 1000%: passed" in exported.stdout
-    assert "quality gate on 50 samples" in exported.stderr
+    assert "quality gate on 50 samples" in exported.stdout
 
 
 def test_the_default_benchmark_leaves_torch_compile_out(train_small, tmp_path):

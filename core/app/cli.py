@@ -350,7 +350,7 @@ def evaluate(target, checkpoint, ema, n, metrics, dataset_from, inception_weight
                                                    "--inception-weights": inception_weights})
     use_threads(threads)
     click.echo(f"scoring {n} samples of {target} (the first time for a dataset, genforge trains its feature "
-               "classifier first: up to a minute or two)", err=True)
+               "classifier first: up to a minute or two)")
     scores = evaluate_target(target, checkpoint=checkpoint, ema=ema, n=n, metrics=metrics,
                              dataset_from=dataset_from, seed=seed,
                              options={"inception_weights": inception_weights} if inception_weights else None)

@@ -39,7 +39,7 @@ def export():
               + ".")
 @click.option("--ema/--no-ema", default=None,
               help="Export the EMA weights (--no-ema: the raw ones). Default: EMA when the checkpoint has it.")
-@click.option("--max-fd-increase", default=0.10, show_default=True, type=click.FloatRange(0, 1000),
+@click.option("--max-fd-increase", default=0.10, show_default=True, type=click.FloatRange(-1, 1000),
               help="Quality gate: refuse a variant whose FD exceeds fp32's by more than this fraction.")
 @click.option("--quality-samples", default=1000, show_default=True, type=click.IntRange(10, 1_000_000))
 @click.option("--force", is_flag=True, help="Write a variant that fails the quality gate anyway.")
@@ -65,8 +65,7 @@ def export_onnx_command(run_dir, checkpoint, out, opset, batch, precision, targe
 
     gated = PRECISIONS[precision].quality_gate
     click.echo(f"exporting {precision}: ONNX, checks against PyTorch"
-               + (f", then the quality gate on {quality_samples} samples (about a minute on a CPU)" if gated else ""),
-               err=True)
+               + (f", then the quality gate on {quality_samples} samples (about a minute on a CPU)" if gated else ""))
     report = export_onnx(run_dir, out, checkpoint=checkpoint, opset=opset, batch=batch, precision=precision,
                          ema=ema, force=force, max_fd_increase=max_fd_increase, quality_samples=quality_samples,
                          rewrite=rewrite, target=target)
