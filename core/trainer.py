@@ -14,34 +14,30 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import sys
-import time
 import uuid
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from genforge import __version__
 from genforge.core import checkpoint as ckpt
+from genforge.core.callbacks import Callback, callbacks_in_order, callbacks_state, restore_callbacks
 from genforge.core.contract import build_model, check_generator_output, open_dataset, probe_batch
 from genforge.core.data import batch_of
 from genforge.core.distributed import (
     Placement,
     barrier,
     broadcast_state,
-    checksum,
     gather,
     placement_from_environment,
     shard,
     start,
 )
 from genforge.core.errors import TrainingDiverged, TrainingInterrupted, UserError
-from genforge.core.evaluation import evaluate_generator
 from genforge.core.files import write_atomic, write_json
 from genforge.core.folders import acquire_run_lock, make_owned_folder, removal_refusal, remove_owned_folder, run_lock
-from genforge.core.images import save_grid, save_loss_curve
+from genforge.core.images import save_grid
 from genforge.core.inputs import signature_of, torch_inputs
 from genforge.core.model import GeneratorModel, generate
 from genforge.core.registry import get_registry
@@ -196,11 +192,16 @@ def fixed_inputs(model: GeneratorModel, seed: int, n: int = 64):
 
 class Trainer:
     def __init__(self, config: TrainConfig, out: Path, resume: bool = False, overwrite: bool = False,
-                 progress: bool = True):
+                 progress: bool = True, callbacks: list[Callback] | None = None):
         self.config, self.out = config, Path(out)
+        self.callbacks = callbacks_in_order(progress, callbacks or ())
+        self.stop_reason: str | None = None  # a callback sets it to end training after the current step
+        self.last_log: dict | None = None  # the latest metrics.jsonl record, for the progress bar
         self.placement = placement_from_environment()
-        self.progress = progress and self.placement.main
         self.threads = apply_threads(config.threads, self.placement.world_size)
+        # recorded in config.json, so a resumed run computes with the same count: CPU kernels split their sums by
+        # thread, and bit-exact resumption needs the same split (--threads on --resume changes it knowingly)
+        self.config = config = dataclasses.replace(config, threads=self.threads)
         self.device = resolve_device(config.device)
         check_precision(config.precision, self.device)
         check_placement(self.placement, config, self.device)
@@ -306,6 +307,7 @@ class Trainer:
                             f"({type(exc).__name__}: {reason}); resume the run it belongs to, or remove that "
                             "checkpoint folder") from None
         self.best = checkpoint.state.get("best")
+        restore_callbacks(self.callbacks, checkpoint.state.get("callbacks"))
         self.step = self._saved_step = checkpoint.step
         if self.placement.main:
             truncate_log(self.out / "metrics.jsonl", self.step)
@@ -318,18 +320,23 @@ class Trainer:
         if name is None:
             self._saved_step = self.step
         if not self.placement.main:
+            if name is None:
+                self.call("on_checkpoint", None)
             return None
         state = {"step": self.step, "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
                  "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
                  "scalers": self.ctx.state_dict(), "rng": rng if len(rng) > 1 else rng[0]}
         if self.best is not None:
             state["best"] = self.best
+        if name is None:
+            state["callbacks"] = callbacks_state(self.callbacks)
         meta = {"step": self.step, "run_id": self.run_id, "genforge_version": __version__}
         folder = self.out / "checkpoints"
         path = ckpt.write_checkpoint(folder, name or f"{ckpt.PREFIX}{self.step:08d}", self.model.state_dict(), state,
                                      meta, self.ema.state if self.ema else None)
         if name is None:
             ckpt.prune(folder, self.config.keep)
+            self.call("on_checkpoint", path)
         return path
 
     def inference_weights(self):
@@ -360,92 +367,48 @@ class Trainer:
                                    f"training stopped ({kept}); try a lower lr or --precision fp32")
 
     def fit(self) -> Path:
-        config, main = self.config, self.placement.main
+        """The loop: a batch, the model's training step, the callbacks; a checkpoint at the end. Stops early on
+        SIGINT/SIGTERM (with a checkpoint and the resume command) or when a callback sets stop_reason."""
         self.model.train()
-        log = (self.out / "metrics.jsonl").open("a") if main else None
-        bar = tqdm(total=self.total_steps, initial=self.step, disable=not self.progress, unit="step",
-                   mininterval=0.2 if sys.stderr.isatty() else 10.0,
-                   desc=f"{config.model} on {config.dataset}", dynamic_ncols=True)
-        window_start, window_images = time.perf_counter(), 0
         stop = StopSignals()
         try:
             if not self.placement.distributed:
                 stop.__enter__()
-            while self.step < self.total_steps and stop.received is None:
-                images, labels = self.sampler.batch(self.step)
-                images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
-                labels = labels.to(self.device, non_blocking=True)
-                metrics = self.model.training_step(images, labels, self.ctx)
-                self._check_finite(metrics)
-                for scheduler in self.schedulers.values():
-                    scheduler.step()
-                if self.placement.distributed:
-                    broadcast_state(self.model, buffers_only=True)
-                if self.ema is not None:
-                    self.ema.update(self.model.generator(), self.step)
-                self.step += 1
-                window_images += images.shape[0]
-                bar.update(1)
-                if main and (self.step % config.log_every == 0 or self.step == self.total_steps):
-                    elapsed = time.perf_counter() - window_start
-                    record = {"kind": "train", "step": self.step, **self._world(),
-                              "epoch": self.step / self.sampler.steps_per_epoch,
-                              **{k: round(float(v), 5) for k, v in metrics.items()},
-                              "images_per_s": round(window_images * self.placement.world_size / max(elapsed, 1e-9), 1)}
-                    log.write(json.dumps(record) + "\n")
-                    log.flush()
-                    bar.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k not in ("kind", "step", "epoch")})
-                    window_start, window_images = time.perf_counter(), 0
-                if main and config.sample_every and self.step % config.sample_every == 0:
-                    self.sample_grid(self.out / "samples" / f"step-{self.step:08d}.png")
-                if main and config.eval_every and self.step % config.eval_every == 0:
-                    self._evaluate(log)
-                if config.checkpoint_every and self.step % config.checkpoint_every == 0:
-                    self.save()
-        except BaseException:
-            self.release_lock()
-            raise
+            self.call("on_fit_start")
+            while self.step < self.total_steps and stop.received is None and self.stop_reason is None:
+                metrics = self.train_step()
+                self.call("on_step_end", metrics)
+            stop.__exit__()
+            if self._saved_step != self.step:
+                self.save()
+            if stop.received is not None:
+                safe = self.out / "checkpoints" / f"{ckpt.PREFIX}{self.step:08d}"
+                raise TrainingInterrupted(f"training stopped by {stop.name} at step {self.step}; checkpoint {safe} "
+                                          f"is safe; continue with: genforge train --resume {self.out}",
+                                          stop.received)
+            self.call("on_fit_end")
         finally:
             stop.__exit__()
-            bar.close()
-            if log is not None:
-                log.close()
-        if self._saved_step != self.step:
-            self.save()
-        if stop.received is not None:
+            self.call("teardown")
             self.release_lock()
-            raise TrainingInterrupted(f"training stopped by {stop.name} at step {self.step}; checkpoint "
-                                      f"{self.out / 'checkpoints' / f'{ckpt.PREFIX}{self.step:08d}'} is safe; continue "
-                                      f"with: genforge train --resume {self.out}", stop.received)
-        checksums = gather(checksum(self.model)) if self.placement.distributed else []
-        if main:
-            if self.placement.distributed:
-                with (self.out / "metrics.jsonl").open("a") as out:
-                    out.write(json.dumps({"kind": "distributed", "step": self.step, **self._world(),
-                                          "model_checksums": checksums}) + "\n")
-                if len(set(checksums)) != 1:
-                    raise RuntimeError(f"the processes ended with different weights ({checksums}); this is a bug")
-            self.sample_grid(self.out / "samples" / f"step-{self.step:08d}.png")
-            self.sample_grid(self.out / "samples.png")
-            save_loss_curve(self.out / "metrics.jsonl", self.out / "loss.png",
-                            f"{config.model} on {config.dataset}: training to step {self.step}")
-        self.release_lock()
         return self.out
 
-    def _world(self) -> dict:
-        return {"world_size": self.placement.world_size} if self.placement.distributed else {}
+    def train_step(self) -> dict:
+        """One step of the model's own training_step on the next batch; returns its metrics."""
+        images, labels = self.sampler.batch(self.step)
+        images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        metrics = self.model.training_step(images, labels.to(self.device, non_blocking=True), self.ctx)
+        self._check_finite(metrics)
+        for scheduler in self.schedulers.values():
+            scheduler.step()
+        if self.placement.distributed:
+            broadcast_state(self.model, buffers_only=True)
+        self.step += 1
+        return metrics
 
-    def _evaluate(self, log) -> None:
-        """Score the current generator and keep checkpoints/best by config.eval_metric."""
-        with self.inference_weights():
-            scores = evaluate_generator(self.model, self.info, self.config, n=self.config.eval_samples,
-                                        metrics=[self.config.eval_metric], device=self.device)
-        log.write(json.dumps({"kind": "eval", "step": self.step, **scores}) + "\n")
-        log.flush()
-        value = scores.get(self.config.eval_metric)
-        if value is None:
-            return
-        higher = get_registry().get("metrics", self.config.eval_metric).higher_is_better
-        if self.best is None or (value > self.best["value"] if higher else value < self.best["value"]):
-            self.best = {"metric": self.config.eval_metric, "value": value, "step": self.step}
-            self.save("best")
+    def call(self, hook: str, *args) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, *args)
+
+    def world(self) -> dict:
+        return {"world_size": self.placement.world_size} if self.placement.distributed else {}

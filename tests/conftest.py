@@ -48,7 +48,8 @@ def small_train_config(model="dcgan", dataset="digits", **overrides):
     from genforge.core.trainer import TrainConfig
 
     values = dict(model=model, dataset=dataset, image_size=16, batch_size=16, steps=4, sample_every=2,
-                  checkpoint_every=2, log_every=1, model_options=SMALL_MODELS[model])
+                  checkpoint_every=2, log_every=1, model_options=SMALL_MODELS[model],
+                  threads=1)  # runs compared bit for bit must split their sums alike, whatever the machine's load
     values.update(overrides)
     return TrainConfig(**values)
 
