@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 
 from genforge.core.errors import UserError
 from genforge.core.files import check_regular_file
+from genforge.core.folders import pid_alive
 
 PREFIX = "step-"
 
@@ -98,15 +99,8 @@ def check_weights_file(path, what: str = "weights file") -> None:
 
 
 def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # ours: this process writes one checkpoint at a time, so any left over is from a failed write
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    # ours counts as dead: this process writes one checkpoint at a time, so any left over is from a failed write
+    return pid != os.getpid() and pid_alive(pid)
 
 
 def remove_stale_temporaries(folder: Path) -> list[str]:
