@@ -1,12 +1,15 @@
 """genforge: train image generators, export them to ONNX and TensorRT, benchmark them.
 
-The package is made of four folders of the repository, mapped in pyproject.toml:
-genforge.core, genforge.plugins, genforge.exporters and genforge.benchmarks.
+The package is made of five folders of the repository, mapped in pyproject.toml: genforge.core (the
+kernel), genforge.plugins, genforge.exporters, genforge.benchmarks and genforge.app (the application).
 
 The plugin surface has one front door:
 
     from genforge import GeneratorModel, DataInfo, ImageTensorDataset, ModelSpec, DatasetSpec, StepContext, \\
         UserError, hookimpl
+
+with, for backend plugins, PreparedCall, load_run, signature_of and torch_inputs; for training,
+Callback (core/training/callbacks.py); for sampling from any artifact, load (core/runtime/load.py).
 
 Names that need torch are imported on first use (module __getattr__), so `import genforge` and
 `genforge --help` stay fast.
@@ -14,7 +17,8 @@ Names that need torch are imported on first use (module __getattr__), so `import
 
 __version__ = "0.1.0"
 
-from genforge.core.errors import UserError  # noqa: E402
+from genforge.core.backend import PreparedCall  # noqa: E402
+from genforge.core.errors import GenforgeError, UserError  # noqa: E402
 from genforge.core.hookspecs import hookimpl  # noqa: E402
 from genforge.core.specs import BackendSpec, DatasetSpec, MetricSpec, ModelSpec  # noqa: E402
 
@@ -28,9 +32,16 @@ _LAZY = {  # name -> module that defines it (imports torch)
     "ImageTensorDataset": "genforge.core.data",
     "check_split": "genforge.core.data",
     "StepContext": "genforge.core.step",
+    "convert_channels": "genforge.core.data",
+    "signature_of": "genforge.core.inputs",
+    "torch_inputs": "genforge.core.inputs",
+    "load_run": "genforge.core.training.run_dir",
+    "Callback": "genforge.core.training.callbacks",
+    "load": "genforge.core.runtime.load",
 }
 
-__all__ = ["__version__", "hookimpl", "UserError", "ModelSpec", "DatasetSpec", "MetricSpec", "BackendSpec",
+__all__ = ["__version__", "hookimpl", "UserError", "GenforgeError", "ModelSpec", "DatasetSpec", "MetricSpec",
+           "BackendSpec", "PreparedCall",
            *_LAZY]
 
 

@@ -28,7 +28,7 @@ def genforge_cli():
     """Run `genforge ARGS` in-process; returns click's result, asserting its exit status (expect=0)."""
     from click.testing import CliRunner
 
-    from genforge.core.app.cli import cli  # lazy: keeps pytest start-up free of genforge's CLI
+    from genforge.app.cli import cli  # lazy: keeps pytest start-up free of genforge's CLI
 
     def run(*args, expect: int = 0):
         result = CliRunner().invoke(cli, [str(a) for a in args])

@@ -1,5 +1,7 @@
-"""genforge.benchmarks: measuring (measure.py), statistics and compare; suites/ and baselines/.
+"""genforge.benchmarks: the measuring library. measure.py times every target x backend x batch, stats.py
+summarizes and compares raw samples, rows.py lays out the table, environment.py records the machine;
+baselines/ holds reference reports.
 
-The scripts beside this file (cli_startup.py, data_loading.py, trainer_throughput.py, ...)
-are run directly: `python benchmarks/NAME.py`. Each prints its figures.
+benchmarks/scripts/ (not part of the package) holds the scripts that print the figures quoted in the
+README: `python benchmarks/scripts/NAME.py`.
 """

@@ -27,8 +27,8 @@ from genforge.benchmarks.stats import compare_samples, summarize
 from genforge.core.errors import UserError
 from genforge.core.hardware import cpu_peak_gflops
 from genforge.core.registry import get_registry
+from genforge.core.runtime.tensorrt import engine_profile
 from genforge.core.targets import Target, classify_target
-from genforge.plugins.backends import engine_profile
 
 SCHEMA = "genforge.bench/1"
 SCHEMA_FILE = Path(__file__).parent / "report.schema.json"
@@ -243,7 +243,7 @@ class Worker:
     """A `genforge bench worker` in another Python (another genforge version), timing on request."""
 
     def __init__(self, python: str, target: Path, backend: str, batch: int, threads: int | None):
-        command = [python, "-m", "genforge.core.app.cli", "bench", "worker", str(target), "--backend", backend,
+        command = [python, "-m", "genforge.app.cli", "bench", "worker", str(target), "--backend", backend,
                    "--batch", str(batch)] + (["--threads", str(threads)] if threads else [])
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.hello = self._read()

@@ -21,12 +21,11 @@ from genforge.core.data import DataInfo, ImageTensorDataset, batch_of, check_ima
 from genforge.core.errors import UserError
 from genforge.core.inputs import call_generator, signature_of, torch_inputs
 from genforge.core.model import GeneratorModel, capabilities, eval_mode, make_config
-from genforge.core.numerics import ROUNDING_TOLERANCE, relative_difference
+from genforge.core.numerics import ROUNDING_TOLERANCE, relative_difference, span_outside_range
 from genforge.core.registry import Registry, get_registry
 from genforge.core.specs import DatasetSpec, ModelSpec
 from genforge.core.step import StepContext
 
-RANGE_TOLERANCE = 1e-3  # images may overshoot [-1, 1] by this much (float rounding)
 ITEMS_CHECKED = 8  # dataset items read to check them against their DataInfo
 PROBE_IMAGES = 4  # images in the training-step probe
 PROBABLY_UNIT_RANGE = 0.25  # outputs all >= 0 with at least this mean: a Sigmoid, [0, 1] images (untrained Tanh
@@ -44,13 +43,14 @@ def plugin_error(spec, message: str) -> ContractError:
 
 
 # -- models ----------------------------------------------------------------------------------------
-def build_model(name: str, info: DataInfo, options: dict | None, probe: tuple | None = None) -> GeneratorModel:
-    """The model plugin `name` built for `info`, checked against the contract.
+def build_model(model: str | ModelSpec, info: DataInfo, options: dict | None, probe: tuple | None = None
+                ) -> GeneratorModel:
+    """The model plugin `model` (its name or its spec) built for `info`, checked against the contract.
 
     probe: (images, labels) from the dataset to run one training step on a copy of the model
     (training); without it only the generator is checked (loading a trained run).
     """
-    spec = get_registry().model(name)
+    spec = model if isinstance(model, ModelSpec) else get_registry().model(model)
     model_class = spec.load()
     check_model_class(spec, model_class)
     check_model_fits_data(spec, model_class, info)
@@ -181,8 +181,9 @@ def check_generator_output(spec, images: torch.Tensor, info: DataInfo, what: str
         raise plugin_error(spec, f"{what} is {images.dtype}; return float32 images (call .float())")
     if not bool(torch.isfinite(images).all()):
         raise plugin_error(spec, f"{what} holds NaN or Inf values")
-    low, high = float(images.min()), float(images.max())
-    if low < -1 - RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
+    span = span_outside_range(images)
+    if span is not None:
+        low, high = span
         raise plugin_error(spec, f"{what} spans {low:.3g}..{high:.3g}, outside [-1, 1]; end the generator with "
                                  "Tanh (or clamp to [-1, 1])")
 
@@ -300,8 +301,8 @@ def check_item(spec, dataset, index: int, info: DataInfo) -> None:
         got = f"{tuple(image.shape)} {image.dtype}" if isinstance(image, torch.Tensor) else type(image).__name__
         raise plugin_error(spec, f"dataset[{index}] image is {got}; the DataInfo says float "
                                  f"({', '.join(map(str, expected))})")
-    low, high = float(image.min()), float(image.max())
-    if not (-1 - RANGE_TOLERANCE <= low and high <= 1 + RANGE_TOLERANCE):
+    if not bool(torch.isfinite(image).all()) or span_outside_range(image) is not None:
+        low, high = float(image.min()), float(image.max())
         raise plugin_error(spec, f"dataset[{index}] image spans {low:.3g}..{high:.3g}; images must be in [-1, 1] "
                                  "(uint8 x: x / 127.5 - 1)")
     check_labels(spec, torch.as_tensor([int(label)]), info, f"dataset[{index}] label {int(label)}")

@@ -1,11 +1,20 @@
-"""Errors that reach the user as one line and exit status 2 (see the CLI's main)."""
+"""genforge's errors: plain exceptions carrying the exit status the CLI ends with (app/one_line.py prints each
+as one line). The kernel knows no click."""
 
 import difflib
 
-import click
+
+class GenforgeError(Exception):
+    """An error genforge explains in one line; exit_code is the CLI's exit status for it."""
+
+    exit_code = 1
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
 
 
-class UserError(click.ClickException, ValueError):
+class UserError(GenforgeError, ValueError):
     """A problem with what the user asked for: one line, what to do, exit status 2. From Python it is also a
     ValueError, so callers that catch bad arguments the standard way catch it too."""
 
@@ -16,19 +25,19 @@ class PluginError(UserError):
     """A plugin failed to load or register (fatal only with GENFORGE_STRICT_PLUGINS=1)."""
 
 
-class TrainingDiverged(click.ClickException):
+class TrainingDiverged(GenforgeError):
     """A loss became NaN or Inf; the last good checkpoint is kept."""
 
     exit_code = 1
 
 
-class TrainingStopped(click.ClickException):
+class TrainingStopped(GenforgeError):
     """A training process died; the others were stopped and the last checkpoint is kept."""
 
     exit_code = 1
 
 
-class TrainingInterrupted(click.ClickException):
+class TrainingInterrupted(GenforgeError):
     """SIGINT or SIGTERM stopped training between steps; a checkpoint of the step reached was written."""
 
     def __init__(self, message: str, signal_number: int):
@@ -36,7 +45,7 @@ class TrainingInterrupted(click.ClickException):
         self.exit_code = 128 + signal_number
 
 
-class ValidationFailed(click.ClickException):
+class ValidationFailed(GenforgeError):
     """An export missed its precision's tolerance or quality gate; nothing was written."""
 
     exit_code = 1

@@ -12,8 +12,6 @@ import tempfile
 import tomllib
 from pathlib import Path
 
-import click
-
 from genforge.core.errors import UserError
 
 MAX_NESTING = 64  # tables and lists inside each other in a JSON or TOML file genforge reads
@@ -189,27 +187,3 @@ def check_output_dir(path, what: str = "output folder") -> Path:
         raise UserError(f"{what} {path} is a file, not a folder; choose another path")
     _writable_folder(path, what, path)
     return path
-
-
-class OutputFile(click.ParamType):
-    """A click option type for files to write: checked by check_output_file when the option is parsed."""
-
-    name = "file"
-
-    def __init__(self, what: str, suffixes: tuple[str, ...] | None = None):
-        self.what, self.suffixes = what, suffixes
-
-    def convert(self, value, param, ctx):
-        return check_output_file(value, self.what, self.suffixes)
-
-
-class OutputDir(click.ParamType):
-    """A click option type for folders to write into: checked by check_output_dir when the option is parsed."""
-
-    name = "folder"
-
-    def __init__(self, what: str):
-        self.what = what
-
-    def convert(self, value, param, ctx):
-        return check_output_dir(value, self.what)

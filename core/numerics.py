@@ -40,17 +40,31 @@ def same_up_to_rounding(a, b, tolerance: float = ROUNDING_TOLERANCE) -> bool:
     return relative_difference(a, b) <= tolerance
 
 
+RANGE_TOLERANCE = 1e-3  # images (data, a PyTorch generator's output) may overshoot [-1, 1] by float rounding
 OUTPUT_SLACK = 0.05  # exported variants (int8, fp16) may overshoot [-1, 1] by their rounding, not more
+
+
+def as_array(values) -> np.ndarray:
+    return values.detach().float().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
+
+
+def span_outside_range(images, slack: float = RANGE_TOLERANCE) -> tuple[float, float] | None:
+    """(min, max) of `images` when they leave the image range [-1, 1] by more than `slack`, else None: the one
+    place the range is checked (NaN is the callers' own check)."""
+    values = as_array(images)
+    low, high = float(values.min(initial=0)), float(values.max(initial=0))
+    return (low, high) if low < -1 - slack or high > 1 + slack else None
 
 
 def check_output_values(images, what: str) -> None:
     """Generated images must be finite and within [-1, 1] (with rounding slack) before anyone uses them."""
-    values = images.detach().float().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+    values = as_array(images)
     if not np.isfinite(values).all():
         raise UserError(f"{what} contain NaN or Inf: the weights or file are broken; nothing was written (use an "
                         "earlier checkpoint, or export again)")
-    low, high = float(values.min(initial=0)), float(values.max(initial=0))
-    if low < -1 - OUTPUT_SLACK or high > 1 + OUTPUT_SLACK:
+    span = span_outside_range(values, OUTPUT_SLACK)
+    if span is not None:
+        low, high = span
         raise UserError(f"{what} span {low:.3g}..{high:.3g}, not [-1, 1]: the weights or file are broken; nothing "
                         "was written (use an earlier checkpoint, or export again)")
 

@@ -2,7 +2,7 @@
 
 torch (OpenMP) and ONNX Runtime spin their worker threads at barriers; with more threads than free
 cores, a thread that another process preempted holds every other thread up, and a run becomes 10 to
-100 times slower (measured: benchmarks/busy_machine.py). The default therefore counts the cores in
+100 times slower (measured: benchmarks/scripts/busy_machine.py). The default therefore counts the cores in
 this process's CPU affinity, capped by a cgroup CPU quota, and subtracts the cores other processes
 kept busy over a short sample of /proc/stat. `--threads N` overrides it; the same number goes to
 torch, ONNX Runtime and OpenMP (for child processes).

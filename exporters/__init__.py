@@ -1,1 +1,3 @@
-"""genforge.exporters: ONNX export and its precision variants, TensorRT engines, and the runtime API."""
+"""genforge.exporters: ONNX export (onnx.py), its precision table (precisions.py) and converters (convert.py),
+exact rewrites (rewrite.py), TensorRT's Q/DQ rules (qdq.py) and engine builds (tensorrt.py). Exporters write
+and check files; they import no metric (the quality gate is the application's)."""

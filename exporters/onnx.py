@@ -19,8 +19,9 @@
   (meant for GPUs) keeps ConvTranspose; `rewrite=False` (`--no-rewrite`) keeps it everywhere.
   The metadata's "rewrite" says which was done.
 * Every export is checked: onnx.checker (full), then ONNX Runtime CPU against the PyTorch
-  generator at two batch sizes (max abs error, PSNR on the [-1, 1] range). A miss, or a
-  quality loss beyond the gate, fails with exit 1 and leaves no file.
+  generator at two batch sizes (max abs error, PSNR on the [-1, 1] range). A miss fails with
+  exit 1 and leaves no file. Quality (FD) is the application's gate (app/export.py), handed in
+  as `accept`: exporters import no metric.
 """
 
 from __future__ import annotations
@@ -35,24 +36,19 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnx_ir as ir
 import torch
-from onnx_ir.passes.common import TopologicalSortPass
 from torch.export import Dim
 
 from genforge import __version__
 from genforge.core.contract import check_generator_output
 from genforge.core.errors import UserError, ValidationFailed
-from genforge.core.evaluation import frechet_distance_of
 from genforge.core.files import atomic_path
 from genforge.core.flops import count_macs
 from genforge.core.folders import remove_dead_temporaries, run_lock
 from genforge.core.inputs import GeneratorSignature, call_generator, signature_of, torch_inputs
 from genforge.core.numerics import psnr
-from genforge.core.registry import get_registry
-from genforge.core.run_dir import load_run
 from genforge.core.threads import current_threads
-from genforge.exporters.onnx_runtime import OnnxRuntime
+from genforge.core.training.run_dir import load_run
 from genforge.exporters.precisions import DEFAULT_OPSET, INT8_TARGETS, OPSETS, PRECISIONS
 from genforge.exporters.qdq import tensorrt_qdq_problems
 from genforge.exporters.rewrite import max_difference, rewrite_generator
@@ -60,7 +56,6 @@ from genforge.exporters.rewrite import max_difference, rewrite_generator
 CHECK_BATCHES = (2, 7)
 METADATA_VERSION = "1"
 # compute in int8, and keep data movement between them in uint8 (4x less memory traffic)
-QUANTIZED_OPS = ["Conv", "MatMul", "Gemm", "Relu", "Slice", "Concat", "Reshape", "Transpose", "Unsqueeze"]
 
 
 @dataclass
@@ -97,14 +92,11 @@ def example_inputs(signature: GeneratorSignature, batch: int, seed: int = 0) -> 
 
 def build_metadata(loaded, precision: str, opset: int, batch) -> dict:
     info = loaded.info
-    spec_plugin = loaded.record["train"]["model"]
-
-    plugin = get_registry().model(spec_plugin).plugin
     return {
         "genforge_metadata_version": METADATA_VERSION,
         "genforge_version": __version__,
         "model": loaded.model_name,
-        "plugin": plugin,
+        "plugin": loaded.spec.plugin,
         "latent_shape": json.dumps(list(loaded.model.latent_shape)),
         "num_classes": str(info.num_classes if loaded.model.conditional else 0),
         "class_names": json.dumps(list(info.class_names) if loaded.model.conditional and info.class_names else []),
@@ -145,63 +137,6 @@ def export_fp32(module: torch.nn.Module, inputs: tuple, path: Path, opset: int, 
     written = {o.domain: o.version for o in onnx.load(str(path), load_external_data=False).opset_import}.get("")
     if written != opset:
         raise ValidationFailed(f"the exporter wrote opset {written}, not the {opset} asked for; use opset {written}")
-
-
-def to_fp16(src: Path, dst: Path) -> None:
-    from onnxruntime.transformers.float16 import convert_float_to_float16  # lazy: onnxruntime is an extra
-
-    model = onnx.load(str(src))
-    converted = convert_float_to_float16(model, keep_io_types=True, op_block_list=["Tanh", "Sigmoid", "Softmax"],
-                                         disable_shape_infer=False)
-    onnx.save(topologically_sorted(converted), str(dst))
-
-
-def topologically_sorted(model):
-    """The fp16 converter appends its input casts at the end of the graph; ONNX wants them first."""
-    graph = ir.from_proto(model)
-    TopologicalSortPass()(graph)
-    return ir.to_proto(graph)
-
-
-class _Calibration:
-    """Feeds the generator's own input distribution to the int8 calibrator."""
-
-    def __init__(self, signature: GeneratorSignature, batches: int = 16, batch: int = 32, seed: int = 1234):
-        self.items = [signature.inputs(n=batch, seed=seed + i) for i in range(batches)]
-        self.index = 0
-
-    def get_next(self):
-        if self.index >= len(self.items):
-            return None
-        z, labels = self.items[self.index]
-        self.index += 1
-        return {"z": z} if labels is None else {"z": z, "labels": labels}
-
-    def rewind(self):
-        self.index = 0
-
-
-def to_int8(src: Path, dst: Path, signature: GeneratorSignature, target: str = "cpu") -> None:
-    from onnxruntime.quantization import (  # lazy: onnxruntime is an extra
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-    from onnxruntime.quantization.shape_inference import quant_pre_process  # lazy: onnxruntime is an extra
-
-    rules = INT8_TARGETS[target]
-    with tempfile.TemporaryDirectory() as tmp:
-        prepared = Path(tmp) / "prepared.onnx"
-        quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
-        quantize_static(str(prepared), str(dst), _Calibration(signature),
-                        quant_format=QuantFormat.QDQ, per_channel=True, weight_type=QuantType.QInt8,
-                        reduce_range=rules.reduce_range,
-                        activation_type=QuantType.QInt8 if rules.signed_activations else QuantType.QUInt8,
-                        calibrate_method=CalibrationMethod.MinMax,
-                        op_types_to_quantize=QUANTIZED_OPS + (["ConvTranspose"] if target == "tensorrt" else []),
-                        extra_options={"ActivationSymmetric": rules.symmetric_activations, "WeightSymmetric": True,
-                                       "QuantizeBias": not rules.float_bias})
 
 
 def write_metadata(path: Path, metadata: dict) -> None:
@@ -246,16 +181,16 @@ def check_against_torch(path: Path, reference: torch.nn.Module, signature: Gener
 
 
 def export_onnx(run_dir, out, checkpoint=None, opset: int = DEFAULT_OPSET, batch="dynamic", precision: str = "fp32",
-                ema: bool | None = None, force: bool = False, max_fd_increase: float = 0.10,
-                quality_samples: int = 1000, check_quality: bool = True, rewrite: bool | None = None,
-                target: str = "cpu") -> ExportReport:
-    """Export, check and (only if every check passes) write `out` atomically."""
+                ema: bool | None = None, rewrite: bool | None = None, target: str = "cpu",
+                accept=None) -> ExportReport:
+    """Export, check and (only if every check passes) write `out` atomically.
 
+    accept: an optional further check, called as accept(path, loaded) on the finished file before it is
+    written (the application's quality gate); what it returns is kept as report.quality, and it raises
+    ValidationFailed to refuse the file.
+    """
     if precision not in PRECISIONS:
         raise UserError(f"unknown precision {precision!r}; use {', '.join(PRECISIONS)}")
-    policy = PRECISIONS[precision]
-    if isinstance(quality_samples, bool) or not isinstance(quality_samples, int) or not 10 <= quality_samples <= 10**6:
-        raise UserError(f"quality_samples {quality_samples!r} must be a whole number from 10 to 1000000")
     if target not in INT8_TARGETS:
         raise UserError(f"unknown int8 target {target!r}; use {', '.join(INT8_TARGETS)}")
     if batch != "dynamic":
@@ -273,12 +208,11 @@ def export_onnx(run_dir, out, checkpoint=None, opset: int = DEFAULT_OPSET, batch
         raise UserError(f"--out must end in .onnx, not {out.name!r}")
     with run_lock(run_dir, "export it", read_only_ok=True):
         loaded = load_run(run_dir, checkpoint, ema=ema)
-    return _export(loaded, out, opset, batch, precision, policy, force, max_fd_increase, quality_samples,
-                   check_quality, rewrite, target)
+    return _export(loaded, out, opset, batch, precision, rewrite, target, accept)
 
 
-def _export(loaded, out: Path, opset, batch, precision, policy, force, max_fd_increase, quality_samples,
-            check_quality, rewrite, target) -> ExportReport:
+def _export(loaded, out: Path, opset, batch, precision, rewrite, target, accept) -> ExportReport:
+    policy = PRECISIONS[precision]
     signature = signature_of(loaded.model)
     reference = ExportWrapper(loaded.generator).eval()
     check_trained_output(loaded, reference, signature)
@@ -304,17 +238,14 @@ def _export(loaded, out: Path, opset, batch, precision, policy, force, max_fd_in
         fp32_path = tmp / "fp32.onnx"
         export_inputs = example_inputs(signature, 2 if batch == "dynamic" else batch)
         export_fp32(module, export_inputs, fp32_path, opset, batch)
-        final = tmp / "final.onnx"
-        if precision == "fp16":
-            to_fp16(fp32_path, final)
-        elif precision == "int8":
-            to_int8(fp32_path, final, signature, target)
-            problems = tensorrt_qdq_problems(onnx.load(str(final))) if target == "tensorrt" else []
-            if problems:
-                raise ValidationFailed(f"the int8 file for TensorRT breaks its Q/DQ rules ({problems[0]}; "
-                                       f"{len(problems)} in all); nothing written")
-        else:
-            final = fp32_path
+        final = fp32_path
+        if policy.convert:
+            final = tmp / "final.onnx"
+            policy.converter()(fp32_path, final, signature, target)
+        problems = tensorrt_qdq_problems(onnx.load(str(final))) if precision == "int8" and target == "tensorrt" else []
+        if problems:
+            raise ValidationFailed(f"the int8 file for TensorRT breaks its Q/DQ rules ({problems[0]}; "
+                                   f"{len(problems)} in all); nothing written")
         write_metadata(final, metadata)
         checks = check_against_torch(final, reference, signature, precision,
                                      CHECK_BATCHES if batch == "dynamic" else (batch,))
@@ -325,13 +256,8 @@ def _export(loaded, out: Path, opset, batch, precision, policy, force, max_fd_in
             raise ValidationFailed(f"{precision} export missed its tolerance at batch {c['batch']}: PSNR "
                                    f"{c['psnr_db']:.1f} dB (min {policy.min_psnr_db}), max abs error "
                                    f"{c['max_abs_error']:.3g} (max {policy.max_abs_error}); nothing written")
-        if policy.quality_gate and check_quality:
-            report.quality = quality_gate(final, loaded, quality_samples, max_fd_increase)
-            if not report.quality["ok"] and not force:
-                q = report.quality
-                raise ValidationFailed(f"{precision} raises FD from {q['fd_fp32']:.3g} to {q['fd_variant']:.3g} "
-                                       f"(+{q['fd_increase']:.1%}, gate {max_fd_increase:.0%}); nothing written "
-                                       "(--force writes it anyway)")
+        if accept is not None:
+            report.quality = accept(final, loaded)
         with atomic_path(out) as destination:
             os.replace(final, destination)
     report.size_bytes = out.stat().st_size
@@ -347,21 +273,5 @@ def check_trained_output(loaded, reference: torch.nn.Module, signature: Generato
 
     with torch.no_grad():
         images = reference(*example_inputs(signature, CHECKED_SAMPLES, seed=11))
-    spec = get_registry().model(loaded.model_name)
-    check_generator_output(spec, images, loaded.info,
+    check_generator_output(loaded.spec, images, loaded.info,
                            f"the trained generator's output (checkpoint {loaded.checkpoint})")
-
-
-def quality_gate(path: Path, loaded, n: int, max_fd_increase: float) -> dict:
-    """FD of the variant and of the fp32 PyTorch generator, same noise, same features."""
-
-    variant = OnnxRuntime(path, "cpu")
-    z, labels = variant.prepare_inputs(n=n, seed=2024)
-    with torch.no_grad():
-        reference_images = call_generator(loaded.generator, *torch_inputs(z, labels)).float()
-    variant_images = torch.from_numpy(variant.run(z, labels))
-    fd_ref = frechet_distance_of(reference_images, loaded.info, loaded.record["train"])
-    fd_var = frechet_distance_of(variant_images, loaded.info, loaded.record["train"])
-    increase = (fd_var - fd_ref) / max(fd_ref, 1e-9)
-    return {"fd_fp32": fd_ref, "fd_variant": fd_var, "fd_increase": increase, "n": n,
-            "ok": increase <= max_fd_increase}

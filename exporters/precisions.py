@@ -4,11 +4,15 @@ tolerance: the export is checked against the fp32 PyTorch generator at two batch
 refused below min_psnr_db (peak-to-peak 2, the [-1, 1] range) or above max_abs_error.
 rewrite: the exact ConvTranspose rewrite (exporters/rewrite.py) is on by default, with this
 interleave form. quality_gate: the variant's FD is compared with fp32's and refused past
---max-fd-increase.
+--max-fd-increase (the application's gate: app/export.py). convert: the converter from the fp32 file
+(exporters/convert.py), named so reading the table imports nothing heavy.
+
+Training precisions are torch autocast modes, a different thing: core/training/config.py AUTOCAST_MODES.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 
 
@@ -21,15 +25,22 @@ class Precision:
     interleave: str
     quality_gate: bool
     summary: str
+    convert: str | None = None  # "module:function" in exporters/convert.py, None for fp32 (the exported file)
+
+    def converter(self):
+        module, name = self.convert.split(":")
+        return getattr(importlib.import_module(module), name)
 
 
 PRECISIONS = {p.name: p for p in (
     Precision("fp32", 60.0, 1e-3, True, "concat", False,
               "float32 graph, ConvTranspose rewritten into Convs (fastest on ONNX Runtime CPU)"),
     Precision("fp16", 35.0, 0.1, False, "concat", True,
-              "float16 graph with float32 inputs and outputs, for GPUs; Tanh stays float32"),
+              "float16 graph with float32 inputs and outputs, for GPUs; Tanh stays float32",
+              "genforge.exporters.convert:to_fp16"),
     Precision("int8", 22.0, 0.6, True, "transpose", True,
-              "static Q/DQ int8, calibrated on the generator's own inputs, for --target cpu or tensorrt"),
+              "static Q/DQ int8, calibrated on the generator's own inputs, for --target cpu or tensorrt",
+              "genforge.exporters.convert:to_int8"),
 )}
 
 

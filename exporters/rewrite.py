@@ -12,7 +12,7 @@ its time in fp32 ConvTranspose between Q/DQ pairs. These identities remove them:
   - "auto" (default): "split" where the layer has 8 or more output channels; a narrower one
     (the RGB layer) stays a ConvTranspose, which ran faster there in fp32 and int8 than any
     form (Convs with 3 outputs keep few SIMD lanes busy). On ONNX Runtime CPU this beat the
-    plain graph in fp32 and in int8 (benchmarks/onnx_vs_torch.py; figures in README).
+    plain graph in fp32 and in int8 (benchmarks/scripts/onnx_vs_torch.py; figures in README).
 * ConvTranspose(k, s=1, p=0) on a 1x1 input == a Linear layer reshaped to (C, k, k).
 
 BatchNorm (eval) directly after a rewritten layer is folded into it; a pointwise activation

@@ -13,61 +13,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from genforge.core.errors import UserError
-from genforge.core.files import read_json, write_atomic, write_json
-from genforge.core.runtime import GeneratorRuntime, read_generator_metadata
-from genforge.exporters.onnx_runtime import OnnxRuntime
+from genforge.core.files import write_atomic, write_json
+from genforge.core.runtime.onnx import OnnxRuntime
+from genforge.core.runtime.tensorrt import sidecar_path, tensorrt_module
 from genforge.exporters.qdq import tensorrt_qdq_problems
-
-
-def sidecar_path(engine: Path) -> Path:
-    return engine.with_suffix(engine.suffix + ".json")
-
-
-def read_sidecar(engine: Path) -> dict:
-    path = sidecar_path(Path(engine))
-    if not path.exists():
-        raise UserError(f"{engine} has no sidecar {path.name}; build engines with `genforge export tensorrt`")
-    sidecar = read_json(path, "engine sidecar", "rebuild the engine")
-    if not isinstance(sidecar, dict) or not all(isinstance(k, str) for k in sidecar):
-        raise UserError(f"engine sidecar {path} is damaged (not a table of settings); rebuild the engine")
-    for key in ("tensorrt_version", "gpu", "latent_shape", "image_shape"):
-        if key in sidecar and not isinstance(sidecar[key], str):
-            raise UserError(f"engine sidecar {path} is damaged ({key} is {sidecar[key]!r}); rebuild the engine")
-    profile = sidecar.get("profile", {})
-    if not (isinstance(profile, dict) and all(isinstance(v, list) and v and all(type(d) is int and d > 0 for d in v)
-                                              for v in profile.values())):
-        raise UserError(f"engine sidecar {path} is damaged (its profile is not lists of sizes); rebuild the engine")
-    return sidecar
-
-
-def check_compatible(sidecar: dict, trt_version: str, gpu_name: str) -> None:
-    """An engine runs only on the TensorRT version and GPU that built it."""
-    if sidecar.get("tensorrt_version") != trt_version:
-        raise UserError(f"engine built with TensorRT {sidecar.get('tensorrt_version')}, this is {trt_version}; "
-                        "rebuild it with `genforge export tensorrt`")
-    if sidecar.get("gpu") != gpu_name:
-        raise UserError(f"engine built on {sidecar.get('gpu')}, this GPU is {gpu_name}; rebuild it here")
 
 
 def profile_shapes(latent_shape, min_batch: int, opt_batch: int, max_batch: int) -> dict:
     if not 1 <= min_batch <= opt_batch <= max_batch:
         raise UserError(f"batch profile must satisfy 1 <= min ({min_batch}) <= opt ({opt_batch}) <= max ({max_batch})")
     return {"min": [min_batch, *latent_shape], "opt": [opt_batch, *latent_shape], "max": [max_batch, *latent_shape]}
-
-
-def _trt():
-    try:
-        import tensorrt as trt  # lazy: TensorRT is optional and GPU-only
-    except ImportError:
-        raise UserError("TensorRT is not installed: pip install 'genforge[gpu]' on a machine with an "
-                        "NVIDIA GPU") from None
-    if not torch.cuda.is_available():
-        raise UserError("TensorRT needs a CUDA GPU, and none is available here")
-    return trt
 
 
 def check_tensorrt_ready(onnx_path: Path) -> None:
@@ -98,7 +56,7 @@ def build_engine(onnx_path, out, min_batch=1, opt_batch=16, max_batch=64, worksp
                  timing_cache: Path | None = None) -> dict:
     """Parse the ONNX into a strongly typed network, build with one profile, write engine + sidecar."""
     check_tensorrt_ready(Path(onnx_path))
-    trt = _trt()
+    trt = tensorrt_module()
     onnx_path, out = Path(onnx_path), Path(out)
     source = OnnxRuntime(onnx_path, "cpu")  # validates the file and its metadata
     profile_spec = profile_shapes(source.latent_shape, min_batch, opt_batch, max_batch)
@@ -128,56 +86,3 @@ def build_engine(onnx_path, out, min_batch=1, opt_batch=16, max_batch=64, worksp
     write_atomic(out, bytes(plan))
     write_json(sidecar_path(out), sidecar, indent=1)
     return sidecar
-
-
-class EngineRuntime(GeneratorRuntime):
-    """A TensorRT engine behind the same generate() API; I/O through torch CUDA tensors."""
-
-    def __init__(self, path):
-        path = Path(path)
-        if not path.exists():
-            raise UserError(f"{path} does not exist")
-        self.metadata = read_sidecar(path)
-        trt = _trt()
-        check_compatible(self.metadata, trt.__version__, torch.cuda.get_device_name(0))
-        self.torch, self.path = torch, path
-        self.signature, self.image_shape = read_generator_metadata(self.metadata, path)
-        self.profile = self.metadata["profile"]
-        logger = trt.Logger(trt.Logger.WARNING)
-        self.engine = trt.Runtime(logger).deserialize_cuda_engine(path.read_bytes())
-        if self.engine is None:
-            raise UserError(f"{path} could not be deserialized (corrupt, or another TensorRT version); rebuild it")
-        self.context = self.engine.create_execution_context()
-        self.bound = None
-
-    def check_batch(self, batch: int) -> None:
-        low, high = self.profile["min"][0], self.profile["max"][0]
-        if not low <= batch <= high:
-            raise UserError(f"{self.path.name}'s profile covers batch {low} to {high}, not {batch}")
-
-    def bind(self, z: np.ndarray, labels: np.ndarray | None) -> None:
-        torch = self.torch
-        self.check_batch(len(z))
-        zt = torch.from_numpy(z).cuda()
-        out = torch.empty((len(z), *self.image_shape), dtype=torch.float32, device="cuda")
-        self.context.set_input_shape("z", tuple(zt.shape))
-        self.context.set_tensor_address("z", zt.data_ptr())
-        tensors = [zt, out]
-        if labels is not None:
-            lt = torch.from_numpy(labels.astype(np.int32)).cuda()
-            self.context.set_input_shape("labels", tuple(lt.shape))
-            self.context.set_tensor_address("labels", lt.data_ptr())
-            tensors.append(lt)
-        self.context.set_tensor_address("images", out.data_ptr())
-        self.bound = (tensors, out)
-
-    def execute_bound(self) -> None:
-        stream = self.torch.cuda.current_stream()
-        if not self.context.execute_async_v3(stream.cuda_stream):
-            raise RuntimeError("TensorRT execution failed")
-
-    def run(self, z, labels):
-        self.bind(z, labels)
-        self.execute_bound()
-        self.torch.cuda.current_stream().synchronize()
-        return self.bound[1].cpu().numpy()

@@ -14,11 +14,11 @@ from genforge.core.backend import CudaEventsMixin, PreparedCall
 from genforge.core.flops import count_macs
 from genforge.core.hardware import cpu_has_bf16
 from genforge.core.inputs import signature_of, torch_inputs
-from genforge.core.run_dir import load_run
-from genforge.core.runtime import to_bf16
+from genforge.core.runtime.onnx import OnnxRuntime
+from genforge.core.runtime.pytorch import to_bf16
+from genforge.core.runtime.tensorrt import EngineRuntime
 from genforge.core.targets import Target
-from genforge.exporters.onnx_runtime import OnnxRuntime
-from genforge.exporters.tensorrt import EngineRuntime, read_sidecar, sidecar_path
+from genforge.core.training.run_dir import load_run
 
 
 # -- PyTorch ---------------------------------------------------------------------------------
@@ -217,10 +217,3 @@ class TensorrtBackend:
 
     def prepare(self, target: Target, batch: int, threads: int | None = None) -> PreparedCall:
         return TensorrtCall(target, batch)
-
-
-def engine_profile(path: Path) -> dict | None:
-    """The optimization profile recorded in an engine's JSON sidecar (no TensorRT needed)."""
-    if not sidecar_path(path).exists():
-        return None
-    return read_sidecar(path).get("profile")

@@ -1,25 +1,11 @@
 """Conditional DCGAN for 16 to 128 pixels: labels steer the generator twice, the discriminator twice.
 
 Generator: the label embedding joins the noise at the input, and every BatchNorm is class-conditional
-(gains and biases looked up per class: de Vries et al. 2017, Miyato & Koyama 2018). Discriminator: a
-projection discriminator (Miyato & Koyama 2018, "cGANs with Projection Discriminator") with spectral
-normalisation on every layer instead of BatchNorm (Miyato et al. 2018), the hinge loss and Adam
-betas 0.0/0.9 as in SN-GAN and BigGAN (Brock et al. 2019), plus an auxiliary classifier (AC-GAN,
-Odena et al. 2017) on D's pooled features: it learns the classes from real images only, and G is
-rewarded when its images are classified as the label asked for. The classifier's logits are cosine
-similarities over a temperature (NormFace, Wang et al. 2017; normalised as in ReACGAN, Kang et al.
-2021): a plain linear head on spectrally normalised features barely moved in the first 200 steps.
-The trainer keeps an EMA of G (Yazici et al. 2019; BigGAN), which sampling and export use.
-
-Measured on digits-distorted, 10 epochs at batch 64, 2,000 samples (FD of the plain tutorial loop,
-benchmarks/plain_cgan.py: 36.7, conditional accuracy 0.78): spectral norm, hinge and conditional BN
-alone 29.4 / 0.79 (genforge 0.1's BCE / BatchNorm-in-D / input-only recipe was worse still: 0.54 at 8
-epochs); + cosine auxiliary classifier and EMA 20.7 / 0.937; with lr 4e-4 20.7 / 0.987 (these
-defaults: the EMA is what lets the higher rate pay, raw weights 25.1 / 0.972). Tried and
-left out: class_loss 2 (FD 31), 0.5 (21.5 / 0.985), a TAC-GAN twin classifier (20.1 / 0.954),
-two learning rates G 1e-4 / D 4e-4 (41.9). `-o loss=bce -o spectral_norm=false -o conditional_bn=false
--o class_loss=0 -o lr=2e-4 -o beta1=0.5 -o beta2=0.999 --no-ema` gives the 0.1 recipe.
+(de Vries et al. 2017, Miyato & Koyama 2018). Discriminator: a projection discriminator (Miyato & Koyama
+2018) with spectral normalisation instead of BatchNorm, the hinge loss, and an auxiliary classifier
+(AC-GAN, Odena et al. 2017) with cosine logits on D's pooled features, learnt from real images only.
 Needs a labelled dataset. The generator's inputs are noise (N, latent_dim, 1, 1) and int32 labels (N,).
+The recipe's measured variants and ablations, and the options for the 0.1 recipe: docs/models.md.
 """
 
 from __future__ import annotations
@@ -30,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genforge.core.model import POW2_SIZES, GeneratorModel, check_options, power_of_two_depth
-from genforge.plugins.dcgan import (
+from genforge import POW2_SIZES, GeneratorModel, check_options, power_of_two_depth
+from genforge.plugins.blocks import (
     add_spectral_norm,
     check_loss,
     discriminator_loss,
@@ -48,7 +34,7 @@ class ConditionalGANConfig:
     embed_dim: int = 32
     g_width: int = 64
     d_width: int = 64
-    lr: float = 4e-4  # with the EMA of G: conditional accuracy 0.987 against 0.937 at 2e-4, same FD (see above)
+    lr: float = 4e-4  # with the EMA of G: conditional accuracy 0.987 against 0.937 at 2e-4, same FD (docs/models.md)
     beta1: float = 0.0  # Adam betas of SN-GAN / BigGAN (Miyato et al. 2018; Brock et al. 2019)
     beta2: float = 0.9
 

@@ -14,22 +14,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from genforge.core.checkpoint import check_weights_file
 from genforge.core.data import image_batches
 from genforge.core.errors import UserError
-from genforge.core.evaluation import (
+from genforge.core.evaluation.features import (
+    classifier_of,
+    classify_accuracy,
+    images_of,
+    test_images,
+)
+from genforge.core.evaluation.metrics import (
     CHUNK,
     EvalInput,
     check_images,
-    classifier_of,
-    classify_accuracy,
     fd_reference_points,
     frechet_distance,
-    images_of,
     kernel_distance,
-    test_images,
 )
 from genforge.core.model import call_with_labels, capabilities
+from genforge.core.training.checkpoint import check_weights_file
 
 
 def metric_fd(data: EvalInput) -> dict:

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genforge.core.model import POW2_SIZES, GeneratorModel, check_options, power_of_two_depth
-from genforge.plugins.dcgan import discriminator_tower
+from genforge import POW2_SIZES, GeneratorModel, check_options, power_of_two_depth
+from genforge.plugins.blocks import discriminator_tower
 
 
 @dataclass

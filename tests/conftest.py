@@ -45,7 +45,7 @@ SMALL_MODELS = {
 
 def small_train_config(model="dcgan", dataset="digits", **overrides):
     """A tiny training config (a few steps, narrow networks) for tests that need a run directory."""
-    from genforge.core.trainer import TrainConfig
+    from genforge.core.training.config import TrainConfig
 
     values = dict(model=model, dataset=dataset, image_size=16, batch_size=16, steps=4, sample_every=2,
                   checkpoint_every=2, log_every=1, model_options=SMALL_MODELS[model],
@@ -63,7 +63,7 @@ def small_config():
 @pytest.fixture(scope="session")
 def train_small():
     """train_small(out, model, dataset, **overrides) -> the Trainer of a tiny finished run."""
-    from genforge.core.trainer import Trainer
+    from genforge.core.training.trainer import Trainer
 
     def train(out, model="dcgan", dataset="digits", **overrides):
         trainer = Trainer(small_train_config(model, dataset, **overrides), out, progress=False)

@@ -20,12 +20,12 @@ import time
 import numpy as np
 import onnx
 import pytest
+from helpers import assert_one_line_error, run_genforge
 from onnx import TensorProto, helper
 
-from genforge.core import checkpoint as ckpt
+from genforge.core import runtime
 from genforge.core.errors import UserError
-from genforge.exporters import runtime
-from genforge.testing import assert_one_line_error, run_genforge
+from genforge.core.training import checkpoint as ckpt
 
 
 @pytest.fixture(scope="module")
@@ -324,7 +324,7 @@ def test_kill_during_checkpoint_writes_then_resume(tmp_path):
     time bound, resuming each time: every checkpoint loads, no stale .tmp-* folder survives a resume, the run
     reaches its step count."""
     run, steps = tmp_path / "run", 400
-    base = [sys.executable, "-m", "genforge.core.app.cli", "train", "--steps", str(steps), "--image-size", "16",
+    base = [sys.executable, "-m", "genforge.app.cli", "train", "--steps", str(steps), "--image-size", "16",
             "--batch-size", "16", "-o", "g_width=8", "-o", "d_width=8", "-o", "latent_dim=16", "--checkpoint-every",
             "1", "--keep", "2", "--sample-every", "0", "--no-progress"]
     rng = np.random.default_rng(0)
@@ -345,14 +345,14 @@ def test_kill_during_checkpoint_writes_then_resume(tmp_path):
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
         kills += 1
-        command = [sys.executable, "-m", "genforge.core.app.cli", "train", "--resume", str(run), "--no-progress"]
+        command = [sys.executable, "-m", "genforge.app.cli", "train", "--resume", str(run), "--no-progress"]
         found = ckpt.step_checkpoints(run / "checkpoints")
         for checkpoint in found:
             ckpt.read_checkpoint(checkpoint)
         reached.append(ckpt.read_checkpoint(found[-1]).step if found else 0)
     assert kills >= 2 and any(0 < step < steps for step in reached), reached
     started = time.time()
-    final = subprocess.run([sys.executable, "-m", "genforge.core.app.cli", "train", "--resume", str(run),
+    final = subprocess.run([sys.executable, "-m", "genforge.app.cli", "train", "--resume", str(run),
                             "--no-progress"], capture_output=True, text=True, timeout=300)
     if "already reached step" not in final.stderr:
         assert final.returncode == 0, final.stderr

@@ -5,51 +5,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import assert_one_line_error, sample_plugin
 
 from genforge.benchmarks.measure import Settings, compare_reports, run_ab, run_benchmarks
 from genforge.benchmarks.stats import compare_samples, ratio_of_medians, summarize
 from genforge.core.errors import UserError
-from genforge.testing import assert_one_line_error
-
-FAKE_BACKEND = """
-import time
-import numpy as np
-from genforge import hookimpl
-from genforge.core.specs import BackendSpec
-from genforge.plugins.backends import PreparedCall
-
-BASE_S = 0.002
-
-
-class SpinCall(PreparedCall):
-    def __init__(self, seconds, seed):
-        self.seconds, self.rng = seconds, np.random.default_rng(seed)
-        self.macs_per_image = 1_000_000
-
-    def call(self):
-        end = time.perf_counter() + self.seconds * self.rng.lognormal(0.0, 0.05)
-        while time.perf_counter() < end:
-            pass
-
-
-class FakeBackend:
-    def skip_reason(self, target):
-        return None if target.kind == "onnx" else "fake backend wants an .onnx"
-
-    def prepare(self, target, batch, threads=None):
-        slow = 1.25 if "slow" in target.name else 1.0
-        return SpinCall(BASE_S * slow * (1 + batch / 64), seed=hash(target.name) % 1000)
-
-
-@hookimpl
-def register_backends(register):
-    register(BackendSpec("fake", "fake_backend_plugin:FakeBackend", "spins for a known time", targets=("onnx",)))
-"""
 
 
 @pytest.fixture
 def fake_targets(install_plugin, tmp_path):
-    install_plugin("fake_backend_plugin", FAKE_BACKEND, dist="fake-bench")
+    install_plugin("fake_backend_plugin", sample_plugin("fake_backend_plugin"), dist="fake-bench")
     targets = {}
     for name in ("base", "same", "slow"):
         path = tmp_path / f"{name}.onnx"
@@ -247,7 +212,7 @@ def test_gpu_backends_time_with_cuda_events_and_report_end_to_end(train_small, t
     from genforge.exporters.onnx import export_onnx
 
     run = train_small(tmp_path / "run").out
-    export_onnx(run, tmp_path / "g.onnx", check_quality=False)
+    export_onnx(run, tmp_path / "g.onnx")
     report = run_benchmarks([run, tmp_path / "g.onnx"], ["torch", "ort-cuda"], Settings((1, 8), 0.1, 5, 0.3))
     gpu_rows = [r for r in report["rows"] if r["status"] == "ok"]
     assert gpu_rows and all(r["timing"] == "cuda-events" and r["end_to_end_ms"] > 0 for r in gpu_rows)

@@ -2,13 +2,12 @@
 gated on PSNR against fp32, refused in one line where the CPU would only emulate it."""
 
 import pytest
+from helpers import assert_one_line_error
 
-from genforge.core import hardware
-from genforge.core import runtime as core_runtime
+from genforge.core import hardware, runtime
 from genforge.core.errors import UserError
 from genforge.core.numerics import psnr
-from genforge.exporters import runtime
-from genforge.testing import assert_one_line_error
+from genforge.core.runtime import pytorch as core_runtime
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +49,7 @@ def test_bf16_is_refused_in_one_line_where_the_cpu_would_emulate_it(run, monkeyp
 def test_bf16_applies_to_run_directories_only(run, tmp_path):
     from genforge.exporters.onnx import export_onnx
 
-    export_onnx(run, tmp_path / "g.onnx", check_quality=False)
+    export_onnx(run, tmp_path / "g.onnx")
     with pytest.raises(UserError, match="applies to run directories only"):
         runtime.load(tmp_path / "g.onnx", precision="bf16")
     with pytest.raises(UserError, match="fp32 or bf16"):

@@ -7,12 +7,12 @@ import subprocess
 import sys
 import time
 
-from genforge.core import checkpoint as ckpt
-from genforge.core.callbacks import Callback
-from genforge.core.trainer import Trainer
+from genforge.core.training import checkpoint as ckpt
+from genforge.core.training.callbacks import Callback
+from genforge.core.training.trainer import Trainer
 
 COUNTER = '''
-from genforge.core.callbacks import Callback
+from genforge.core.training.callbacks import Callback
 
 
 class CountSteps(Callback):
@@ -64,7 +64,7 @@ SCRIPT = '''
 import sys
 sys.path.insert(0, {folder!r})
 from counter import CountSteps
-from genforge.core.trainer import Trainer, TrainConfig
+from genforge.core.training.trainer import Trainer, TrainConfig
 config = TrainConfig(model="dcgan", dataset="digits", image_size=16, batch_size=16, steps=100000,
                      sample_every=0, checkpoint_every=5, log_every=1, threads=1,
                      model_options={{"g_width": 8, "d_width": 8, "latent_dim": 16}})

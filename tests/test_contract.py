@@ -9,8 +9,7 @@ import json
 import sys
 
 import pytest
-
-from genforge.testing import assert_one_line_error
+from helpers import assert_one_line_error
 
 IMPLEMENTATION_MODULES = ("acme_impl", "acme_data", "acme_cvae_impl")
 
@@ -397,7 +396,7 @@ def test_metric_that_does_not_apply_is_skipped_with_a_note(train_small, install_
 
 def test_evaluation_streams_a_plain_dataset_and_a_changed_dataset_retrains_the_classifier(
         install_plugin, genforge_cli, tmp_path, monkeypatch):
-    from genforge.core import evaluation as ev
+    from genforge.core.evaluation import features
 
     install(install_plugin)
     run = tmp_path / "run"
@@ -409,11 +408,11 @@ def test_evaluation_streams_a_plain_dataset_and_a_changed_dataset_retrains_the_c
     assert {"fd", "kid", "cond_acc"} <= set(scores) and scores["classifier_test_accuracy"] > 0.9
 
     config = {"dataset": "acme-digits", "image_size": 16, "channels": None, "data_dir": None}
-    first = ev.load_reference(config)
-    again = ev.load_reference(config)
+    first = features.load_reference(config)
+    again = features.load_reference(config)
     assert again.from_cache and again.cache_path == first.cache_path
     monkeypatch.setenv("ACME_SHIFT", "0.5")  # same name, size and channels; other pixels
-    changed = ev.load_reference(config)
+    changed = features.load_reference(config)
     assert not changed.from_cache and changed.cache_path != first.cache_path
 
 
@@ -421,7 +420,7 @@ def test_generator_inputs_are_the_same_everywhere(train_small, tmp_path):
     """A run directory and its ONNX export draw the same noise and labels for a seed."""
     import numpy as np
 
-    from genforge.exporters import runtime
+    from genforge.core import runtime
     from genforge.exporters.onnx import export_onnx
 
     run = train_small(tmp_path / "cgan", model="cgan").out

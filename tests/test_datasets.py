@@ -6,11 +6,11 @@ import struct
 import numpy as np
 import pytest
 import torch
+from helpers import assert_one_line_error
 from PIL import Image
 
 from genforge.core.contract import open_dataset
 from genforge.core.errors import UserError
-from genforge.testing import assert_one_line_error
 
 
 def check_images(dataset, channels, size):

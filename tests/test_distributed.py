@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import assert_one_line_error
 
-from genforge.core import checkpoint as ckpt
 from genforge.core.contract import open_dataset
-from genforge.core.distributed import Placement
-from genforge.core.trainer import BatchSampler
-from genforge.testing import assert_one_line_error
+from genforge.core.training import checkpoint as ckpt
+from genforge.core.training.batches import BatchSampler
+from genforge.core.training.distributed import Placement
 
 # A model with no BatchNorm and no randomness in its step: two processes of half the global batch each must
 # take the same steps as one process with the whole batch (gradients averaged = the gradient of the mean).
@@ -66,7 +66,7 @@ def register_models(register):
 
 
 def cli(*args, env=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "genforge.core.app.cli", *map(str, args)], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "genforge.app.cli", *map(str, args)], capture_output=True,
                           text=True, env={**os.environ, **(env or {})}, timeout=timeout)
 
 
@@ -129,7 +129,7 @@ def worker_pids(parent: int) -> dict[int, int]:
         except OSError:
             continue
         env = dict(item.split(b"=", 1) for item in environ if b"=" in item)
-        if b"genforge.core.app.cli" in cmdline and b"RANK" in env and b"TORCHELASTIC_RUN_ID" in env:
+        if b"genforge.app.cli" in cmdline and b"RANK" in env and b"TORCHELASTIC_RUN_ID" in env:
             if is_descendant(int(entry.name), parent):
                 found[int(env[b"RANK"])] = int(entry.name)
     return found
@@ -149,7 +149,7 @@ def is_descendant(pid: int, ancestor: int) -> bool:
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc to find the worker processes")
 def test_a_killed_worker_stops_the_run_with_a_message_and_resume_continues(tmp_path):
     run = tmp_path / "run"
-    command = [sys.executable, "-m", "genforge.core.app.cli", "train", "--nproc", "2", "--steps", "400",
+    command = [sys.executable, "-m", "genforge.app.cli", "train", "--nproc", "2", "--steps", "400",
                "--image-size", "16", "--batch-size", "16", "-o", "g_width=8", "-o", "d_width=8",
                "--checkpoint-every", "5", "--sample-every", "0", "--no-progress", "--out", str(run)]
     parent = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -168,7 +168,7 @@ def test_a_killed_worker_stops_the_run_with_a_message_and_resume_continues(tmp_p
     assert "Traceback" not in err
     last = ckpt.step_checkpoints(run / "checkpoints")[-1]
     ckpt.read_checkpoint(last)
-    resumed = subprocess.run([sys.executable, "-m", "genforge.core.app.cli", "train", "--resume", str(run),
+    resumed = subprocess.run([sys.executable, "-m", "genforge.app.cli", "train", "--resume", str(run),
                               "--nproc", "2", "--steps", str(ckpt.read_checkpoint(last).step + 10), "--no-progress"],
                              capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr

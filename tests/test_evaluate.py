@@ -4,12 +4,12 @@ import json
 
 import pytest
 import torch
+from helpers import assert_one_line_error
 from torch import nn
 
-from genforge.core import evaluation as ev
 from genforge.core.errors import UserError
+from genforge.core.evaluation import features, metrics, scoring
 from genforge.plugins import metrics as builtin_metrics
-from genforge.testing import assert_one_line_error
 
 
 class Identity(nn.Module):
@@ -30,9 +30,9 @@ def gaussian(n, d, mean=0.0, std=1.0, seed=0):
 
 def test_identical_sets_have_zero_fd_and_kid():
     a = gaussian(2000, 4)
-    assert abs(ev.frechet_distance(a, a.clone(), Identity(4))) < 1e-6
-    kid, std = ev.kernel_distance(a, a.clone(), Identity(4))
-    shifted, _ = ev.kernel_distance(a, gaussian(2000, 4, 1.0, seed=5), Identity(4))
+    assert abs(metrics.frechet_distance(a, a.clone(), Identity(4))) < 1e-6
+    kid, std = metrics.kernel_distance(a, a.clone(), Identity(4))
+    shifted, _ = metrics.kernel_distance(a, gaussian(2000, 4, 1.0, seed=5), Identity(4))
     assert abs(kid) <= 3 * std and abs(kid) < 0.02 * shifted  # unbiased estimate over random subsets: 0 +- noise
 
 
@@ -43,46 +43,47 @@ def test_identical_sets_have_zero_fd_and_kid():
 ])
 def test_shifted_gaussians_give_the_analytic_frechet_distance(mean, std, expected):
     a, b = gaussian(20000, 4, seed=1), gaussian(20000, 4, mean, std, seed=2)
-    fd = ev.frechet_distance(a, b, Identity(4))
+    fd = metrics.frechet_distance(a, b, Identity(4))
     assert fd == pytest.approx(expected, rel=0.05, abs=0.02)
 
 
 def test_kid_grows_with_the_shift():
     a = gaussian(600, 4, seed=1)
     near, far = gaussian(600, 4, 0.2, seed=2), gaussian(600, 4, 2.0, seed=3)
-    assert ev.kernel_distance(a, near, Identity(4))[0] < ev.kernel_distance(a, far, Identity(4))[0]
+    assert metrics.kernel_distance(a, near, Identity(4))[0] < metrics.kernel_distance(a, far, Identity(4))[0]
 
 
 def test_classifier_is_cached_and_reused(monkeypatch):
     config = {"dataset": "shapes", "image_size": 16, "channels": None, "data_dir": None, "seed": 0}
-    first = ev.load_reference(config)
+    first = features.load_reference(config)
     assert not first.from_cache and first.cache_path.exists() and first.accuracy > 0.9
-    monkeypatch.setattr(ev, "_train_classifier", lambda *a, **k: pytest.fail("the cached classifier was not reused"))
-    second = ev.load_reference(config)
+    monkeypatch.setattr(features, "_train_classifier",
+                        lambda *a, **k: pytest.fail("the cached classifier was not reused"))
+    second = features.load_reference(config)
     assert second.from_cache and second.accuracy == first.accuracy
     images = second.test.batch(torch.arange(8))[0]
     assert torch.allclose(first.classifier(images), second.classifier(images), atol=1e-5)
 
 
 def test_reference_points_bracket_real_data():
-    reference = ev.reference_for({"dataset": "digits", "image_size": 16, "channels": None, "data_dir": None})
-    points = ev.fd_reference_points(reference)
+    reference = features.reference_for({"dataset": "digits", "image_size": 16, "channels": None, "data_dir": None})
+    points = metrics.fd_reference_points(reference)
     assert 0 < points["fd_floor"] < points["fd_ceiling"] / 10
 
 
 def test_bad_input():
-    info = ev.reference_for({"dataset": "digits", "image_size": 16, "channels": None, "data_dir": None}).info
+    info = features.reference_for({"dataset": "digits", "image_size": 16, "channels": None, "data_dir": None}).info
     with pytest.raises(UserError, match="too few"):
-        ev.frechet_distance_of(torch.zeros(3, 1, 16, 16), info, {"dataset": "digits", "image_size": 16})
+        scoring.frechet_distance_of(torch.zeros(3, 1, 16, 16), info, {"dataset": "digits", "image_size": 16})
     with pytest.raises(UserError, match=r"expected \(N, 1, 16, 16\)"):
-        ev.frechet_distance_of(torch.zeros(30, 3, 16, 16), info, {"dataset": "digits", "image_size": 16})
-    data = ev.EvalInput(torch.zeros(20, 1, 16, 16), None, ev.reference_for(
+        scoring.frechet_distance_of(torch.zeros(30, 3, 16, 16), info, {"dataset": "digits", "image_size": 16})
+    data = metrics.EvalInput(torch.zeros(20, 1, 16, 16), None, features.reference_for(
         {"dataset": "digits", "image_size": 16, "channels": None, "data_dir": None}),
         options={"inception_weights": "/nonexistent/pt_inception.pth"})
     with pytest.raises(UserError, match="does not exist"):
         builtin_metrics.metric_inception(data)
     with pytest.raises(UserError, match="--inception-weights"):
-        builtin_metrics.metric_inception(ev.EvalInput(data.images, None, data.reference))
+        builtin_metrics.metric_inception(metrics.EvalInput(data.images, None, data.reference))
     with pytest.raises(UserError, match="conditional"):
         builtin_metrics.metric_cond_acc(data)
 
@@ -112,7 +113,7 @@ def test_evaluate_cli_on_run_and_onnx(train_small, tmp_path, genforge_cli):
 
 
 def test_trainer_keeps_the_best_checkpoint(train_small, tmp_path):
-    from genforge.core import checkpoint as ckpt
+    from genforge.core.training import checkpoint as ckpt
 
     trainer = train_small(tmp_path / "run", steps=6, eval_every=2, eval_samples=100)
     evals = [json.loads(line) for line in (trainer.out / "metrics.jsonl").read_text().splitlines()
@@ -123,7 +124,7 @@ def test_trainer_keeps_the_best_checkpoint(train_small, tmp_path):
     assert best_ckpt.step == best["step"]
     assert best_ckpt.state["best"]["value"] == pytest.approx(best["fd"])
     assert trainer.config.ema  # the score kept is that of the EMA weights, which loading the checkpoint gives
-    from genforge.core.evaluation import evaluate_run
+    from genforge.core.evaluation.scoring import evaluate_run
 
     assert evaluate_run(trainer.out, "best", n=100, metrics=["fd"])["fd"] == pytest.approx(best["fd"], rel=1e-4)
 
@@ -144,14 +145,14 @@ def test_unlabelled_data_points_to_the_inception_metric(train_small, tmp_path, g
 def test_eval_during_training_can_train_the_classifier_first(train_small, tmp_path, monkeypatch):
     """The first --eval-every on an uncached dataset trains the classifier inside no_grad scoring."""
     monkeypatch.setenv("GENFORGE_CACHE", str(tmp_path / "empty-cache"))
-    monkeypatch.setattr(ev, "_references", {})
+    monkeypatch.setattr(features, "_references", {})
     trainer = train_small(tmp_path / "run", dataset="shapes", steps=2, eval_every=2, eval_samples=50)
     assert list((tmp_path / "empty-cache" / "classifiers").glob("shapes-16px-3ch-*.safetensors"))
     assert any(json.loads(line)["kind"] == "eval" for line in (trainer.out / "metrics.jsonl").read_text().splitlines())
 
 
 def test_kid_is_the_same_for_the_same_images_and_leaves_the_global_rng_alone():
-    from genforge.core.evaluation import kernel_distance
+    from genforge.core.evaluation.metrics import kernel_distance
 
     features = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 8))
     real, fake = torch.randn(300, 1, 4, 4), torch.randn(300, 1, 4, 4) + 0.5

@@ -8,14 +8,15 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from helpers import assert_one_line_error
 
+from genforge.app.export import export_gated
+from genforge.core import runtime
 from genforge.core.data import DataInfo
 from genforge.core.errors import UserError, ValidationFailed
-from genforge.exporters import runtime
 from genforge.exporters.onnx import export_onnx, psnr
 from genforge.exporters.precisions import PRECISIONS
 from genforge.exporters.rewrite import max_difference, rewrite_generator
-from genforge.testing import assert_one_line_error
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +73,7 @@ def test_fp32_export_is_rewritten_unless_told_not_to(runs, tmp_path, genforge_cl
 @pytest.mark.parametrize("model", ["dcgan", "cgan", "vae"])
 def test_every_model_exports_in_every_precision(runs, tmp_path, model, precision):
     out = tmp_path / f"{model}-{precision}.onnx"
-    report = export_onnx(runs[model], out, precision=precision, quality_samples=200, max_fd_increase=10.0)
+    report = export_gated(runs[model], out, precision=precision, quality_samples=200, max_fd_increase=10.0)
     assert out.exists() and all(c["ok"] for c in report.checks)
     assert [c["batch"] for c in report.checks] == [2, 7]
     proto = onnx.load(str(out))
@@ -123,7 +124,7 @@ def test_fixed_batch_export(runs, tmp_path):
 def test_refused_variant_leaves_no_file_and_force_writes_it(runs, tmp_path, genforge_cli):
     out = tmp_path / "int8.onnx"
     with pytest.raises(ValidationFailed, match="nothing written"):
-        export_onnx(runs["dcgan"], out, precision="int8", max_fd_increase=-0.99, quality_samples=200)
+        export_gated(runs["dcgan"], out, precision="int8", max_fd_increase=-0.99, quality_samples=200)
     assert not out.exists() and list(tmp_path.iterdir()) == []
     result = genforge_cli("export", "onnx", runs["dcgan"], "--out", out, "--precision", "int8", "--max-fd-increase",
                      "-0.99", "--quality-samples", "200", expect=1)
@@ -138,12 +139,12 @@ def test_sample_from_onnx_imports_no_model_plugin(runs, tmp_path):
     export_onnx(runs["cgan"], out)
     script = (
         "import sys\n"
-        "from genforge.core.app.cli import main\n"
+        "from genforge.app.cli import main\n"
         f"try:\n    main(['sample', {str(out)!r}, '--n', '20', '--labels', '3', "
         f"'--out', {str(tmp_path / 'g.png')!r}])\n"
         "except SystemExit as e:\n    assert e.code == 0, e.code\n"
         "print('PLUGINS', sorted(m for m in sys.modules if m in ('genforge.plugins.dcgan', 'genforge.plugins.cgan', "
-        "'genforge.plugins.vae', 'genforge.core.trainer')))\n"
+        "'genforge.plugins.vae', 'genforge.core.training.trainer')))\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr
@@ -225,7 +226,8 @@ def test_cuda_provider_runs(runs, tmp_path):
 
 
 def test_engine_sidecar_checks_without_a_gpu(tmp_path):
-    from genforge.exporters.tensorrt import check_compatible, profile_shapes, read_sidecar
+    from genforge.core.runtime.tensorrt import check_compatible, read_sidecar
+    from genforge.exporters.tensorrt import profile_shapes
 
     engine = tmp_path / "g.engine"
     engine.write_bytes(b"plan")
@@ -267,7 +269,7 @@ def test_tensorrt_engine_matches_onnx(runs, tmp_path, precision):
     from genforge.exporters.tensorrt import build_engine
 
     onnx_path = tmp_path / f"m-{precision}.onnx"
-    export_onnx(runs["cgan"], onnx_path, precision=precision, check_quality=False, target="tensorrt")
+    export_onnx(runs["cgan"], onnx_path, precision=precision, target="tensorrt")
     engine = tmp_path / f"m-{precision}.engine"
     build_engine(onnx_path, engine, 1, 4, 8)
     got = runtime.load(engine).generate(n=5, seed=3)

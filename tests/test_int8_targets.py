@@ -7,11 +7,11 @@ and `genforge export tensorrt` must refuse it in one line before asking for Tens
 
 import onnx
 import pytest
+from helpers import assert_one_line_error
 
-from genforge.exporters import runtime
+from genforge.core import runtime
 from genforge.exporters.onnx import export_onnx, psnr
 from genforge.exporters.qdq import tensorrt_qdq_problems
-from genforge.testing import assert_one_line_error
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,7 @@ def exports(train_small, tmp_path_factory):
         run = train_small(root / model, model=model).out
         for target in ("cpu", "tensorrt"):
             path = root / f"{model}-{target}.onnx"
-            export_onnx(run, path, precision="int8", target=target, check_quality=False)
+            export_onnx(run, path, precision="int8", target=target)
             files[model, target] = (run, path)
     return files
 

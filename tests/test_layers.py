@@ -1,10 +1,10 @@
-"""The package's layers stay as designed: the kernel imports nothing above it, and no module imports in a cycle.
+"""The package's layers stay as designed: each imports only the layers it may, and no module imports in a cycle.
 
-    application  core/app/, genforge.testing, genforge.pytest_plugin   may import anything
-    benchmarks   benchmarks/                                            kernel, plugins, exporters
-    plugins      plugins/                                               kernel, exporters
-    exporters    exporters/                                             kernel
-    kernel       core/ (not core/app/), the package root                kernel only
+    application  app/, genforge.testing, genforge.pytest_plugin   may import anything
+    benchmarks   benchmarks/ (the library; scripts/ stands apart)  kernel, exporters
+    plugins      plugins/                                           kernel
+    exporters    exporters/                                         kernel, but no evaluation (no metric)
+    kernel       core/ (training/, evaluation/, runtime/), the package root   kernel only, and no click
 
 Every import counts, at module top or inside a function, so laziness cannot hide a violation.
 """
@@ -14,14 +14,18 @@ import shutil
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGE_DIRS = ("core", "plugins", "exporters", "benchmarks")
+PACKAGE_DIRS = ("core", "plugins", "exporters", "benchmarks", "app")
 ROOT_MODULES = ("__init__.py", "testing.py", "pytest_plugin.py")
 MAY_IMPORT = {
     "kernel": {"kernel"},
     "exporters": {"kernel", "exporters"},
-    "plugins": {"kernel", "exporters", "plugins"},
-    "benchmarks": {"kernel", "exporters", "plugins", "benchmarks"},
+    "plugins": {"kernel", "plugins"},
+    "benchmarks": {"kernel", "exporters", "benchmarks"},
     "application": {"kernel", "exporters", "plugins", "benchmarks", "application"},
+}
+MUST_NOT_IMPORT = {  # layer -> module prefixes it never imports, genforge's or third-party
+    "kernel": ("click",),
+    "exporters": ("genforge.core.evaluation", "torchmetrics"),
 }
 
 
@@ -32,7 +36,7 @@ def module_name(root: Path, path: Path) -> str:
 
 
 def layer(module: str) -> str:
-    if module.startswith("genforge.core.app") or module in ("genforge.testing", "genforge.pytest_plugin"):
+    if module.startswith("genforge.app") or module in ("genforge.testing", "genforge.pytest_plugin"):
         return "application"
     for folder in ("exporters", "plugins", "benchmarks"):
         if module.startswith(f"genforge.{folder}"):
@@ -43,35 +47,38 @@ def layer(module: str) -> str:
 def package_files(root: Path) -> list[Path]:
     files = [root / name for name in ROOT_MODULES if (root / name).exists()]
     for folder in PACKAGE_DIRS:
-        files += sorted((root / folder).rglob("*.py"))
+        files += sorted(f for f in (root / folder).rglob("*.py") if "scripts" not in f.relative_to(root).parts)
     return files
 
 
-def imports_of(path: Path, modules: set[str]) -> set[str]:
-    """The genforge modules `path` imports (`from genforge.x import name` counts as genforge.x.name when that is
-    a module, else genforge.x)."""
+def imported_names(path: Path, modules: set[str]) -> set[str]:
+    """Every module `path` imports, genforge's and third-party (`from genforge.x import name` counts as
+    genforge.x.name when that is a module, else genforge.x)."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        names = []
         if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
+            found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in modules else node.module
-                     for alias in node.names]
-        found |= {name for name in names if name == "genforge" or name.startswith("genforge.")}
+            found |= {f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in modules else node.module
+                      for alias in node.names}
     return found
 
 
-def import_graph(root: Path) -> dict[str, set[str]]:
+def import_graph(root: Path, third_party: bool = False) -> dict[str, set[str]]:
     files = package_files(root)
     modules = {module_name(root, f) for f in files}
-    return {module_name(root, f): {m for m in imports_of(f, modules) if m in modules} for f in files}
+    return {module_name(root, f): {m for m in imported_names(f, modules) if third_party or m in modules}
+            for f in files}
 
 
 def layer_violations(root: Path) -> list[str]:
-    return sorted(f"{module} ({layer(module)}) imports {target} ({layer(target)})"
-                  for module, targets in import_graph(root).items() for target in targets
-                  if layer(target) not in MAY_IMPORT[layer(module)])
+    found = [f"{module} ({layer(module)}) imports {target} ({layer(target)})"
+             for module, targets in import_graph(root).items() for target in targets
+             if layer(target) not in MAY_IMPORT[layer(module)]]
+    found += [f"{module} ({layer(module)}) imports {target}"
+              for module, targets in import_graph(root, third_party=True).items() for target in targets
+              if any(target == p or target.startswith(p + ".") for p in MUST_NOT_IMPORT.get(layer(module), ()))]
+    return sorted(found)
 
 
 def import_cycles(root: Path) -> list[list[str]]:
@@ -103,28 +110,63 @@ def test_no_import_cycles():
     assert import_cycles(REPO) == []
 
 
-def test_the_check_catches_a_kernel_module_importing_the_application(tmp_path):
+def planted_copy(tmp_path) -> Path:
     copy = tmp_path / "genforge"
     copy.mkdir()
     for name in ROOT_MODULES:
         shutil.copy(REPO / name, copy / name)
     for folder in PACKAGE_DIRS:
         shutil.copytree(REPO / folder, copy / folder, ignore=shutil.ignore_patterns("__pycache__", "results"))
-    model = copy / "core" / "model.py"
-    model.write_text(model.read_text() + "\n\ndef _planted():\n    from genforge.core.app.cli import cli\n")
-    assert layer_violations(copy) == ["genforge.core.model (kernel) imports genforge.core.app.cli (application)"]
+    return copy
+
+
+def plant(path: Path, code: str) -> None:
+    path.write_text(path.read_text() + f"\n\ndef _planted():\n    {code}\n")
+
+
+def test_the_check_catches_each_kind_of_violation(tmp_path):
+    copy = planted_copy(tmp_path)
+    plant(copy / "core" / "model.py", "from genforge.app.cli import cli")
+    plant(copy / "core" / "training" / "config.py", "import click")
+    plant(copy / "exporters" / "onnx.py", "from genforge.core.evaluation.metrics import frechet_distance")
+    plant(copy / "benchmarks" / "measure.py", "from genforge.plugins.backends import TorchBackend")
+    assert layer_violations(copy) == [
+        "genforge.benchmarks.measure (benchmarks) imports genforge.plugins.backends (plugins)",
+        "genforge.core.model (kernel) imports genforge.app.cli (application)",
+        "genforge.core.training.config (kernel) imports click",
+        "genforge.exporters.onnx (exporters) imports genforge.core.evaluation.metrics",
+    ]
+
+
+def test_the_check_catches_a_cycle(tmp_path):
+    copy = planted_copy(tmp_path)
     inputs = copy / "core" / "inputs.py"
     inputs.write_text(inputs.read_text() + "\nimport genforge.core.model\n")
     assert any("genforge.core.inputs" in cycle and "genforge.core.model" in cycle for cycle in import_cycles(copy))
+
+
+def test_no_module_is_over_400_lines():
+    long = [f"{path.relative_to(REPO)}: {n}" for path in package_files(REPO)
+            if (n := len(path.read_text().splitlines())) > 400]
+    assert long == []
+
+
+def test_trainer_fit_reads_as_the_loop_alone():
+    tree = ast.parse((REPO / "core" / "training" / "trainer.py").read_text())
+    fit = next(node for cls in tree.body if isinstance(cls, ast.ClassDef) and cls.name == "Trainer"
+               for node in cls.body if isinstance(node, ast.FunctionDef) and node.name == "fit")
+    assert fit.end_lineno - fit.lineno + 1 <= 60
 
 
 def test_readme_layout_names_every_module():
     readme = (REPO / "README.md").read_text()
     layout = readme[readme.index("## Layout"):]
     layout = layout[:layout.index("\n## ")] if "\n## " in layout else layout
-    for folder in ("core", "core/app", "exporters", "plugins"):
+    for folder in ("core", "core/training", "core/evaluation", "core/runtime", "app", "exporters", "plugins",
+                   "benchmarks", "benchmarks/scripts"):
+        assert f"{folder}/" in layout, f"README's Layout does not name {folder}/"
         for path in sorted((REPO / folder).glob("*.py")):
             if path.name != "__init__.py":
                 assert path.name in layout, f"README's Layout does not name {folder}/{path.name}"
-    for name in ("measure.py", "stats.py", "rows.py", "environment.py", "suite.py", "testing.py", "pytest_plugin.py"):
+    for name in ("testing.py", "pytest_plugin.py", "sample_plugins/", "helpers.py"):
         assert name in layout, name

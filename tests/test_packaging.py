@@ -1,4 +1,5 @@
-"""The wheel holds the four folders under genforge/ and installs a working `genforge` command."""
+"""The wheel holds the five folders under genforge/ (not benchmarks/scripts/) and installs a working `genforge`
+command."""
 
 import subprocess
 import sys
@@ -18,9 +19,12 @@ def test_wheel_layout_and_fresh_install(tmp_path):
     assert build.returncode == 0, build.stderr
     wheel = next(dist.glob("genforge-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    for package in ("core", "plugins", "exporters", "benchmarks"):
+    for package in ("core", "core/training", "core/evaluation", "core/runtime", "plugins", "exporters", "benchmarks",
+                    "app"):
         assert f"genforge/{package}/__init__.py" in names, package
-    assert "genforge/__init__.py" in names and "genforge/core/app/cli.py" in names
+    assert "genforge/__init__.py" in names and "genforge/app/cli.py" in names
+    assert "genforge/app/templates/model.py" in names and "genforge/app/suites/standard.toml" in names
+    assert not any(n.startswith("genforge/benchmarks/scripts/") for n in names)
     assert "genforge/testing.py" in names and "genforge/pytest_plugin.py" in names
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "[pytest11]" in entry_points and "genforge.pytest_plugin" in entry_points

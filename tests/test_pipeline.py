@@ -8,10 +8,10 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+from helpers import assert_one_line_error
 
+from genforge.app.report import fmt
 from genforge.benchmarks.rows import row_cells
-from genforge.core.app.report import fmt
-from genforge.testing import assert_one_line_error
 
 TINY = """
 [train]

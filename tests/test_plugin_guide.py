@@ -84,7 +84,7 @@ def test_guide_hook_examples_run(guide_site, genforge_cli, tmp_path, train_small
     assert '"status": "ok"' in report.read_text()
     from click.testing import CliRunner
 
-    from genforge.core.app.cli import cli
+    from genforge.app.cli import cli
     from genforge.core.registry import get_registry
 
     get_registry().add_commands(cli)

@@ -5,8 +5,9 @@ import json
 
 import pytest
 
-from genforge.core.app.evaluate import evaluate_target
-from genforge.core.trainer import TrainConfig, Trainer
+from genforge.core.evaluation.scoring import evaluate_target
+from genforge.core.training.config import TrainConfig
+from genforge.core.training.trainer import Trainer
 
 pytestmark = pytest.mark.slow
 CGAN_STEPS = 500  # about 22 epochs of digits at batch 64

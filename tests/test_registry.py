@@ -4,30 +4,10 @@ import json
 import sys
 
 import pytest
+from helpers import assert_one_line_error, run_genforge, sample_plugin
 
 from genforge.core.errors import PluginError, UserError
 from genforge.core.registry import get_registry
-from genforge.testing import assert_one_line_error, run_genforge
-
-GOOD_PLUGIN = """
-from genforge import hookimpl
-from genforge.core.specs import ModelSpec, DatasetSpec
-
-@hookimpl
-def register_models(register):
-    register(ModelSpec("acme-gan", "acme_impl:AcmeGAN", "a third-party GAN", family="gan"))
-
-@hookimpl
-def register_datasets(register):
-    register(DatasetSpec("acme-data", "acme_impl:load", "third-party data"))
-"""
-IMPL = """
-import genforge.plugins.dcgan as dcgan
-AcmeGAN = dcgan.DCGAN
-def load(**kwargs):
-    from genforge.plugins.shapes import load as shapes
-    return shapes(**kwargs)
-"""
 
 
 def test_builtins_are_registered_through_the_hooks():
@@ -40,8 +20,8 @@ def test_builtins_are_registered_through_the_hooks():
 
 
 def test_third_party_plugin_is_discovered_and_imported_lazily(install_plugin):
-    site = install_plugin("acme_plugin", GOOD_PLUGIN)
-    (site / "acme_impl.py").write_text(IMPL)
+    site = install_plugin("acme_plugin", sample_plugin("acme_plugin"))
+    (site / "acme_impl.py").write_text(sample_plugin("acme_impl"))
     registry = get_registry()
     spec = registry.model("acme-gan")
     assert spec.plugin == "acme-gan"
@@ -54,7 +34,7 @@ def test_third_party_plugin_is_discovered_and_imported_lazily(install_plugin):
 
 
 def test_plugins_json_lists_external_plugin(install_plugin, genforge_cli):
-    install_plugin("acme_plugin", GOOD_PLUGIN)
+    install_plugin("acme_plugin", sample_plugin("acme_plugin"))
     data = json.loads(genforge_cli("plugins", "--json").stdout)
     acme = next(p for p in data if p["name"] == "acme_plugin")
     assert acme["distribution"] == "acme-gan" and acme["version"] == "1.2.3"
@@ -72,7 +52,7 @@ def test_plugins_json_lists_external_plugin(install_plugin, genforge_cli):
 ])
 def test_broken_plugin_is_isolated_and_named(install_plugin, genforge_cli, body, fragment):
     install_plugin("broken_plugin", body, dist="broken-dist")
-    install_plugin("acme_plugin", GOOD_PLUGIN)
+    install_plugin("acme_plugin", sample_plugin("acme_plugin"))
     data = json.loads(genforge_cli("plugins", "--json").stdout)
     broken = next(p for p in data if p["name"] == "broken_plugin")
     assert any(fragment in e for e in broken["errors"]), broken["errors"]
@@ -88,7 +68,7 @@ def test_strict_mode_makes_load_errors_fatal(install_plugin, monkeypatch):
 
 
 def test_load_plugins_selects_external_plugins(install_plugin, monkeypatch):
-    install_plugin("acme_plugin", GOOD_PLUGIN)
+    install_plugin("acme_plugin", sample_plugin("acme_plugin"))
     monkeypatch.setenv("GENFORGE_LOAD_PLUGINS", "")
     assert "acme_plugin" not in get_registry().plugins
     assert "dcgan" in get_registry().specs("models")
@@ -131,7 +111,7 @@ def test_help_and_plugins_do_not_import_torch(tmp_path):
 
     script = (
         "import sys\n"
-        "from genforge.core.app.cli import main\n"
+        "from genforge.app.cli import main\n"
         "for args in (['--help'], ['plugins'], ['plugins', '--json']):\n"
         "    try:\n"
         "        main(args)\n"

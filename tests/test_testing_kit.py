@@ -11,8 +11,9 @@ import sys
 import warnings
 
 import pytest
+from helpers import assert_one_line_error
 
-from genforge.testing import PluginCheckFailed, assert_one_line_error, check_dataset_plugin, check_model_plugin
+from genforge.testing import PluginCheckFailed, check_dataset_plugin, check_model_plugin
 
 MODEL = '''
 import dataclasses

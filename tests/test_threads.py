@@ -1,13 +1,13 @@
 """Threads that survive a busy machine: the default is the free cores, --threads overrides it everywhere,
-and reports record what was used (benchmarks/busy_machine.py measures the slowdowns)."""
+and reports record what was used (benchmarks/scripts/busy_machine.py measures the slowdowns)."""
 
 import json
 
 import pytest
 import torch
+from helpers import assert_one_line_error
 
 from genforge.core import threads
-from genforge.testing import assert_one_line_error
 
 
 @pytest.mark.parametrize("cores, busy, world, expected", [

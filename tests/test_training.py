@@ -7,15 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import assert_one_line_error
 from PIL import Image
 
-from genforge.core import checkpoint as ckpt
+from genforge.core import runtime
 from genforge.core.errors import TrainingDiverged
 from genforge.core.model import generate
-from genforge.core.run_dir import load_run
-from genforge.core.trainer import EMA, Trainer
-from genforge.exporters import runtime
-from genforge.testing import assert_one_line_error
+from genforge.core.training import checkpoint as ckpt
+from genforge.core.training.ema import EMA
+from genforge.core.training.run_dir import load_run
+from genforge.core.training.trainer import Trainer
 
 
 def weights(run_dir, which=None):

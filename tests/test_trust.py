@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import assert_one_line_error, run_genforge, sample_plugin
 from PIL import Image
 
-from genforge.core import checkpoint as ckpt
 from genforge.core.errors import UserError
-from genforge.testing import assert_one_line_error, run_genforge
+from genforge.core.training import checkpoint as ckpt
 
 TINY = ("--image-size", "16", "--batch-size", "16", "-o", "g_width=8", "-o", "d_width=8", "-o", "latent_dim=16",
         "--no-progress")
@@ -69,7 +69,7 @@ def exported(run, tmp_path_factory):
     from genforge.exporters.onnx import export_onnx
 
     path = tmp_path_factory.mktemp("trust-onnx") / "g.onnx"
-    export_onnx(run, path, check_quality=False)
+    export_onnx(run, path)
     return path
 
 
@@ -317,7 +317,7 @@ def test_plugins_check_exits_1_when_a_plugin_failed(install_plugin, genforge_cli
 
 
 def test_a_pipeline_naming_another_model_starts_from_its_own_options(tmp_path, genforge_cli):
-    from genforge.core.app.pipeline import load_pipeline
+    from genforge.app.pipeline import load_pipeline
 
     pipeline = tmp_path / "p.toml"
     pipeline.write_text("[train]\nmodel = 'vae'\n")
@@ -328,44 +328,8 @@ def test_a_pipeline_naming_another_model_starts_from_its_own_options(tmp_path, g
 
 
 def test_a_generator_making_zero_to_one_images_is_flagged_at_build(genforge_cli, tmp_path, install_plugin):
-    source = '''
-import dataclasses
-
-import torch
-from torch import nn
-
-from genforge.core.model import GeneratorModel
-
-
-@dataclasses.dataclass
-class Config:
-    latent_dim: int = 8
-
-
-class Unit(GeneratorModel):
-    Config = Config
-
-    def __init__(self, info, config):
-        super().__init__(info, config)
-        self.latent_shape = (config.latent_dim,)
-        self.shape = (info.channels, info.height, info.width)
-        self.fc = nn.Linear(config.latent_dim, info.channels * info.height * info.width)
-
-    def optimizers(self):
-        return {"g": torch.optim.Adam(self.fc.parameters())}
-
-    def training_step(self, images, labels, ctx):
-        loss = self.fc(ctx.randn(len(images), *self.latent_shape)).pow(2).mean()
-        ctx.optimize("g", loss)
-        return {"loss": loss.detach()}
-
-    def generator(self):
-        return nn.Sequential(self.fc, nn.Sigmoid(), nn.Unflatten(1, self.shape))
-'''
-    plugin = ('from genforge import hookimpl\nfrom genforge.core.specs import ModelSpec\n\n\n@hookimpl\n'
-              'def register_models(register):\n    register(ModelSpec("unit", "unit_impl:Unit", "[0, 1] images"))\n')
-    site = install_plugin("unit_plugin", plugin, dist="unit-dist")
-    (site / "unit_impl.py").write_text(source)
+    site = install_plugin("unit_plugin", sample_plugin("unit_plugin"), dist="unit-dist")
+    (site / "unit_impl.py").write_text(sample_plugin("unit_impl"))
     refused(genforge_cli, ("train", "--model", "unit", "--steps", "1", "--image-size", "16", "--no-progress",
                            "--out", tmp_path / "r"), ["never goes below 0", "images * 2 - 1"])
     assert not (tmp_path / "r").exists()
@@ -396,7 +360,7 @@ def fill(folder: Path) -> None:
 INJECT_ENOSPC = ("import errno, os, sys\n"
                  "def full(fd):\n    raise OSError(errno.ENOSPC, 'No space left on device')\n"
                  "os.fsync = full\n"
-                 "from genforge.core.app.cli import main\nmain(sys.argv[1:])\n")
+                 "from genforge.app.cli import main\nmain(sys.argv[1:])\n")
 
 
 def genforge_with_full_disk(*args) -> subprocess.CompletedProcess:
@@ -525,7 +489,7 @@ def test_kill_9_during_export_leaves_nothing_after_the_next_export(run, tmp_path
 
 
 def test_the_bug_handler_falls_back_when_the_crash_folder_cannot_be_written(tmp_path):
-    code = ("import sys\nfrom genforge.core.app import cli\n"
+    code = ("import sys\nfrom genforge.app import cli\n"
             "def boom(*a, **k):\n    raise RuntimeError('planted bug')\n"
             "cli.get_registry = boom\ncli.main(['models'])\n")
     blocker = tmp_path / "file"
@@ -537,8 +501,8 @@ def test_the_bug_handler_falls_back_when_the_crash_folder_cannot_be_written(tmp_
 
 
 def test_bad_arguments_from_python_raise_genforge_errors_that_are_value_errors(run):
+    from genforge.core import runtime
     from genforge.core.numerics import check_output_values
-    from genforge.exporters import runtime
 
     with pytest.raises(UserError, match="NaN"):
         check_output_values(np.array([np.nan], dtype=np.float32), "images")

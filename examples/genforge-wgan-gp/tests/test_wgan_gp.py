@@ -26,7 +26,7 @@ def test_gradient_penalty_is_zero_for_a_unit_gradient_critic():
 
 
 def test_generator_updates_every_n_critic_steps(genforge_cli, tmp_path):
-    from genforge.core.run_dir import load_run
+    from genforge import load_run
 
     run = tmp_path / "run"
     genforge_cli("train", "--model", "wgan-gp", "--steps", "6", "--image-size", "16", "--batch-size", "8",

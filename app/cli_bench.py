@@ -1,0 +1,229 @@
+"""`genforge bench`: run, compare, ab, suite (and the worker behind `ab --python-a`).
+
+The benchmark modules import torch, so they are imported inside the commands (see app/cli.py).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from genforge.app.console import print_table
+from genforge.app.params import OutputDir, OutputFile
+from genforge.core.errors import UserError
+from genforge.core.files import check_distinct_outputs, read_json, write_atomic, write_json
+from genforge.core.limits import MAX_BATCH, MAX_SECONDS, check_seconds
+
+
+class DefaultRunGroup(click.Group):
+    """`genforge bench TARGET...` is `genforge bench run TARGET...`."""
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+    def format_help(self, ctx, formatter):
+        """The group's help, then the options of the bare form `genforge bench TARGET...` (bench run)."""
+        super().format_help(ctx, formatter)
+        run = self.commands["run"]
+        with formatter.section("Options of `genforge bench TARGET...` (the same as `bench run`)"):
+            formatter.write_dl([p.get_help_record(ctx) for p in run.get_params(ctx) if p.get_help_record(ctx)])
+
+
+def _int_list(text: str, what: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise UserError(f"--{what} must be comma-separated numbers like 1,8,64, not {text!r}") from None
+    if not values or min(values) < 1 or max(values) > MAX_BATCH:
+        raise UserError(f"--{what} needs positive numbers up to {MAX_BATCH}, like 1,8,64")
+    return values
+
+
+def _fraction(text: str) -> float:
+    try:
+        return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise UserError(f"--min-effect must look like 10% or 0.1, not {text!r}") from None
+
+
+def bench_options(function):
+    options = [
+        click.option("--backend", "backends",
+                     help="Comma-separated backends (default: every one that fits, except torch-compile, which "
+                          "compiles for minutes first and runs only when named)."),
+        click.option("--batch", "batches", default="1,8,64", show_default=True, help="Batch sizes."),
+        click.option("--warmup-s", default=0.5, show_default=True, type=click.FloatRange(0, MAX_SECONDS)),
+        click.option("--min-iters", default=10, show_default=True, type=click.IntRange(2, 1_000_000)),
+        click.option("--duration-s", default=2.0, show_default=True,
+                     type=click.FloatRange(0, MAX_SECONDS, min_open=True), help="Timed seconds per row."),
+        click.option("--threads", type=click.IntRange(1, 1024),
+                     help="Threads for torch, ONNX Runtime and OpenMP (default: the free cores of this machine)."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _settings(batches, warmup_s, min_iters, duration_s, threads):
+    from genforge.benchmarks.measure import Settings
+    from genforge.core.threads import apply_threads
+
+    check_seconds(warmup_s, "--warmup-s")
+    check_seconds(duration_s, "--duration-s")
+    batch_sizes = _int_list(batches, "batch")
+    return Settings(batch_sizes, warmup_s, min_iters, duration_s, apply_threads(threads))
+
+
+def _backend_names(backends):
+    return [b.strip() for b in backends.split(",") if b.strip()] if backends else None
+
+
+def print_report(report: dict) -> None:
+    from genforge.benchmarks.rows import COLUMNS, row_cells
+
+    print_table("benchmark", COLUMNS, [row_cells(r) for r in report["rows"]])
+
+
+@click.group(cls=DefaultRunGroup)
+def bench():
+    """Benchmark run directories, .onnx files and engines on every backend (`bench TARGET...`)."""
+
+
+@bench.command("run")
+@click.argument("targets", nargs=-1, required=True, type=click.Path(path_type=Path))
+@bench_options
+@click.option("--json", "json_out", type=OutputFile("report file"), help="Write the report (raw samples) as JSON.")
+@click.option("--markdown", type=OutputFile("Markdown file"), help="Write a Markdown table (CI job summaries).")
+@click.option("--precision", default="fp32", show_default=True, type=click.Choice(["fp32", "bf16"]),
+              help="For run directories: bf16 times PyTorch in bfloat16 (the torch-bf16 backend; CPUs with AVX-512 "
+                   "BF16 or AMX, or CUDA). Exported files carry their own precision.")
+def bench_run(targets, backends, batches, warmup_s, min_iters, duration_s, threads, json_out, markdown, precision):
+    """Time TARGETS (run directories, .onnx, .engine) on each backend and batch size."""
+    from genforge.benchmarks.measure import run_benchmarks
+    from genforge.benchmarks.rows import markdown_table
+
+    check_distinct_outputs({"--json": json_out, "--markdown": markdown},
+                           {f"target {i + 1}": t for i, t in enumerate(targets)})
+    names = _backend_names(backends)
+    if precision == "bf16":
+        names = [("torch-bf16" if n == "torch" else n) for n in names] if names else ["torch-bf16"]
+    report = run_benchmarks(targets, names, _settings(batches, warmup_s, min_iters, duration_s, threads),
+                            progress=lambda text: click.echo(f"  timing {text}", err=True))
+    print_report(report)
+    if json_out:
+        write_json(json_out, report, indent=1)
+        click.echo(f"wrote {json_out}")
+    if markdown:
+        write_atomic(markdown, markdown_table(report) + "\n")
+        click.echo(f"wrote {markdown}")
+
+
+def _read_report(path: Path) -> dict:
+    from genforge.benchmarks.measure import check_report
+
+    report = read_json(path, "benchmark report", "pass a report written by `genforge bench --json`")
+    check_report(report, path)
+    return report
+
+
+def _print_comparison(rows) -> bool:
+    table = [[r["target"], r["backend"], r["batch"], f"{r['base_median_ms']:.3f}", f"{r['new_median_ms']:.3f}",
+              f"{r['ratio']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]", f"{r['p_slower']:.2g}", r["verdict"]]
+             for r in rows]
+    print_table("comparison (new / base)", ["target", "backend", "batch", "base ms", "new ms", "ratio [95% CI]",
+                                            "p(slower)", "verdict"], table)
+    slower = [r for r in rows if r["verdict"] == "slower"]
+    if slower:
+        click.echo(f"regression: {len(slower)} row(s) slower beyond the minimum effect", err=True)
+    return bool(slower)
+
+
+@bench.command("compare")
+@click.argument("base", type=click.Path(path_type=Path))
+@click.argument("new", type=click.Path(path_type=Path))
+@click.option("--min-effect", default="10%", show_default=True, help="Smallest slowdown that counts.")
+@click.option("--alpha", default=0.01, show_default=True, type=float, help="Significance level (Mann-Whitney U).")
+def bench_compare(base, new, min_effect, alpha):
+    """Compare two reports row by row; exit 1 if a row is significantly slower by more than --min-effect."""
+    from genforge.benchmarks.measure import compare_reports
+
+    base_report, new_report = _read_report(base), _read_report(new)
+    rows = compare_reports(base_report, new_report, _fraction(min_effect), alpha)
+    if "ab_rounds" not in new_report.get("settings", {}):
+        click.echo("note: these reports were timed one after the other; on a noisy machine drift between them can "
+                   "look like a change. `genforge bench ab` times both interleaved.", err=True)
+    if _print_comparison(rows):
+        sys.exit(1)
+
+
+@bench.command("ab")
+@click.argument("target_a", type=click.Path(path_type=Path))
+@click.argument("target_b", required=False, type=click.Path(path_type=Path))
+@bench_options
+@click.option("--python-a", help="Python of the baseline genforge install (compare two genforge versions).")
+@click.option("--python-b", help="Python of the candidate genforge install (default: this one).")
+@click.option("--rounds", default=6, show_default=True, type=click.IntRange(min=2), help="A/B alternations per row.")
+@click.option("--min-effect", default="10%", show_default=True)
+@click.option("--alpha", default=0.01, show_default=True, type=float)
+@click.option("--json", "json_out", type=OutputFile("report file"), help="Write both reports and the comparison.")
+def bench_ab(target_a, target_b, backends, batches, warmup_s, min_iters, duration_s, threads, python_a, python_b,
+             rounds, min_effect, alpha, json_out):
+    """Time A and B interleaved (A/B/A/B...) in one job; exit 1 if B is significantly slower than A.
+
+    \b
+    Two targets:          genforge bench ab old.onnx new.onnx
+    Two genforge versions: genforge bench ab model.onnx --python-a /opt/genforge-main/bin/python
+    """
+    from genforge.benchmarks.measure import compare_reports, run_ab, run_ab_versions
+
+    check_distinct_outputs({"--json": json_out}, {"target A": target_a, "target B": target_b})
+    settings = _settings(batches, warmup_s, min_iters, duration_s, threads)
+    progress = lambda text: click.echo(f"  timing {text}", err=True)  # noqa: E731
+    if python_a or python_b:
+        a, b = run_ab_versions(target_a, python_a or sys.executable, python_b or sys.executable,
+                               _backend_names(backends), settings, rounds, progress)
+    else:
+        if target_b is None:
+            raise UserError("give two targets (A and B), or --python-a to compare two genforge installs")
+        a, b = run_ab(target_a, target_b, _backend_names(backends), settings, rounds, progress)
+    rows = compare_reports(a, b, _fraction(min_effect), alpha)
+    if json_out:
+        write_json(json_out, {"a": a, "b": b, "comparison": rows}, indent=1)
+    if _print_comparison(rows):
+        sys.exit(1)
+
+
+@bench.command("worker", hidden=True)
+@click.argument("target", type=click.Path(path_type=Path))
+@click.option("--backend", required=True)
+@click.option("--batch", required=True, type=int)
+@click.option("--threads", type=int)
+def bench_worker(target, backend, batch, threads):
+    """Serve timing requests on stdin for `bench ab --python-a/--python-b` (internal)."""
+    from genforge.benchmarks.measure import serve_worker
+
+    serve_worker(target, backend, batch, threads, sys.stdin, sys.stdout)
+
+
+@bench.command("suite")
+@click.argument("suite_file", required=False, type=click.Path(path_type=Path))
+@click.option("--out", default="bench-suite", show_default=True, type=OutputDir("suite folder"))
+@click.option("--work", type=click.Path(path_type=Path), help="Where trained generators are kept and reused.")
+@click.option("--smoke", is_flag=True, help="Seconds-long version (2 training steps, short timings).")
+@click.option("--baseline", type=click.Path(path_type=Path), help="Compare against this stored suite.json.")
+@click.option("--min-effect", default="10%", show_default=True)
+@click.option("--alpha", default=0.01, show_default=True, type=float)
+def bench_suite(suite_file, out, work, smoke, baseline, min_effect, alpha):
+    """Run the benchmark suite (default: the standard suite shipped with genforge)."""
+    from genforge.app.suite import run_suite
+    from genforge.benchmarks.measure import compare_reports
+
+    report = run_suite(suite_file, out, work, smoke, echo=lambda text: click.echo(text, err=True))
+    print_report(report)
+    click.echo(f"wrote {out / 'suite.json'} and {out / 'suite.md'}")
+    if baseline and _print_comparison(compare_reports(_read_report(baseline), report, _fraction(min_effect), alpha)):
+        sys.exit(1)

@@ -1,0 +1,241 @@
+"""`genforge run`: the main job. Train, evaluate, export, benchmark, and write a report folder.
+
+With no pipeline file it runs the default: dcgan on the embedded digits (800 steps, batch
+32, widths 32), evaluation on 1,000 samples, ONNX export in fp32 and int8, and PyTorch
+against ONNX Runtime on the CPU at batch 1 and 64. A PIPELINE.toml overrides any part:
+
+    out = "my-report"
+    [train]
+    model = "cgan"
+    steps = 1200
+    [export]
+    precisions = ["fp32", "fp16", "int8"]
+    [bench]
+    batches = [1, 8, 64]
+
+The folder gets index.html (sample grid, loss curve, quality, exports, benchmark,
+environment), report.json with the same numbers, the run directory and the .onnx files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import time
+from pathlib import Path
+
+from genforge.app.charts import grids_side_by_side, speed_chart
+from genforge.app.export import export_gated
+from genforge.app.report import render_html, render_markdown
+from genforge.benchmarks.measure import Settings, run_benchmarks
+from genforge.core.errors import UserError
+from genforge.core.evaluation.scoring import evaluate_target
+from genforge.core.files import check_output_dir, read_toml, write_atomic, write_json
+from genforge.core.folders import make_owned_folder, removal_refusal, remove_owned_folder, run_lock
+from genforge.core.limits import MAX_BATCH
+from genforge.core.model import make_config
+from genforge.core.registry import get_registry
+from genforge.core.threads import apply_threads
+from genforge.core.training.config import config_from_dict
+from genforge.core.training.run_dir import RUN_FILES, read_run_config
+from genforge.core.training.trainer import Trainer
+from genforge.exporters.precisions import PRECISIONS
+
+DEFAULT_PIPELINE = {
+    "out": "genforge-report",
+    "threads": None,  # None: the free cores of this machine (core/threads.py)
+    "train": {"model": "dcgan", "dataset": "digits", "image_size": 32, "batch_size": 32, "steps": 800,
+              "sample_every": 200, "checkpoint_every": 400, "model_options": {"g_width": 32, "d_width": 32}},
+    "evaluate": {"n": 1000, "metrics": None},
+    "export": {"precisions": ["fp32", "int8"], "quality_samples": 1000, "max_fd_increase": 0.10},
+    "bench": {"backends": ["torch", "ort-cpu"], "batches": [1, 64], "warmup_s": 0.3, "duration_s": 1.5,
+              "min_iters": 10},
+}
+SECTIONS = set(DEFAULT_PIPELINE)
+MAX_SECONDS = 3600  # a warm-up or timing duration longer than an hour is a typo (or inf)
+
+
+def _whole(low, high=10**6):
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+
+def _number(low, strict=False, high=math.inf):
+    return lambda v: (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+                      and (v > low if strict else v >= low) and v <= high)
+
+
+# per section: key -> (check, what it must be); [train] is checked by the training options' own rules
+SECTION_RULES = {
+    "evaluate": {"n": (_whole(10), "a whole number from 10 to 1000000"),
+                 "metrics": (lambda v: v is None or isinstance(v, str), "comma-separated metric names")},
+    "export": {"precisions": (lambda v: isinstance(v, list) and v and all(p in PRECISIONS for p in v),
+                              f"a list of {', '.join(PRECISIONS)}"),
+               "quality_samples": (_whole(10), "a whole number from 10 to 1000000"),
+               "max_fd_increase": (_number(0), "a number, 0 or more")},
+    "bench": {"backends": (lambda v: isinstance(v, list) and v and all(isinstance(b, str) for b in v),
+                           "a list of backend names"),
+              "batches": (lambda v: isinstance(v, list) and v and all(_whole(1, MAX_BATCH)(b) for b in v),
+                          f"a list of batch sizes from 1 to {MAX_BATCH}"),
+              "warmup_s": (_number(0, high=MAX_SECONDS), f"seconds, 0 to {MAX_SECONDS}"),
+              "duration_s": (_number(0, strict=True, high=MAX_SECONDS), f"seconds above 0, at most {MAX_SECONDS}"),
+              "min_iters": (_whole(1), "a whole number from 1 to 1000000"),
+              "threads": (lambda v: v is None or _whole(1, 1024)(v), "a whole number from 1 to 1024")},
+}
+
+
+def load_pipeline(path: Path | None) -> dict:
+    """The default pipeline, overridden by PIPELINE.toml; every value checked before any work."""
+    config = copy.deepcopy(DEFAULT_PIPELINE)
+    if path is None:
+        return config
+    data = read_toml(path, "pipeline file")
+    unknown = sorted(set(data) - SECTIONS)
+    if unknown:
+        raise UserError(f"unknown pipeline section(s) {', '.join(unknown)}; known: {', '.join(sorted(SECTIONS))}")
+    for key, value in data.items():
+        if key == "out":
+            if not isinstance(value, str) or not value:
+                raise UserError(f"pipeline out = {value!r} must be a folder name (text)")
+            config["out"] = value
+            continue
+        if key == "threads":
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1024:
+                raise UserError(f"pipeline threads = {value!r} must be a whole number from 1 to 1024")
+            config["threads"] = value
+            continue
+        if not isinstance(value, dict):
+            raise UserError(f"pipeline [{key}] must be a table of settings, not {value!r}")
+        if key == "train" and ("epochs" in value or "steps" in value):
+            config["train"].pop("steps", None)
+        if key == "train" and value.get("model", config["train"]["model"]) != config["train"]["model"]:
+            config["train"]["model_options"] = {}  # the default's options are dcgan's: another model starts afresh
+        config[key].update(value)
+    check_pipeline(config)
+    return config
+
+
+def check_pipeline(config: dict) -> None:
+    """Every section's settings, names included, before any work."""
+    train = config_from_dict(dict(config["train"]))
+    registry = get_registry()
+    make_config(registry.model(train.model).load().Config, train.model_options)
+    registry.get("datasets", train.dataset)
+    for name in config["bench"].get("backends", ()):
+        registry.get("backends", name)
+    for name in (config["evaluate"].get("metrics") or "").split(","):
+        if name.strip():
+            registry.get("metrics", name.strip())
+    for section, rules in SECTION_RULES.items():
+        unknown = sorted(set(config[section]) - set(rules))
+        if unknown:
+            raise UserError(f"unknown setting(s) {', '.join(unknown)} in pipeline [{section}]; known: "
+                            f"{', '.join(sorted(rules))}")
+        for key, value in config[section].items():
+            check, must = rules[key]
+            if not check(value):
+                raise UserError(f"pipeline [{section}] {key} = {value!r} is not valid; it must be {must}")
+
+
+RUN_FOLDER = "training"  # not "run": `genforge bench run model.onnx` would read it as the subcommand
+RUN_FOLDERS = (RUN_FOLDER, "run")  # "run": what genforge 0.1 called it, still recognised as ours
+REPORT_FILES = ("samples.png", "loss.png", "precisions.png", "speed.png", "bench.json", "report.json", "report.md",
+                "index.html",
+                *(f"model-{precision}.onnx" for precision in PRECISIONS))
+
+
+def prepare_out(out: Path, overwrite: bool) -> None:
+    """A new or empty folder, or one genforge made for a report: an unfinished one (no report.json) is replaced,
+    a finished one only with --overwrite. Never a folder holding anything genforge did not write."""
+    if out.exists() and any(out.iterdir()):
+        refusal = removal_refusal(out, "report", REPORT_FILES + RUN_FOLDERS)
+        runs = [out / name for name in RUN_FOLDERS if (out / name).is_dir() and any((out / name).iterdir())]
+        for run in runs:
+            refusal = refusal or removal_refusal(run, "run", RUN_FILES)
+        if refusal:
+            raise UserError(f"{refusal}; refusing to replace it: choose another --out (or move your files out)")
+        if (out / "report.json").exists() and not overwrite:
+            raise UserError(f"{out} holds an earlier report; pass --overwrite to replace it, or choose another --out")
+        with contextlib.ExitStack() as locks:
+            for run in runs:
+                locks.enter_context(run_lock(run, "replace its report"))
+            remove_owned_folder(out, "report", REPORT_FILES + RUN_FOLDERS, "choose another --out")
+    make_owned_folder(out, "report")
+
+
+def run_pipeline(config: dict, overwrite: bool = False, echo=print) -> Path:
+
+    check_pipeline(config)
+    out = check_output_dir(config["out"], "report folder")
+    threads = apply_threads(config.get("threads"))
+    train_config = config_from_dict({**config["train"], "threads": threads})
+    prepare_out(out, overwrite)
+    report: dict = {"pipeline": config, "timings_s": {}}
+    started = time.perf_counter()
+
+    echo(f"[1/4] training {train_config.model} on {train_config.dataset}")
+    t = time.perf_counter()
+    trainer = Trainer(train_config, out / RUN_FOLDER, progress=True)
+    run = trainer.fit()
+    report["timings_s"]["train"] = time.perf_counter() - t
+    report["train"] = {"steps": trainer.step, "run_dir": RUN_FOLDER, "device": str(trainer.device)}
+    report["images"] = []
+    pictures = {}
+    for picture in ("samples.png", "loss.png"):
+        if (run / picture).exists():
+            pictures[picture] = (run / picture).read_bytes()
+    report["train_config"] = read_run_config(run)["train"]
+
+    echo("[2/4] evaluating")
+    t = time.perf_counter()
+    metrics = config["evaluate"].get("metrics")
+    report["quality"] = evaluate_target(run, n=config["evaluate"]["n"], metrics=metrics)
+    report["timings_s"]["evaluate"] = time.perf_counter() - t
+
+    echo(f"[3/4] exporting ONNX ({', '.join(config['export']['precisions'])})")
+    t = time.perf_counter()
+    exports, targets = [], [run]
+    for precision in config["export"]["precisions"]:
+        path = out / f"model-{precision}.onnx"
+        result = export_gated(run, path, precision=precision, quality_samples=config["export"]["quality_samples"],
+                              max_fd_increase=config["export"]["max_fd_increase"])
+        worst = min(result.checks, key=lambda c: c["psnr_db"])
+        exports.append({"precision": precision, "file": path.name, "size_mb": result.size_bytes / 1e6,
+                        "psnr_db": worst["psnr_db"], "max_abs_error": max(c["max_abs_error"] for c in result.checks),
+                        "fd_change": result.quality.get("fd_increase") if result.quality else None})
+        targets.append(path)
+    report["exports"] = exports
+    report["timings_s"]["export"] = time.perf_counter() - t
+
+    echo("[4/4] benchmarking")
+    t = time.perf_counter()
+    b = config["bench"]
+    settings = Settings(tuple(b["batches"]), b["warmup_s"], b["min_iters"], b["duration_s"],
+                        b.get("threads") or threads)
+    bench = run_benchmarks(targets, b["backends"], settings)
+    write_json(out / "bench.json", bench, indent=1)
+    report["bench"] = [{k: v for k, v in row.items() if k != "samples_ms"} for row in bench["rows"]]
+    report["timings_s"]["bench"] = time.perf_counter() - t
+    report["environment"] = bench["environment"]
+    pictures["precisions.png"] = precision_grids(targets)
+    pictures["speed.png"] = speed_chart(bench["rows"])
+    for name, data in pictures.items():
+        if data:
+            write_atomic(out / name, data)
+            report["images"].append(name)
+    report["timings_s"]["total"] = time.perf_counter() - started
+    write_json(out / "report.json", report, indent=1)
+    write_atomic(out / "report.md", render_markdown(report))
+    write_atomic(out / "index.html", render_html(report, pictures))
+    return out
+
+
+def precision_grids(targets: list[Path], n: int = 30) -> bytes:
+    """The run and each export, from the same noise (and labels), side by side."""
+    from genforge.core import runtime
+
+    generators = {("PyTorch fp32" if t.is_dir() else t.stem): runtime.load(t) for t in targets}
+    first = next(iter(generators.values()))
+    z, labels = first.prepare_inputs(n=n, seed=7)
+    grids = {name: g.generate(z=z, labels=labels) for name, g in generators.items()}
+    return grids_side_by_side(grids, first.class_names if first.conditional else None, labels)

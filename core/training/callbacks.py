@@ -1,0 +1,204 @@
+"""What the training loop delegates: a small callback interface and the built-in callbacks.
+
+The loop (core/trainer.py, Trainer.fit) only draws batches, runs the model's training step and calls
+the callbacks in order. A callback's state_dict() is saved in every step checkpoint (state.pt,
+under "callbacks" and the callback's name) and handed back to load_state_dict() on --resume, so a
+callback's counters survive a kill. Setting trainer.stop_reason in a hook ends training after that
+step, with a checkpoint.
+
+    class CountSteps(Callback):
+        def __init__(self):
+            self.seen = 0
+        def on_step_end(self, trainer, metrics):
+            self.seen += 1
+        def state_dict(self):
+            return {"seen": self.seen}
+        def load_state_dict(self, state):
+            self.seen = state.get("seen", 0)
+
+    Trainer(config, out, callbacks=[CountSteps()]).fit()
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from tqdm import tqdm
+
+from genforge.core.evaluation.scoring import evaluate_generator
+from genforge.core.images import save_loss_curve
+from genforge.core.registry import get_registry
+from genforge.core.training.distributed import checksum, gather
+
+
+class Callback:
+    """Hooks the trainer calls; every one is optional. `name` keys the state in checkpoints."""
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    def on_fit_start(self, trainer) -> None:
+        """Before the first step of this fit() (also after a resume)."""
+
+    def on_step_end(self, trainer, metrics: dict) -> None:
+        """After every step; trainer.step already counts it. metrics: the step's dict of scalar tensors."""
+
+    def on_checkpoint(self, trainer, path) -> None:
+        """After a step checkpoint was written (path: its folder; None on ranks other than 0)."""
+
+    def on_fit_end(self, trainer) -> None:
+        """After the last step and its checkpoint, when training ended normally (not after a signal or error)."""
+
+    def teardown(self, trainer) -> None:
+        """Always, last: release what on_fit_start took (files, progress bars)."""
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """The state saved with the checkpoint being resumed ({} when it had none)."""
+
+
+class EmaUpdate(Callback):
+    """The exponential moving average of the generator's weights (trainer.ema), updated after every step; its
+    weights travel in the checkpoint's ema.safetensors."""
+
+    def on_step_end(self, trainer, metrics):
+        if trainer.ema is not None:
+            trainer.ema.update(trainer.model.generator(), trainer.step - 1)
+
+
+class ProgressBar(Callback):
+    """A progress bar on rank 0 (a line every 10 s when stderr is not a terminal)."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled, self.bar = enabled, None
+
+    def on_fit_start(self, trainer):
+        config = trainer.config
+        self.bar = tqdm(total=trainer.total_steps, initial=trainer.step, unit="step",
+                        disable=not (self.enabled and trainer.placement.main),
+                        mininterval=0.2 if sys.stderr.isatty() else 10.0,
+                        desc=f"{config.model} on {config.dataset}", dynamic_ncols=True)
+
+    def on_step_end(self, trainer, metrics):
+        self.bar.update(1)
+        if trainer.last_log:
+            self.bar.set_postfix({k: f"{v:.3g}" for k, v in trainer.last_log.items()
+                                  if k not in ("kind", "step", "epoch")})
+
+    def teardown(self, trainer):
+        if self.bar is not None:
+            self.bar.close()
+
+
+class MetricsLog(Callback):
+    """metrics.jsonl (every log_every steps: the step's metrics and images/s) and, at the end, loss.png."""
+
+    def on_fit_start(self, trainer):
+        self.log = (trainer.out / "metrics.jsonl").open("a") if trainer.placement.main else None
+        self.window_start, self.window_images = time.perf_counter(), 0
+
+    def on_step_end(self, trainer, metrics):
+        trainer.last_log = None
+        self.window_images += trainer.config.batch_size // trainer.placement.world_size
+        if self.log is None or not (trainer.step % trainer.config.log_every == 0
+                                    or trainer.step == trainer.total_steps):
+            return
+        elapsed = time.perf_counter() - self.window_start
+        record = {"kind": "train", "step": trainer.step, **trainer.world(),
+                  "epoch": trainer.step / trainer.sampler.steps_per_epoch,
+                  **{k: round(float(v), 5) for k, v in metrics.items()},
+                  "images_per_s": round(self.window_images * trainer.placement.world_size / max(elapsed, 1e-9), 1)}
+        self.write(record)
+        trainer.last_log = record
+        self.window_start, self.window_images = time.perf_counter(), 0
+
+    def write(self, record: dict) -> None:
+        if self.log is not None:
+            self.log.write(json.dumps(record) + "\n")
+            self.log.flush()
+
+    def on_fit_end(self, trainer):
+        if trainer.placement.distributed:
+            checksums = gather(checksum(trainer.model))
+            self.write({"kind": "distributed", "step": trainer.step, **trainer.world(), "model_checksums": checksums})
+            if trainer.placement.main and len(set(checksums)) != 1:
+                raise RuntimeError(f"the processes ended with different weights ({checksums}); this is a bug")
+        if trainer.placement.main:
+            self.log.close()
+            self.log = None
+            save_loss_curve(trainer.out / "metrics.jsonl", trainer.out / "loss.png",
+                            f"{trainer.config.model} on {trainer.config.dataset}: training to step {trainer.step}")
+
+    def teardown(self, trainer):
+        if self.log is not None:
+            self.log.close()
+            self.log = None
+
+
+class SampleGrids(Callback):
+    """A grid from fixed noise every sample_every steps (samples/step-N.png), and at the end samples.png."""
+
+    def on_step_end(self, trainer, metrics):
+        every = trainer.config.sample_every
+        if trainer.placement.main and every and trainer.step % every == 0:
+            trainer.sample_grid(trainer.out / "samples" / f"step-{trainer.step:08d}.png")
+
+    def on_fit_end(self, trainer):
+        if trainer.placement.main:
+            trainer.sample_grid(trainer.out / "samples" / f"step-{trainer.step:08d}.png")
+            trainer.sample_grid(trainer.out / "samples.png")
+
+
+class EvalBest(Callback):
+    """Every eval_every steps: score the generator (EMA weights when on), log it, keep checkpoints/best."""
+
+    def __init__(self, log: MetricsLog):
+        self.metrics_log = log
+
+    def on_step_end(self, trainer, metrics):
+        config = trainer.config
+        if not (trainer.placement.main and config.eval_every and trainer.step % config.eval_every == 0):
+            return
+        with trainer.inference_weights():
+            scores = evaluate_generator(trainer.model, trainer.info, config, n=config.eval_samples,
+                                        metrics=[config.eval_metric], device=trainer.device)
+        self.metrics_log.write({"kind": "eval", "step": trainer.step, **scores})
+        value = scores.get(config.eval_metric)
+        if value is None:
+            return
+        higher = get_registry().get("metrics", config.eval_metric).higher_is_better
+        best = trainer.best
+        if best is None or (value > best["value"] if higher else value < best["value"]):
+            trainer.best = {"metric": config.eval_metric, "value": value, "step": trainer.step}
+            trainer.save("best")
+
+
+class Checkpoints(Callback):
+    """A step checkpoint every checkpoint_every steps (every process takes part: it gathers their RNG states)."""
+
+    def on_step_end(self, trainer, metrics):
+        every = trainer.config.checkpoint_every
+        if every and trainer.step % every == 0:
+            trainer.save()
+
+
+def callbacks_in_order(progress: bool, extra=()) -> list[Callback]:
+    """The trainer's own callbacks and the user's, in the order they run after each step: the checkpoint comes
+    last, so it holds every callback's state after that step."""
+    log = MetricsLog()
+    return [EmaUpdate(), log, ProgressBar(progress), SampleGrids(), EvalBest(log), *extra, Checkpoints()]
+
+
+def callbacks_state(callbacks) -> dict:
+    return {c.name: c.state_dict() for c in callbacks if c.state_dict()}
+
+
+def restore_callbacks(callbacks, state) -> None:
+    saved = state if isinstance(state, dict) else {}
+    for callback in callbacks:
+        callback.load_state_dict(saved.get(callback.name, {}) if isinstance(saved.get(callback.name), dict) else {})

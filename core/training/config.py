@@ -1,0 +1,142 @@
+"""The training options (TrainConfig) and their rules, checked before any work (one-line errors); what a resumed
+run may change; the device and autocast mode asked for."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from genforge.core.data import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
+from genforge.core.errors import UserError
+from genforge.core.limits import MAX_SEED
+
+if TYPE_CHECKING:
+    import torch
+
+# training precisions (torch autocast modes); export precisions are exporters/precisions.py's
+AUTOCAST_MODES = ("fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass
+class TrainConfig:
+    model: str = "dcgan"
+    dataset: str = "digits"
+    data_dir: str | None = None
+    image_size: int = 32
+    channels: int | None = None
+    epochs: int | None = None  # default 5 when neither epochs nor steps is given
+    steps: int | None = None
+    batch_size: int = 64
+    precision: str = "fp32"
+    device: str = "auto"
+    channels_last: bool = False
+    seed: int = 0
+    ema: bool | None = None  # None: the model's choice (GeneratorModel.ema_by_default)
+    ema_decay: float = 0.999  # the most it reaches; it warms up as min(ema_decay, (1 + step) / (10 + step))
+    log_every: int = 10
+    sample_every: int = 200
+    checkpoint_every: int = 500
+    keep: int = 3
+    eval_every: int = 0  # 0: never during training (see genforge evaluate)
+    eval_metric: str = "fd"
+    eval_samples: int = 1000
+    model_options: dict = field(default_factory=dict)
+    sync_batchnorm: bool = False  # with several CUDA processes: BatchNorm statistics over all of them
+    dist_timeout_s: int = 300  # with several processes: a collective that waits longer ends the run
+    threads: int | None = None  # None: the free cores of this machine, shared over the processes (core/threads.py)
+
+
+# what each option must be: (type, check, what it must be); one line per option
+OPTION_RULES = {
+    "model": (str, None, "a model name"),
+    "dataset": (str, None, "a dataset name"),
+    "data_dir": ((str, type(None)), None, "a folder"),
+    "image_size": (int, lambda v: MIN_IMAGE_SIZE <= v <= MAX_IMAGE_SIZE, f"{MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE}"),
+    "channels": ((int, type(None)), lambda v: v in (None, 1, 3), "1 or 3"),
+    "epochs": ((int, type(None)), lambda v: v is None or v >= 1, "at least 1"),
+    "steps": ((int, type(None)), lambda v: v is None or v >= 1, "at least 1"),
+    "batch_size": (int, lambda v: v >= 1, "at least 1"),
+    "precision": (str, lambda v: v in AUTOCAST_MODES, " or ".join(AUTOCAST_MODES)),
+    "device": (str, lambda v: v in DEVICES, " or ".join(DEVICES)),
+    "channels_last": (bool, None, "true or false"),
+    "seed": (int, lambda v: 0 <= v <= MAX_SEED, "a whole number from 0 to 2^63 - 1"),
+    "ema": ((bool, type(None)), None, "true or false"),
+    "ema_decay": ((float, int), lambda v: 0 < v < 1, "between 0 and 1"),
+    "log_every": (int, lambda v: v >= 1, "at least 1"),
+    "sample_every": (int, lambda v: v >= 0, "0 (never) or more"),
+    "checkpoint_every": (int, lambda v: v >= 0, "0 (only at the end) or more"),
+    "keep": (int, lambda v: v >= 1, "at least 1"),
+    "eval_every": (int, lambda v: v >= 0, "0 (never) or more"),
+    "eval_metric": (str, None, "a metric name"),
+    "eval_samples": (int, lambda v: v >= 10, "at least 10"),
+    "model_options": (dict, lambda v: all(isinstance(k, str) for k in v), "a table of model options"),
+    "sync_batchnorm": (bool, None, "true or false"),
+    "dist_timeout_s": (int, lambda v: v >= 10, "seconds, at least 10"),
+    "threads": ((int, type(None)), lambda v: v is None or 1 <= v <= 1024, "1 to 1024 (default: the free cores)"),
+}
+
+
+TYPE_WORDS = {int: "a whole number", str: "text", bool: "true or false", float: "a number", dict: "a table"}
+
+
+def config_from_dict(values: dict) -> TrainConfig:
+    """A TrainConfig from options as a config file or the CLI gives them, each checked (one-line errors)."""
+    if not isinstance(values, dict):
+        raise UserError(f"training options must be a table of option = value, not {type(values).__name__}")
+    unknown = sorted(set(values) - set(OPTION_RULES))
+    if unknown:
+        raise UserError(f"unknown training option(s) {', '.join(unknown)}; known: {', '.join(sorted(OPTION_RULES))}")
+    for name, value in values.items():
+        kind, check, must = OPTION_RULES[name]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise UserError(f"training option {name} = {value!r} must be {TYPE_WORDS[kinds[0]]} ({must})")
+        if (check is not None and not check(value)) or (isinstance(value, float) and value != value):
+            raise UserError(f"training option {name} = {value!r} is out of range; it must be {must}")
+    config = TrainConfig(**values)
+    if config.epochs is not None and config.steps is not None:
+        raise UserError("give either epochs or steps, not both")
+    return config
+
+
+RESUMABLE_CHANGES = {"steps", "epochs", "device", "log_every", "sample_every", "checkpoint_every", "keep", "threads",
+                     "dist_timeout_s"}
+
+
+def resumed_config(record: dict, changes: dict) -> TrainConfig:
+    """The config of a run to resume (its config.json record) with `changes`, which may only be RESUMABLE_CHANGES.
+
+    A new --steps replaces the run's --epochs and the other way round.
+    """
+    values = dict(record["train"])
+    for key, value in changes.items():
+        if key not in RESUMABLE_CHANGES and values.get(key) != value:
+            raise UserError(f"--{key.replace('_', '-')} {value} disagrees with the run's {values.get(key)}; "
+                            f"a resumed run keeps its config (only {', '.join(sorted(RESUMABLE_CHANGES))} may change)")
+        values[key] = value
+    if "steps" in changes:
+        values["epochs"] = None
+    if "epochs" in changes:
+        values["steps"] = None
+    return config_from_dict(values)
+
+
+def resolve_device(name: str) -> torch.device:
+    import torch  # lazy: the CLI reads this module's rules before torch is needed
+
+    if name not in DEVICES:
+        raise UserError(f"unknown device {name!r}; use auto, cpu or cuda")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda was asked for but no CUDA device is available; use --device cpu")
+    return torch.device(name)
+
+
+def check_precision(precision: str, device: torch.device) -> None:
+    """One of AUTOCAST_MODES, and fp16 only where gradient scaling runs (CUDA)."""
+    if precision not in AUTOCAST_MODES:
+        raise UserError(f"unknown precision {precision!r}; use {', '.join(AUTOCAST_MODES)}")
+    if precision == "fp16" and device.type != "cuda":
+        raise UserError("fp16 training needs CUDA (gradient scaling); use --precision bf16 or fp32 on the CPU")

@@ -1,0 +1,131 @@
+"""The run directory, the one owner of config.json and metrics.jsonl: writing and reading them, and opening a run
+as a model with a checkpoint's weights."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from genforge import __version__
+from genforge.core.contract import build_model
+from genforge.core.data import DataInfo
+from genforge.core.errors import UserError
+from genforge.core.files import read_json, write_atomic, write_json
+from genforge.core.registry import get_registry
+from genforge.core.specs import ModelSpec
+from genforge.core.training import checkpoint as ckpt
+from genforge.core.training.config import config_from_dict
+
+
+def read_run_config(run_dir) -> dict:
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise UserError(f"{run_dir} does not exist; pass a run directory made by `genforge train`")
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise UserError(f"{run_dir} is not a genforge run (no config.json); pass a folder made by `genforge train`")
+    record = read_json(path, "run config", "the run cannot be opened")
+    check_run_record(record, path)
+    return record
+
+
+def check_run_record(record, path: Path) -> None:
+    """config.json as the trainer writes it; anything else is a one-line error naming what is damaged."""
+    def damaged(what: str) -> UserError:
+        return UserError(f"{path} is damaged ({what}); the run cannot be opened: restore config.json or train again")
+
+    if not isinstance(record, dict):
+        raise damaged(f"a {type(record).__name__}, not a table")
+    for key, kind in (("train", dict), ("data_info", dict), ("model_config", dict), ("run_id", str)):
+        if not isinstance(record.get(key), kind):
+            raise damaged(f"'{key}' is missing or not a {kind.__name__}")
+    try:
+        config_from_dict(dict(record["train"]))
+    except UserError as exc:
+        raise damaged(exc.message) from None
+    info = record["data_info"]
+    shape_ok = all(isinstance(info.get(k), int) and not isinstance(info.get(k), bool) and info.get(k) > 0
+                   for k in ("channels", "height", "width"))
+    classes = info.get("num_classes")
+    if not (shape_ok and isinstance(info.get("name"), str) and (classes is None or (isinstance(classes, int)
+                                                                                    and classes > 0))):
+        raise damaged("'data_info' lacks a name, channels, height, width or a valid num_classes")
+
+
+@dataclass
+class LoadedRun:
+    run_dir: Path
+    record: dict
+    info: DataInfo
+    model: torch.nn.Module
+    checkpoint: Path
+    step: int
+    ema: bool
+    spec: ModelSpec
+
+    @property
+    def generator(self) -> torch.nn.Module:
+        return self.model.generator()
+
+    @property
+    def model_name(self) -> str:
+        return self.record["train"]["model"]
+
+
+def load_run(run_dir, checkpoint: str | None = None, ema: bool | None = None, device="cpu") -> LoadedRun:
+    """The model of a run with the weights of one checkpoint (latest by default), in eval mode; the
+    generator's EMA weights when ema is True, or None (the default) and the checkpoint has them."""
+    record = read_run_config(run_dir)
+    info = DataInfo.from_dict(record["data_info"])
+    ckpt.remove_stale_temporaries(Path(run_dir) / "checkpoints")
+    path = ckpt.find_checkpoint(Path(run_dir), checkpoint)
+    loaded = ckpt.read_checkpoint(path)
+    torch.manual_seed(0)
+    spec = get_registry().model(record["train"]["model"])
+    model = build_model(spec, info, record["model_config"])
+    ckpt.check_tensors_fit(model.state_dict(), loaded.model, path, "model")
+    if loaded.ema is not None:
+        ckpt.check_tensors_fit(model.generator().state_dict(), loaded.ema, path, "EMA")
+    try:
+        model.load_state_dict(loaded.model)
+    except RuntimeError as exc:
+        raise UserError(f"checkpoint {path} does not fit the {record['train']['model']} model of this run "
+                        f"({str(exc).splitlines()[0]})") from None
+    if ema and loaded.ema is None:
+        raise UserError(f"checkpoint {path} has no EMA weights; train with --ema, or drop --ema")
+    ema = loaded.ema is not None if ema is None else ema
+    if ema:
+        model.generator().load_state_dict(loaded.ema)
+    model.to(device).eval()
+    return LoadedRun(Path(run_dir), record, info, model, path, loaded.step, ema, spec)
+
+
+RUN_FILES = ("config.json", "checkpoints", "samples", "metrics.jsonl", "samples.png", "loss.png")
+OVERWRITE_FIX = "choose another --out, or move your files out of it first"
+
+
+def truncate_log(path: Path, step: int) -> None:
+    """Drop metrics.jsonl records after `step` (logged after the checkpoint a resumed run goes back to)."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by a kill
+        if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
+            kept.append(line)
+    write_atomic(path, "".join(line + "\n" for line in kept))
+
+
+def write_run_config(out: Path, run_id: str, config, model, info: DataInfo) -> None:
+    """config.json: the training options (typed), the model's config, the data it was built for."""
+    record = {"genforge_version": __version__, "run_id": run_id, "train": dataclasses.asdict(config),
+              "model_config": dataclasses.asdict(model.config), "data_info": info.as_dict(),
+              "latent_shape": list(model.latent_shape), "conditional": model.conditional}
+    write_json(Path(out) / "config.json", record)

@@ -1,0 +1,266 @@
+"""The one training loop: any model plugin on any dataset plugin, on CPU or CUDA.
+
+The trainer owns devices, precision, data order (batches.py) and checkpoints; the model's
+training_step owns its own updates through the StepContext; everything optional (EMA, logging,
+progress, sample grids, evaluation, checkpoint cadence) is a callback (callbacks.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import uuid
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+from genforge.core.contract import build_model, check_generator_output, open_dataset, probe_batch
+from genforge.core.errors import TrainingDiverged, TrainingInterrupted, UserError
+from genforge.core.folders import acquire_run_lock, make_owned_folder, removal_refusal, remove_owned_folder, run_lock
+from genforge.core.images import save_grid
+from genforge.core.inputs import signature_of, torch_inputs
+from genforge.core.model import GeneratorModel, generate
+from genforge.core.registry import get_registry
+from genforge.core.signals import StopSignals
+from genforge.core.step import StepContext
+from genforge.core.threads import apply_threads
+from genforge.core.training import checkpoint as ckpt
+from genforge.core.training import run_dir
+from genforge.core.training.batches import BatchSampler
+from genforge.core.training.callbacks import Callback, callbacks_in_order, callbacks_state, restore_callbacks
+from genforge.core.training.checkpoint import rng_state, set_rng_state
+from genforge.core.training.config import TrainConfig, check_precision, resolve_device
+from genforge.core.training.distributed import (
+    barrier,
+    broadcast_state,
+    check_placement,
+    gather,
+    placement_from_environment,
+    start,
+)
+from genforge.core.training.ema import EMA
+
+
+def fixed_inputs(model: GeneratorModel, seed: int, n: int = 64):
+    """The same noise (and labels) for every sample grid of a run, so grids compare over time."""
+    return torch_inputs(*signature_of(model).inputs(n=n, seed=seed + 12345))
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, out: Path, resume: bool = False, overwrite: bool = False,
+                 progress: bool = True, callbacks: list[Callback] | None = None):
+        self.config, self.out = config, Path(out)
+        self.callbacks = callbacks_in_order(progress, callbacks or ())
+        self.stop_reason: str | None = None  # a callback sets it to end training after the current step
+        self.last_log: dict | None = None  # the latest metrics.jsonl record, for the progress bar
+        self.placement = placement_from_environment()
+        self.threads = apply_threads(config.threads, self.placement.world_size)
+        # recorded in config.json, so a resumed run computes with the same count: CPU kernels split their sums by
+        # thread, and bit-exact resumption needs the same split (--threads on --resume changes it knowingly)
+        self.config = config = dataclasses.replace(config, threads=self.threads)
+        self.device = resolve_device(config.device)
+        check_precision(config.precision, self.device)
+        check_placement(self.placement, config, self.device)
+        self.device = start(self.placement, self.device.type, config.dist_timeout_s) or self.device
+        if config.epochs is not None and config.steps is not None:
+            raise UserError("give either --epochs or --steps, not both")
+        self._check_run_dir(resume, overwrite)
+        dataset, self.info = open_dataset(config.dataset, "train", config.image_size, config.channels,
+                                          config.data_dir, seed=config.seed)
+        self.sampler = BatchSampler(dataset, config.batch_size, config.seed, self.placement)
+        torch.manual_seed(config.seed)
+        self.spec = get_registry().model(config.model)
+        self.model = build_model(self.spec, self.info, config.model_options, probe=probe_batch(dataset))
+        typed = {key: getattr(self.model.config, key) for key in config.model_options}
+        self.config = config = dataclasses.replace(config, model_options=typed)  # config.json stores them typed
+        if config.sync_batchnorm:
+            self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        self.model.to(self.device, memory_format=memory_format)
+        self.memory_format = memory_format
+        self.optimizers = self.model.optimizers()
+        self.schedulers = self.model.schedulers(self.optimizers)
+        broadcast_state(self.model)
+        if self.placement.rank:  # each process draws its own noise; rank 0 draws what a single process would
+            torch.manual_seed((config.seed * 1_000_003 + self.placement.rank) % 2**63)
+        self.ctx = StepContext(self.optimizers, self.device, config.precision)
+        if config.ema is None:
+            self.config = config = dataclasses.replace(config, ema=type(self.model).ema_by_default)
+        self.ema = EMA(self.model.generator(), config.ema_decay) if config.ema else None
+        self.step = 0
+        self.run_id = uuid.uuid4().hex[:12]
+        self.best: dict | None = None
+        self._saved_step = None
+        self.release_lock = lambda: None
+        if resume:
+            if self.placement.main:
+                self.release_lock = acquire_run_lock(self.out, "resume it")
+            self._restore()
+        elif self.placement.main:
+            if overwrite and self.out.exists() and any(self.out.iterdir()):
+                with run_lock(self.out, "overwrite it"):
+                    remove_owned_folder(self.out, "run", run_dir.RUN_FILES, run_dir.OVERWRITE_FIX)
+            make_owned_folder(self.out, "run")
+            self.release_lock = acquire_run_lock(self.out, "train it")
+            run_dir.write_run_config(self.out, self.run_id, self.config, self.model, self.info)
+        barrier()
+        epochs = config.epochs if config.epochs is not None else (None if config.steps is not None else 5)
+        self.total_steps = config.steps if config.steps is not None else epochs * self.sampler.steps_per_epoch
+        self.fixed_z, self.fixed_labels = fixed_inputs(self.model, config.seed)
+
+    # -- run directory -------------------------------------------------------------------
+    def _check_run_dir(self, resume: bool, overwrite: bool) -> None:
+        """Refuse to touch what the user has; nothing is written until the model is built."""
+        if resume:
+            return
+        if self.out.exists() and (not self.out.is_dir() or any(self.out.iterdir())):
+            if not overwrite:
+                raise UserError(f"{self.out} already exists; pass --resume {self.out} to continue it, "
+                                "--overwrite to replace it, or another --out")
+            refusal = removal_refusal(self.out, "run", run_dir.RUN_FILES)
+            if refusal:
+                raise UserError(f"{refusal}; refusing to overwrite it: {run_dir.OVERWRITE_FIX}")
+
+    def _restore(self) -> None:
+        record = run_dir.read_run_config(self.out)
+        self.run_id = record["run_id"]
+        ckpt.remove_stale_temporaries(self.out / "checkpoints")
+        found = ckpt.step_checkpoints(self.out / "checkpoints")
+        if not found:
+            if self.placement.main:
+                run_dir.truncate_log(self.out / "metrics.jsonl", 0)
+            return
+        checkpoint = ckpt.read_checkpoint(found[-1])
+        ckpt.check_tensors_fit(self.model.state_dict(), checkpoint.model, found[-1], "model")
+        try:
+            self.model.load_state_dict(checkpoint.model)
+            for name, optimizer in self.optimizers.items():
+                optimizer.load_state_dict(checkpoint.state["optimizers"][name])
+            for name, scheduler in self.schedulers.items():
+                scheduler.load_state_dict(checkpoint.state["schedulers"][name])
+            self.ctx.load_state_dict(checkpoint.state.get("scalers", {}))
+            rng = checkpoint.state["rng"]
+            if isinstance(rng, list):  # one state per process
+                if len(rng) == self.placement.world_size:
+                    set_rng_state(rng[self.placement.rank])
+                elif self.placement.main:
+                    set_rng_state(rng[0])
+            elif self.placement.main:
+                set_rng_state(rng)
+            if self.ema is not None and checkpoint.ema is not None:
+                ckpt.check_tensors_fit(self.ema.state, checkpoint.ema, found[-1], "EMA")
+                self.ema.state = {k: v.to(self.device) for k, v in checkpoint.ema.items()}
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as exc:
+            if isinstance(exc, UserError):
+                raise
+            reason = " ".join(str(exc).split())[:150]
+            raise UserError(f"checkpoint {found[-1]} does not fit this run's model and optimizers "
+                            f"({type(exc).__name__}: {reason}); resume the run it belongs to, or remove that "
+                            "checkpoint folder") from None
+        self.best = checkpoint.state.get("best")
+        restore_callbacks(self.callbacks, checkpoint.state.get("callbacks"))
+        self.step = self._saved_step = checkpoint.step
+        if self.placement.main:
+            run_dir.truncate_log(self.out / "metrics.jsonl", self.step)
+
+    # -- the loop ------------------------------------------------------------------------
+    def save(self, name: str | None = None) -> Path | None:
+        """A step checkpoint (every process calls this: it gathers their random states; rank 0 writes), or
+        a named one (rank 0 only)."""
+        rng = gather(rng_state()) if name is None else [rng_state()]
+        if name is None:
+            self._saved_step = self.step
+        if not self.placement.main:
+            if name is None:
+                self.call("on_checkpoint", None)
+            return None
+        state = {"step": self.step, "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                 "schedulers": {k: s.state_dict() for k, s in self.schedulers.items()},
+                 "scalers": self.ctx.state_dict(), "rng": rng if len(rng) > 1 else rng[0]}
+        if self.best is not None:
+            state["best"] = self.best
+        if name is None:
+            state["callbacks"] = callbacks_state(self.callbacks)
+        meta = {"step": self.step, "run_id": self.run_id}
+        folder = self.out / "checkpoints"
+        path = ckpt.write_checkpoint(folder, name or f"{ckpt.PREFIX}{self.step:08d}", self.model.state_dict(), state,
+                                     meta, self.ema.state if self.ema else None)
+        if name is None:
+            ckpt.prune(folder, self.config.keep)
+            self.call("on_checkpoint", path)
+        return path
+
+    def inference_weights(self):
+        """The generator as sampling, evaluation and export will use it: with the EMA weights when EMA is on."""
+        return self.ema.applied_to(self.model.generator()) if self.ema is not None else nullcontext()
+
+    def sample_grid(self, path: Path) -> Path:
+        z = self.fixed_z.to(self.device)
+        labels = self.fixed_labels.to(self.device) if self.fixed_labels is not None else None
+        with self.inference_weights():
+            images = generate(self.model.generator(), z, labels)
+        check_generator_output(self.spec, images, self.info,
+                               f"the generator's output at step {self.step}")
+        nrow = self.info.num_classes if self.model.conditional and self.info.num_classes <= 16 else None
+        captions = None
+        if self.model.conditional and self.fixed_labels is not None:
+            names = list(self.info.class_names or range(self.info.num_classes))
+            captions = [str(names[int(label)]) for label in self.fixed_labels]
+        return save_grid(images, path, nrow=nrow, captions=captions)
+
+    def _check_finite(self, metrics: dict) -> None:
+        values = torch.stack([v.float() for v in metrics.values()])
+        if not bool(torch.isfinite(values).all()):
+            bad = [k for k, v in metrics.items() if not math.isfinite(float(v))]
+            last = ckpt.step_checkpoints(self.out / "checkpoints")
+            kept = f"last good checkpoint: {last[-1]}" if last else "no checkpoint was written yet"
+            raise TrainingDiverged(f"{', '.join(bad)} became {float(metrics[bad[0]])} at step {self.step + 1}; "
+                                   f"training stopped ({kept}); try a lower lr or --precision fp32")
+
+    def fit(self) -> Path:
+        """The loop: a batch, the model's training step, the callbacks; a checkpoint at the end. Stops early on
+        SIGINT/SIGTERM (with a checkpoint and the resume command) or when a callback sets stop_reason."""
+        self.model.train()
+        stop = StopSignals()
+        try:
+            if not self.placement.distributed:
+                stop.__enter__()
+            self.call("on_fit_start")
+            while self.step < self.total_steps and stop.received is None and self.stop_reason is None:
+                metrics = self.train_step()
+                self.call("on_step_end", metrics)
+            stop.__exit__()
+            if self._saved_step != self.step:
+                self.save()
+            if stop.received is not None:
+                safe = self.out / "checkpoints" / f"{ckpt.PREFIX}{self.step:08d}"
+                raise TrainingInterrupted(f"training stopped by {stop.name} at step {self.step}; checkpoint {safe} "
+                                          f"is safe; continue with: genforge train --resume {self.out}",
+                                          stop.received)
+            self.call("on_fit_end")
+        finally:
+            stop.__exit__()
+            self.call("teardown")
+            self.release_lock()
+        return self.out
+
+    def train_step(self) -> dict:
+        """One step of the model's own training_step on the next batch; returns its metrics."""
+        images, labels = self.sampler.batch(self.step)
+        images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        metrics = self.model.training_step(images, labels.to(self.device, non_blocking=True), self.ctx)
+        self._check_finite(metrics)
+        for scheduler in self.schedulers.values():
+            scheduler.step()
+        if self.placement.distributed:
+            broadcast_state(self.model, buffers_only=True)
+        self.step += 1
+        return metrics
+
+    def call(self, hook: str, *args) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, *args)
+
+    def world(self) -> dict:
+        return {"world_size": self.placement.world_size} if self.placement.distributed else {}

@@ -1,0 +1,78 @@
+"""The converters from the fp32 ONNX file to the other precisions (named by exporters/precisions.py's rows):
+fp16 by onnxruntime.transformers.float16, int8 by onnxruntime.quantization (static Q/DQ).
+
+Every converter is called as convert(src, dst, signature, target).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import onnx
+import onnx_ir as ir
+from onnx_ir.passes.common import TopologicalSortPass
+
+from genforge.core.inputs import GeneratorSignature
+from genforge.exporters.precisions import INT8_TARGETS
+
+QUANTIZED_OPS = ["Conv", "MatMul", "Gemm", "Relu", "Slice", "Concat", "Reshape", "Transpose", "Unsqueeze"]
+
+
+def to_fp16(src: Path, dst: Path, signature: GeneratorSignature, target: str) -> None:
+    """float16 inside, float32 inputs and outputs; Tanh, Sigmoid and Softmax stay float32."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16  # lazy: onnxruntime is an extra
+
+    model = onnx.load(str(src))
+    converted = convert_float_to_float16(model, keep_io_types=True, op_block_list=["Tanh", "Sigmoid", "Softmax"],
+                                         disable_shape_infer=False)
+    onnx.save(topologically_sorted(converted), str(dst))
+
+
+def topologically_sorted(model):
+    """The fp16 converter appends its input casts at the end of the graph; ONNX wants them first."""
+    graph = ir.from_proto(model)
+    TopologicalSortPass()(graph)
+    return ir.to_proto(graph)
+
+
+class _Calibration:
+    """Feeds the generator's own input distribution to the int8 calibrator."""
+
+    def __init__(self, signature: GeneratorSignature, batches: int = 16, batch: int = 32, seed: int = 1234):
+        self.items = [signature.inputs(n=batch, seed=seed + i) for i in range(batches)]
+        self.index = 0
+
+    def get_next(self):
+        if self.index >= len(self.items):
+            return None
+        z, labels = self.items[self.index]
+        self.index += 1
+        return {"z": z} if labels is None else {"z": z, "labels": labels}
+
+    def rewind(self):
+        self.index = 0
+
+
+def to_int8(src: Path, dst: Path, signature: GeneratorSignature, target: str) -> None:
+    """Static Q/DQ int8 calibrated on the generator's own inputs, in the form `target` (an INT8_TARGETS name) runs."""
+    from onnxruntime.quantization import (  # lazy: onnxruntime is an extra
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process  # lazy: onnxruntime is an extra
+
+    rules = INT8_TARGETS[target]
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
+        quantize_static(str(prepared), str(dst), _Calibration(signature),
+                        quant_format=QuantFormat.QDQ, per_channel=True, weight_type=QuantType.QInt8,
+                        reduce_range=rules.reduce_range,
+                        activation_type=QuantType.QInt8 if rules.signed_activations else QuantType.QUInt8,
+                        calibrate_method=CalibrationMethod.MinMax,
+                        op_types_to_quantize=QUANTIZED_OPS + (["ConvTranspose"] if target == "tensorrt" else []),
+                        extra_options={"ActivationSymmetric": rules.symmetric_activations, "WeightSymmetric": True,
+                                       "QuantizeBias": not rules.float_bias})
