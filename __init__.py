@@ -9,7 +9,10 @@ The plugin surface has one front door:
         UserError, hookimpl
 
 with, for backend plugins, PreparedCall, load_run, signature_of and torch_inputs; for training,
-Callback (core/training/callbacks.py); for sampling from any artifact, load (core/runtime/load.py).
+Callback (core/training/callbacks.py) and Logger (core/training/loggers.py), with LoggerSpec.
+
+The Python API (app/api.py) is here too: train, Run, sample, evaluate, export, bench, run_pipeline,
+and load (core/runtime/load.py) for any artifact.
 
 Names that need torch are imported on first use (module __getattr__), so `import genforge` and
 `genforge --help` stay fast.
@@ -20,7 +23,7 @@ __version__ = "0.1.0"
 from genforge.core.backend import PreparedCall  # noqa: E402
 from genforge.core.errors import GenforgeError, UserError  # noqa: E402
 from genforge.core.hookspecs import hookimpl  # noqa: E402
-from genforge.core.specs import BackendSpec, DatasetSpec, MetricSpec, ModelSpec  # noqa: E402
+from genforge.core.specs import BackendSpec, DatasetSpec, LoggerSpec, MetricSpec, ModelSpec  # noqa: E402
 
 _LAZY = {  # name -> module that defines it (imports torch)
     "GeneratorModel": "genforge.core.model",
@@ -37,11 +40,20 @@ _LAZY = {  # name -> module that defines it (imports torch)
     "torch_inputs": "genforge.core.inputs",
     "load_run": "genforge.core.training.run_dir",
     "Callback": "genforge.core.training.callbacks",
+    "Logger": "genforge.core.training.loggers",
     "load": "genforge.core.runtime.load",
+    # the Python API (app/api.py): the CLI is a thin layer over it
+    "train": "genforge.app.api",
+    "Run": "genforge.app.api",
+    "sample": "genforge.app.api",
+    "evaluate": "genforge.app.api",
+    "export": "genforge.app.api",
+    "bench": "genforge.app.api",
+    "run_pipeline": "genforge.app.api",
 }
 
 __all__ = ["__version__", "hookimpl", "UserError", "GenforgeError", "ModelSpec", "DatasetSpec", "MetricSpec",
-           "BackendSpec", "PreparedCall",
+           "BackendSpec", "LoggerSpec", "PreparedCall",
            *_LAZY]
 
 

@@ -5,13 +5,10 @@ imported inside the commands that use them (the lazy imports in app/cli*.py), so
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import json
 import math
 import os
 import sys
 import tempfile
-import time
 import traceback
 import warnings
 from pathlib import Path
@@ -21,14 +18,14 @@ from click.core import ParameterSource
 
 from genforge import __version__
 from genforge.app.cli_bench import bench
-from genforge.app.cli_catalog import backends, datasets, metrics, models
+from genforge.app.cli_catalog import backends, datasets, loggers, metrics, models
 from genforge.app.cli_export import export
 from genforge.app.cli_plugins import plugins
 from genforge.app.console import print_table
 from genforge.app.one_line import OneLineErrors, one_line, say
 from genforge.app.params import OutputDir, OutputFile
 from genforge.core.errors import GenforgeError, UserError
-from genforge.core.files import IMAGE_SUFFIXES, check_distinct_outputs, read_toml, write_json
+from genforge.core.files import IMAGE_SUFFIXES, check_distinct_outputs, write_json
 from genforge.core.limits import MAX_SEED, check_generation
 from genforge.core.options import parse_model_options
 from genforge.core.registry import get_registry
@@ -64,17 +61,13 @@ def _explicit(ctx, names):
     return {n for n in names if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE}
 
 
-def _read_toml(path: Path) -> dict:
-    return {k.replace("-", "_"): v for k, v in read_toml(path).items()}
-
-
 @cli.command()
 @click.option("--model", default="dcgan", show_default=True, help="Model plugin (see `genforge models`).")
 @click.option("--dataset", default="digits", show_default=True, help="Dataset plugin (see `genforge datasets`).")
 @click.option("--data-dir", type=click.Path(), help="Folder of the dataset's files.")
-@click.option("--epochs", type=click.IntRange(min=1), help="Passes over the train split (default 5).")
-@click.option("--steps", type=click.IntRange(min=1), help="Training steps (instead of --epochs).")
-@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(min=1))
+@click.option("--epochs", type=int, help="Passes over the train split (default 5).")
+@click.option("--steps", type=int, help="Training steps (instead of --epochs).")
+@click.option("--batch-size", default=64, show_default=True, type=int)
 @click.option("--image-size", default=32, show_default=True, type=int)
 @click.option("--channels", type=click.Choice(["1", "3"]), help="Train on 1 or 3 channels (converting).")
 @click.option("--precision", default="fp32", show_default=True, type=click.Choice(["fp32", "bf16", "fp16"]),
@@ -105,6 +98,8 @@ def _read_toml(path: Path) -> dict:
               help="Training processes on this machine (torch.distributed: gloo on CPU, nccl on CUDA, one GPU "
                    "each); --batch-size is the global batch, split over them.")
 @threads_option
+@click.option("--log-to", help="Loggers besides metrics.jsonl, comma-separated: csv, tensorboard, mlflow or a "
+                                "plugin's (see `genforge loggers`).")
 @click.option("--sync-batchnorm/--no-sync-batchnorm", default=False, show_default=True,
               help="With several CUDA processes: BatchNorm statistics over all of them (torch's SyncBatchNorm).")
 @click.pass_context
@@ -116,69 +111,32 @@ def train(ctx, config_file, out, resume, overwrite, progress, model_option, npro
     metrics.jsonl, samples.png and loss.png. Options come from the defaults, then
     --config FILE.toml, then the command line.
     """
-    from genforge.core.training.config import config_from_dict, resumed_config
-    from genforge.core.training.distributed import placement_from_environment, stop
-    from genforge.core.training.trainer import Trainer
+    from genforge.app.api import train as train_run
 
-    explicit = _explicit(ctx, options)
-    if options.get("channels"):
-        options["channels"] = int(options["channels"])
-    cli_values = {k: v for k, v in options.items() if k in explicit}
-    from_file = _read_toml(config_file) if config_file else {}
-    if model_option:  # merged with --config's [model_options]: the command line wins per key
-        file_options = from_file.get("model_options", {})
-        cli_values["model_options"] = {**(file_options if isinstance(file_options, dict) else {}),
-                                       **parse_model_options(model_option)}
-    if resume:
-        from genforge.core.training.run_dir import read_run_config
-
-        if out and Path(out) != Path(resume):
-            raise UserError("--resume continues the run in its own directory; drop --out")
-        changes = {**from_file, **cli_values}
-        config = resumed_config(read_run_config(resume), changes)
-        if nproc > 1 and not placement_from_environment().distributed:
-            return _launch(nproc, config, changes, ["--resume", str(resume)], progress)
-        trainer = Trainer(config, resume, resume=True, progress=progress)
-    else:
-        values = {k: v for k, v in options.items() if v is not None}
-        values.update(from_file)
-        values.update(cli_values)
-        config = config_from_dict(values)
-        out = out or Path("runs") / f"{config.model}-{config.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
-        if nproc > 1 and not placement_from_environment().distributed:
-            target = ["--out", str(out)] + (["--overwrite"] if overwrite else [])
-            return _launch(nproc, config, dataclasses.asdict(config), target, progress)
-        trainer = Trainer(config, out, overwrite=overwrite, progress=progress)
-    if trainer.step >= trainer.total_steps:
-        raise UserError(f"{trainer.out} already reached step {trainer.step}; pass more --steps or --epochs to go on")
-    started = time.perf_counter()
-    run_dir = trainer.fit()
-    stop()
-    if trainer.placement.main:
-        click.echo(f"trained {config.model} on {config.dataset} to step {trainer.step} in "
-                   f"{time.perf_counter() - started:.1f}s ({config.precision}, {trainer.device})")
-        click.echo(f"run directory: {run_dir}  (samples.png, loss.png, checkpoints/)")
+    given = {k: v for k, v in options.items() if k in _explicit(ctx, options)}
+    if given.get("channels"):
+        given["channels"] = int(given["channels"])
+    if model_option:  # merged with --config's [model_options] by the API: the command line wins per key
+        given["model_options"] = parse_model_options(model_option)
+    run = train_run(out=out, resume=resume, overwrite=overwrite, config_file=config_file, progress=progress,
+                    nproc=nproc, **given)
+    if run.trained and run.trained["main"]:
+        config = run.config
+        click.echo(f"trained {config['model']} on {config['dataset']} to step {run.trained['step']} in "
+                   f"{run.trained['seconds']:.1f}s ({config['precision']}, {run.trained['device']})")
+        click.echo(f"run directory: {run.path}  (samples.png, loss.png, checkpoints/)")
 
 
-def _launch(nproc: int, config, options: dict, target: list[str], progress: bool) -> None:
-    from genforge.app.launch import check_launch, launch
-
-    check_launch(nproc, config)
-    launch(nproc, options, target, progress)  # rank 0 reports what it trained
-
-
-def parse_labels(text: str | None, n: int):
+def parse_labels(text: str | None):
     if text is None:
         return None
-    import numpy as np
-
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise UserError(f"--labels {text!r} must be a class number or a comma-separated list like 0,1,2") from None
     if not values:
         raise UserError("--labels is empty")
-    return np.resize(np.array(values), n)
+    return values
 
 
 @cli.command()
@@ -195,32 +153,13 @@ def parse_labels(text: str | None, n: int):
 @threads_option
 def sample(target, checkpoint, ema, n, labels, seed, provider, out, threads):
     """Write a grid of samples from a run directory, an .onnx file or an .engine."""
-    from genforge.core import runtime
+    from genforge.app.api import sample as sample_target
 
     use_threads(threads)
     check_distinct_outputs({"--out": out}, {"the target": target})
-    generator = runtime.load(target, provider=provider, checkpoint=checkpoint, ema=ema)
-    label_array = parse_labels(labels, n)
-    if label_array is not None and not generator.conditional:
-        raise UserError("--labels needs a conditional model; this one is unconditional")
-    if generator.conditional and label_array is None:
-        label_array = generator.signature.check_labels(None, n)
-    images = generator.generate(n=n, labels=label_array, seed=seed)
-    one_per_column = generator.conditional and labels is None and generator.num_classes <= 16
-    classes = generator.num_classes if one_per_column else None
-    _save_array_grid(images, out, label_array if generator.conditional else None, nrow=classes,
-                     names=generator.class_names)
-    click.echo(f"wrote {out} ({n} samples{', one class per column' if classes else ''})")
-
-
-def _save_array_grid(images, out, labels=None, nrow=None, names=()):
-    import torch
-
-    from genforge.core.images import save_grid
-
-    names = list(names)
-    captions = [names[int(v)] if 0 <= int(v) < len(names) else str(v) for v in labels] if labels is not None else None
-    save_grid(torch.from_numpy(images), out, nrow=nrow, captions=captions)
+    samples = sample_target(target, n, parse_labels(labels), seed, checkpoint, ema, provider)
+    samples.save(out)
+    click.echo(f"wrote {out} ({n} samples{', one class per column' if samples.nrow else ''})")
 
 
 @cli.command()
@@ -250,8 +189,9 @@ def interpolate(target, checkpoint, rows, n_steps, seed, out, threads):
     z = np.stack([(np.sin((1 - t) * omega) * flat_a + np.sin(t * omega) * flat_b) / np.sin(omega) for t in ts], 1)
     z = z.reshape(rows * n_steps, *generator.latent_shape).astype(np.float32)
     labels = np.repeat(generator.signature.check_labels(None, rows), n_steps) if generator.conditional else None
-    images = generator.generate(z=z, labels=labels)
-    _save_array_grid(images, out, labels, nrow=n_steps, names=generator.class_names)
+    from genforge.app.results import Samples
+
+    Samples(generator.generate(z=z, labels=labels), labels, list(generator.class_names), n_steps).save(out)
     click.echo(f"wrote {out} ({rows} rows of {n_steps})")
 
 
@@ -272,24 +212,21 @@ def interpolate(target, checkpoint, rows, n_steps, seed, out, threads):
 @threads_option
 def evaluate(target, checkpoint, ema, n, metrics, dataset_from, inception_weights, seed, json_out, threads):
     """Score a run directory or an exported .onnx: FD (with floor and ceiling), KID, conditional accuracy, ELBO."""
-    from genforge.core.evaluation.scoring import evaluate_target
+    from genforge.app.api import evaluate as evaluate_target
 
     check_distinct_outputs({"--json": json_out}, {"the target": target, "--dataset-from": dataset_from,
                                                    "--inception-weights": inception_weights})
     use_threads(threads)
     click.echo(f"scoring {n} samples of {target} (the first time for a dataset, genforge trains its feature "
                "classifier first: up to a minute or two)")
-    scores = evaluate_target(target, checkpoint=checkpoint, ema=ema, n=n, metrics=metrics,
-                             dataset_from=dataset_from, seed=seed,
-                             options={"inception_weights": inception_weights} if inception_weights else None)
+    scores = evaluate_target(target, n, metrics, checkpoint, ema, dataset_from, seed, inception_weights)
     skipped = scores.get("skipped", {})
     print_table(f"quality of {target}", ["metric", "value"],
                 [[k, f"{v:.4g}" if isinstance(v, float) else v] for k, v in scores.items() if k != "skipped"])
     for name, reason in skipped.items():
         click.echo(f"note: {name} skipped: it {reason}", err=True)
-    if isinstance(scores.get("fd"), float) and scores.get("fd_floor"):
-        click.echo(f"verdict: FD {scores['fd']:.4g} is {scores['fd'] / scores['fd_floor']:.2f}x the floor (the FD "
-                   f"between the dataset's own train and test images, {scores['fd_floor']:.4g}); lower is better")
+    if scores.verdict():
+        click.echo(f"verdict: {scores.verdict()}")
     if json_out:
         write_json(json_out, scores)
         click.echo(f"wrote {json_out}")
@@ -307,22 +244,17 @@ def run_command(pipeline, out, overwrite, threads):
 
     With no PIPELINE.toml: dcgan on the embedded digits, about two minutes on a CPU.
     """
-    from genforge.app.pipeline import load_pipeline, run_pipeline
-
-    config = load_pipeline(pipeline)
-    if out:
-        config["out"] = str(out)
-    if threads:
-        config["threads"] = threads
+    from genforge.app.api import run_pipeline
     from genforge.app.report import summary_line
 
-    folder = run_pipeline(config, overwrite=overwrite, echo=click.echo)
-    click.echo(summary_line(json.loads((folder / "report.json").read_text())))
+    result = run_pipeline(pipeline, out, overwrite, threads, echo=click.echo)
+    folder = result.folder
+    click.echo(summary_line(result.report))
     click.echo(f"report: {folder / 'index.html'}  (Markdown: {folder / 'report.md'}; numbers in "
                f"{folder / 'report.json'})")
 
 
-for command in (models, metrics, backends, datasets, export, plugins, bench):
+for command in (models, metrics, backends, loggers, datasets, export, plugins, bench):
     cli.add_command(command)
 
 

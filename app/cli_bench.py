@@ -103,16 +103,14 @@ def bench():
                    "BF16 or AMX, or CUDA). Exported files carry their own precision.")
 def bench_run(targets, backends, batches, warmup_s, min_iters, duration_s, threads, json_out, markdown, precision):
     """Time TARGETS (run directories, .onnx, .engine) on each backend and batch size."""
-    from genforge.benchmarks.measure import run_benchmarks
+    from genforge.app.api import bench as bench_targets
     from genforge.benchmarks.rows import markdown_table
 
     check_distinct_outputs({"--json": json_out, "--markdown": markdown},
                            {f"target {i + 1}": t for i, t in enumerate(targets)})
-    names = _backend_names(backends)
-    if precision == "bf16":
-        names = [("torch-bf16" if n == "torch" else n) for n in names] if names else ["torch-bf16"]
-    report = run_benchmarks(targets, names, _settings(batches, warmup_s, min_iters, duration_s, threads),
-                            progress=lambda text: click.echo(f"  timing {text}", err=True))
+    report = bench_targets(list(targets), _backend_names(backends), _int_list(batches, "batch"), warmup_s, min_iters,
+                           duration_s, threads, precision,
+                           progress=lambda text: click.echo(f"  timing {text}", err=True))
     print_report(report)
     if json_out:
         write_json(json_out, report, indent=1)

@@ -1,4 +1,5 @@
-"""`genforge models`, `metrics`, `backends` and `datasets`: what the registry holds (listing imports no torch)."""
+"""`genforge models`, `metrics`, `backends`, `loggers` and `datasets`: what the registry holds (listing imports
+no torch)."""
 
 from __future__ import annotations
 
@@ -46,6 +47,14 @@ def backends():
     rows = [[s.name, ", ".join(s.targets), s.device, s.plugin, s.description]
             for s in get_registry().specs("backends").values()]
     print_table("backends", ["name", "targets", "device", "plugin", "description"], rows)
+
+
+@click.command()
+def loggers():
+    """List the experiment logger plugins (for `genforge train --log-to`)."""
+    rows = [[s.name, ", ".join(s.requires) or "-", s.plugin, s.description]
+            for s in get_registry().specs("loggers").values()]
+    print_table("loggers", ["name", "needs", "plugin", "description"], rows)
 
 
 @click.group(invoke_without_command=True)

@@ -35,5 +35,10 @@ def register_backends(register):
 
 
 @hookspec
+def register_loggers(register):
+    """Register experiment loggers (where training results go): call register(LoggerSpec(...)) for each."""
+
+
+@hookspec
 def register_commands(cli):
     """Add click commands to the `genforge` command group."""

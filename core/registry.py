@@ -25,10 +25,11 @@ import pluggy
 from genforge import __version__
 from genforge.core import hookspecs
 from genforge.core.errors import PluginError, unknown_name
-from genforge.core.specs import BackendSpec, DatasetSpec, MetricSpec, ModelSpec, Spec
+from genforge.core.specs import BackendSpec, DatasetSpec, LoggerSpec, MetricSpec, ModelSpec, Spec
 
 BUILTIN_PLUGINS = ("genforge.plugins.builtin",)
-SPEC_TYPES = {"models": ModelSpec, "datasets": DatasetSpec, "metrics": MetricSpec, "backends": BackendSpec}
+SPEC_TYPES = {"models": ModelSpec, "datasets": DatasetSpec, "metrics": MetricSpec, "backends": BackendSpec,
+              "loggers": LoggerSpec}
 
 
 @dataclass

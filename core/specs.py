@@ -104,3 +104,15 @@ class BackendSpec(Spec):
     default: bool = True  # timed when --backend is not given (False: only when asked for by name)
     device: str = "cpu"
     kind = "backend"
+
+
+@dataclass(frozen=True)
+class LoggerSpec(Spec):
+    """Where training results go. impl names a Logger subclass (core/training/loggers.py).
+
+    requires: the modules it needs (checked before training, with install_hint in the error).
+    """
+
+    requires: tuple[str, ...] = field(default=())
+    install_hint: str = ""
+    kind = "logger"

@@ -1,7 +1,7 @@
 """Registers genforge's built-in plugins. Imports nothing heavy: implementations load lazily."""
 
 from genforge.core.hookspecs import hookimpl
-from genforge.core.specs import BackendSpec, DatasetSpec, MetricSpec, ModelSpec
+from genforge.core.specs import BackendSpec, DatasetSpec, LoggerSpec, MetricSpec, ModelSpec
 
 P = "genforge.plugins"
 
@@ -66,3 +66,16 @@ def register_backends(register):
                          device="cuda"))
     register(BackendSpec("tensorrt", f"{B}:TensorrtBackend", "native TensorRT engine", targets=("engine",),
                          device="cuda"))
+
+
+@hookimpl
+def register_loggers(register):
+    L = f"{P}.loggers"
+    register(LoggerSpec("jsonl", f"{L}:JsonlLogger", "metrics.jsonl in the run directory (always on)"))
+    register(LoggerSpec("csv", f"{L}:CsvLogger", "metrics.csv and eval.csv in the run directory"))
+    register(LoggerSpec("tensorboard", f"{L}:TensorBoardLogger",
+                        "TensorBoard event files in RUN/tensorboard: scalars, sample grids, hyperparameters",
+                        requires=("tensorboard",), install_hint="pip install 'genforge[tensorboard]'"))
+    register(LoggerSpec("mlflow", f"{L}:MlflowLogger",
+                        "an MLflow run (MLFLOW_TRACKING_URI, else a local store in RUN/mlruns): params, metrics, "
+                        "sample grids and files", requires=("mlflow",), install_hint="pip install 'genforge[mlflow]'"))

@@ -1,5 +1,6 @@
 """Training on two CPU processes (gloo), started by torch's elastic launcher through `genforge train --nproc 2`."""
 
+import json
 import os
 import signal
 import subprocess
@@ -187,3 +188,16 @@ def test_bad_combinations_are_one_line(args, fragment, genforge_cli, tmp_path):
         pytest.skip("this machine has CUDA")
     assert_one_line_error(genforge_cli("train", "--steps", "2", *args, "--out", tmp_path / "run", expect=2), fragment)
     assert not (tmp_path / "run").exists()
+
+
+def test_only_rank_0_logs(install_plugin, tmp_path):
+    site = install_plugin("regression_plugin", REGRESSION, dist="regression")
+    result = cli("train", "--model", "regression", "--steps", "20", "--image-size", "16", "--batch-size", "16",
+                 "--sample-every", "0", "--no-progress", "--nproc", "2", "--log-to", "csv", "--out", tmp_path / "run",
+                 env={"PYTHONPATH": str(site)})
+    assert result.returncode == 0, result.stderr
+    with (tmp_path / "run" / "metrics.csv").open() as file:
+        steps = [line.split(",")[0] for line in file.read().splitlines()[1:]]
+    assert steps == ["10", "20"]
+    kinds = [json.loads(line)["kind"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert kinds == ["train", "train", "distributed"]

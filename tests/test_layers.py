@@ -1,6 +1,6 @@
 """The package's layers stay as designed: each imports only the layers it may, and no module imports in a cycle.
 
-    application  app/, genforge.testing, genforge.pytest_plugin   may import anything
+    application  app/, genforge.testing, genforge.pytest_plugin, __main__   may import anything
     benchmarks   benchmarks/ (the library; scripts/ stands apart)  kernel, exporters
     plugins      plugins/                                           kernel
     exporters    exporters/                                         kernel, but no evaluation (no metric)
@@ -15,7 +15,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE_DIRS = ("core", "plugins", "exporters", "benchmarks", "app")
-ROOT_MODULES = ("__init__.py", "testing.py", "pytest_plugin.py")
+ROOT_MODULES = ("__init__.py", "__main__.py", "testing.py", "pytest_plugin.py")
 MAY_IMPORT = {
     "kernel": {"kernel"},
     "exporters": {"kernel", "exporters"},
@@ -36,7 +36,8 @@ def module_name(root: Path, path: Path) -> str:
 
 
 def layer(module: str) -> str:
-    if module.startswith("genforge.app") or module in ("genforge.testing", "genforge.pytest_plugin"):
+    if module.startswith("genforge.app") or module in ("genforge.testing", "genforge.pytest_plugin",
+                                                       "genforge.__main__"):
         return "application"
     for folder in ("exporters", "plugins", "benchmarks"):
         if module.startswith(f"genforge.{folder}"):

@@ -26,6 +26,7 @@ from genforge.core.data import DataInfo, ImageTensorDataset, batch_of, image_bat
 from genforge.core.errors import UserError
 from genforge.core.files import atomic_path, write_json
 from genforge.core.numerics import span_outside_range
+from genforge.core.progress import progress
 from genforge.core.registry import get_registry
 
 CHUNK = 500  # images per step when streaming a dataset or scoring
@@ -77,6 +78,8 @@ def _train_classifier(train, test, info, seed=0, epochs=10, batch=64) -> tuple[F
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     generator = torch.Generator().manual_seed(seed)
     model.train()
+    bar = progress(epochs, f"first use of {info.name} at {info.height}px: training genforge's feature classifier",
+                   "epoch")
     for _ in range(epochs):
         order = torch.randperm(len(train), generator=generator)
         for start in range(0, len(order) - batch + 1 if len(order) >= batch else 1, batch):
@@ -86,6 +89,8 @@ def _train_classifier(train, test, info, seed=0, epochs=10, batch=64) -> tuple[F
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+        bar.update(1)
+    bar.close()
     model.eval()
     return model, classify_accuracy(model, image_batches(test, CHUNK))
 

@@ -1,6 +1,6 @@
 """What the training loop delegates: a small callback interface and the built-in callbacks.
 
-The loop (core/trainer.py, Trainer.fit) only draws batches, runs the model's training step and calls
+The loop (core/training/trainer.py, Trainer.fit) only draws batches, runs the model's training step and calls
 the callbacks in order. A callback's state_dict() is saved in every step checkpoint (state.pt,
 under "callbacks" and the callback's name) and handed back to load_state_dict() on --resume, so a
 callback's counters survive a kill. Setting trainer.stop_reason in a hook ends training after that
@@ -21,16 +21,16 @@ step, with a checkpoint.
 
 from __future__ import annotations
 
-import json
-import sys
+import dataclasses
 import time
-
-from tqdm import tqdm
+from pathlib import Path
 
 from genforge.core.evaluation.scoring import evaluate_generator
 from genforge.core.images import save_loss_curve
+from genforge.core.progress import progress
 from genforge.core.registry import get_registry
 from genforge.core.training.distributed import checksum, gather
+from genforge.core.training.loggers import Logger, logger_names, warn
 
 
 class Callback:
@@ -72,23 +72,22 @@ class EmaUpdate(Callback):
 
 
 class ProgressBar(Callback):
-    """A progress bar on rank 0 (a line every 10 s when stderr is not a terminal)."""
+    """Progress on rank 0 (core/progress.py: a widget in Jupyter, a bar on a terminal, a line per 10% in logs)."""
 
     def __init__(self, enabled: bool = True):
-        self.enabled, self.bar = enabled, None
+        self.enabled, self.bar, self.shown = enabled, None, None
 
     def on_fit_start(self, trainer):
         config = trainer.config
-        self.bar = tqdm(total=trainer.total_steps, initial=trainer.step, unit="step",
-                        disable=not (self.enabled and trainer.placement.main),
-                        mininterval=0.2 if sys.stderr.isatty() else 10.0,
-                        desc=f"{config.model} on {config.dataset}", dynamic_ncols=True)
+        self.bar = progress(trainer.total_steps, f"{config.model} on {config.dataset}", "step", trainer.step,
+                            self.enabled and trainer.placement.main)
 
     def on_step_end(self, trainer, metrics):
         self.bar.update(1)
-        if trainer.last_log:
-            self.bar.set_postfix({k: f"{v:.3g}" for k, v in trainer.last_log.items()
-                                  if k not in ("kind", "step", "epoch")})
+        if trainer.last_log is not None and trainer.last_log is not self.shown:
+            self.shown = trainer.last_log
+            losses = [(k, v) for k, v in trainer.last_log.items() if k not in ("kind", "step", "epoch", "world_size")]
+            self.bar.set_postfix({k: f"{v:.3g}" for k, v in losses[:3]})
 
     def teardown(self, trainer):
         if self.bar is not None:
@@ -96,48 +95,34 @@ class ProgressBar(Callback):
 
 
 class MetricsLog(Callback):
-    """metrics.jsonl (every log_every steps: the step's metrics and images/s) and, at the end, loss.png."""
+    """Every log_every steps, a record of the step's metrics and images/s for the loggers (metrics.jsonl first);
+    at the end, loss.png drawn from metrics.jsonl."""
 
     def on_fit_start(self, trainer):
-        self.log = (trainer.out / "metrics.jsonl").open("a") if trainer.placement.main else None
         self.window_start, self.window_images = time.perf_counter(), 0
 
     def on_step_end(self, trainer, metrics):
-        trainer.last_log = None
         self.window_images += trainer.config.batch_size // trainer.placement.world_size
-        if self.log is None or not (trainer.step % trainer.config.log_every == 0
-                                    or trainer.step == trainer.total_steps):
+        if not trainer.placement.main or not (trainer.step % trainer.config.log_every == 0
+                                              or trainer.step == trainer.total_steps):
             return
         elapsed = time.perf_counter() - self.window_start
-        record = {"kind": "train", "step": trainer.step, **trainer.world(),
-                  "epoch": trainer.step / trainer.sampler.steps_per_epoch,
-                  **{k: round(float(v), 5) for k, v in metrics.items()},
-                  "images_per_s": round(self.window_images * trainer.placement.world_size / max(elapsed, 1e-9), 1)}
-        self.write(record)
-        trainer.last_log = record
+        trainer.log({"kind": "train", "step": trainer.step, **trainer.world(),
+                     "epoch": trainer.step / trainer.sampler.steps_per_epoch,
+                     **{k: round(float(v), 5) for k, v in metrics.items()},
+                     "images_per_s": round(self.window_images * trainer.placement.world_size / max(elapsed, 1e-9),
+                                           1)})
         self.window_start, self.window_images = time.perf_counter(), 0
-
-    def write(self, record: dict) -> None:
-        if self.log is not None:
-            self.log.write(json.dumps(record) + "\n")
-            self.log.flush()
 
     def on_fit_end(self, trainer):
         if trainer.placement.distributed:
             checksums = gather(checksum(trainer.model))
-            self.write({"kind": "distributed", "step": trainer.step, **trainer.world(), "model_checksums": checksums})
+            trainer.log({"kind": "distributed", "step": trainer.step, **trainer.world(), "model_checksums": checksums})
             if trainer.placement.main and len(set(checksums)) != 1:
                 raise RuntimeError(f"the processes ended with different weights ({checksums}); this is a bug")
         if trainer.placement.main:
-            self.log.close()
-            self.log = None
             save_loss_curve(trainer.out / "metrics.jsonl", trainer.out / "loss.png",
                             f"{trainer.config.model} on {trainer.config.dataset}: training to step {trainer.step}")
-
-    def teardown(self, trainer):
-        if self.log is not None:
-            self.log.close()
-            self.log = None
 
 
 class SampleGrids(Callback):
@@ -146,7 +131,8 @@ class SampleGrids(Callback):
     def on_step_end(self, trainer, metrics):
         every = trainer.config.sample_every
         if trainer.placement.main and every and trainer.step % every == 0:
-            trainer.sample_grid(trainer.out / "samples" / f"step-{trainer.step:08d}.png")
+            path = trainer.sample_grid(trainer.out / "samples" / f"step-{trainer.step:08d}.png")
+            trainer.loggers.log_image("samples", path, trainer.step)
 
     def on_fit_end(self, trainer):
         if trainer.placement.main:
@@ -157,9 +143,6 @@ class SampleGrids(Callback):
 class EvalBest(Callback):
     """Every eval_every steps: score the generator (EMA weights when on), log it, keep checkpoints/best."""
 
-    def __init__(self, log: MetricsLog):
-        self.metrics_log = log
-
     def on_step_end(self, trainer, metrics):
         config = trainer.config
         if not (trainer.placement.main and config.eval_every and trainer.step % config.eval_every == 0):
@@ -167,7 +150,7 @@ class EvalBest(Callback):
         with trainer.inference_weights():
             scores = evaluate_generator(trainer.model, trainer.info, config, n=config.eval_samples,
                                         metrics=[config.eval_metric], device=trainer.device)
-        self.metrics_log.write({"kind": "eval", "step": trainer.step, **scores})
+        trainer.log({"kind": "eval", "step": trainer.step, **scores})
         value = scores.get(config.eval_metric)
         if value is None:
             return
@@ -176,6 +159,72 @@ class EvalBest(Callback):
         if best is None or (value > best["value"] if higher else value < best["value"]):
             trainer.best = {"metric": config.eval_metric, "value": value, "step": trainer.step}
             trainer.save("best")
+
+
+class Loggers(Callback):
+    """Feeds the run's loggers (rank 0): hyperparameters at the start, each metrics record, each sample grid,
+    and samples.png and loss.png at the end. Their state is saved with the checkpoints."""
+
+    def __init__(self, log_to=()):
+        self.names = logger_names(log_to)
+        self.active: dict[str, Logger] = {}
+        self.saved: dict = {}
+
+    def on_fit_start(self, trainer):
+        if not trainer.placement.main:
+            return
+        registry = get_registry()
+        hyperparams = {**dataclasses.asdict(trainer.config), "run_id": trainer.run_id}
+        for name in self.names:
+            logger = registry.get("loggers", name).load()()
+            self.active[name] = logger
+            self._call(name, "start", trainer.out, hyperparams, trainer.step, self.saved.get(name, {}))
+
+    def log_metrics(self, record: dict) -> None:
+        for name in list(self.active):
+            self._call(name, "log_metrics", record)
+
+    def log_image(self, name: str, path: Path, step: int) -> None:
+        for logger in list(self.active):
+            self._call(logger, "log_image", name, path, step)
+
+    def log_artifact(self, path: Path) -> None:
+        for name in list(self.active):
+            self._call(name, "log_artifact", path)
+
+    def on_fit_end(self, trainer):
+        for artifact in ("samples.png", "loss.png"):
+            if (trainer.out / artifact).exists():
+                self.log_artifact(trainer.out / artifact)
+
+    def teardown(self, trainer):
+        for name in list(self.active):
+            self._call(name, "close")
+        self.active.clear()
+
+    def state_dict(self) -> dict:
+        states = {}
+        for name in list(self.active):
+            state = self._call(name, "state_dict")
+            if state:
+                states[name] = state
+        return states or dict(self.saved)
+
+    def load_state_dict(self, state):
+        self.saved = dict(state)
+
+    def _call(self, name: str, method: str, *args):
+        logger = self.active.get(name)
+        if logger is None:
+            return None
+        if logger.required:
+            return getattr(logger, method)(*args)
+        try:
+            return getattr(logger, method)(*args)
+        except Exception as exc:  # noqa: BLE001  a logger never costs the run
+            del self.active[name]
+            warn(name, method, exc)
+            return None
 
 
 class Checkpoints(Callback):
@@ -187,11 +236,11 @@ class Checkpoints(Callback):
             trainer.save()
 
 
-def callbacks_in_order(progress: bool, extra=()) -> list[Callback]:
+def callbacks_in_order(progress: bool, extra=(), log_to=()) -> list[Callback]:
     """The trainer's own callbacks and the user's, in the order they run after each step: the checkpoint comes
     last, so it holds every callback's state after that step."""
-    log = MetricsLog()
-    return [EmaUpdate(), log, ProgressBar(progress), SampleGrids(), EvalBest(log), *extra, Checkpoints()]
+    return [EmaUpdate(), MetricsLog(), ProgressBar(progress), SampleGrids(), EvalBest(), *extra, Loggers(log_to),
+            Checkpoints()]
 
 
 def callbacks_state(callbacks) -> dict:

@@ -45,6 +45,7 @@ class TrainConfig:
     sync_batchnorm: bool = False  # with several CUDA processes: BatchNorm statistics over all of them
     dist_timeout_s: int = 300  # with several processes: a collective that waits longer ends the run
     threads: int | None = None  # None: the free cores of this machine, shared over the processes (core/threads.py)
+    log_to: list = field(default_factory=list)  # loggers besides metrics.jsonl: csv, tensorboard, mlflow, plugins'
 
 
 # what each option must be: (type, check, what it must be); one line per option
@@ -74,10 +75,12 @@ OPTION_RULES = {
     "sync_batchnorm": (bool, None, "true or false"),
     "dist_timeout_s": (int, lambda v: v >= 10, "seconds, at least 10"),
     "threads": ((int, type(None)), lambda v: v is None or 1 <= v <= 1024, "1 to 1024 (default: the free cores)"),
+    "log_to": (list, lambda v: all(isinstance(name, str) and name for name in v), "a list of logger names"),
 }
 
 
-TYPE_WORDS = {int: "a whole number", str: "text", bool: "true or false", float: "a number", dict: "a table"}
+TYPE_WORDS = {int: "a whole number", str: "text", bool: "true or false", float: "a number", dict: "a table",
+              list: "a list"}
 
 
 def config_from_dict(values: dict) -> TrainConfig:
@@ -101,7 +104,7 @@ def config_from_dict(values: dict) -> TrainConfig:
 
 
 RESUMABLE_CHANGES = {"steps", "epochs", "device", "log_every", "sample_every", "checkpoint_every", "keep", "threads",
-                     "dist_timeout_s"}
+                     "dist_timeout_s", "log_to"}
 
 
 def resumed_config(record: dict, changes: dict) -> TrainConfig:

@@ -28,7 +28,7 @@ from genforge.core.threads import apply_threads
 from genforge.core.training import checkpoint as ckpt
 from genforge.core.training import run_dir
 from genforge.core.training.batches import BatchSampler
-from genforge.core.training.callbacks import Callback, callbacks_in_order, callbacks_state, restore_callbacks
+from genforge.core.training.callbacks import Callback, Loggers, callbacks_in_order, callbacks_state, restore_callbacks
 from genforge.core.training.checkpoint import rng_state, set_rng_state
 from genforge.core.training.config import TrainConfig, check_precision, resolve_device
 from genforge.core.training.distributed import (
@@ -40,6 +40,7 @@ from genforge.core.training.distributed import (
     start,
 )
 from genforge.core.training.ema import EMA
+from genforge.core.training.loggers import check_loggers
 
 
 def fixed_inputs(model: GeneratorModel, seed: int, n: int = 64):
@@ -51,7 +52,8 @@ class Trainer:
     def __init__(self, config: TrainConfig, out: Path, resume: bool = False, overwrite: bool = False,
                  progress: bool = True, callbacks: list[Callback] | None = None):
         self.config, self.out = config, Path(out)
-        self.callbacks = callbacks_in_order(progress, callbacks or ())
+        self.callbacks = callbacks_in_order(progress, callbacks or (), config.log_to)
+        self.loggers = next(c for c in self.callbacks if isinstance(c, Loggers))
         self.stop_reason: str | None = None  # a callback sets it to end training after the current step
         self.last_log: dict | None = None  # the latest metrics.jsonl record, for the progress bar
         self.placement = placement_from_environment()
@@ -65,6 +67,7 @@ class Trainer:
         self.device = start(self.placement, self.device.type, config.dist_timeout_s) or self.device
         if config.epochs is not None and config.steps is not None:
             raise UserError("give either --epochs or --steps, not both")
+        check_loggers(config.log_to)
         self._check_run_dir(resume, overwrite)
         dataset, self.info = open_dataset(config.dataset, "train", config.image_size, config.channels,
                                           config.data_dir, seed=config.seed)
@@ -257,6 +260,12 @@ class Trainer:
             broadcast_state(self.model, buffers_only=True)
         self.step += 1
         return metrics
+
+    def log(self, record: dict) -> None:
+        """A metrics record ({"kind", "step", ...}) to every logger of the run (rank 0)."""
+        if record.get("kind") == "train":
+            self.last_log = record
+        self.loggers.log_metrics(record)
 
     def call(self, hook: str, *args) -> None:
         for callback in self.callbacks:

@@ -1,0 +1,280 @@
+"""genforge as a library: the Python API the CLI is a thin layer over (each command parses its options and
+calls one function here), with the CLI's validation, defaults and one-line errors (genforge's exceptions).
+
+    import genforge
+    run = genforge.train(model="cgan", dataset="digits", steps=300)   # a Run; shows itself in Jupyter
+    run.sample(n=16, labels=3)                                         # Samples: a grid inline
+    run.evaluate(n=500)                                                # Scores: FD, KID, cond_acc, ...
+    onnx_file = run.export("onnx", precision="int8")                   # a path beside the run directory
+    genforge.bench([run, onnx_file], batches=(1, 8))                   # a BenchReport: a table
+    genforge.load(onnx_file).generate(n=4, labels=[0, 1, 2, 3])        # images from any artifact
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from genforge.app.results import BenchReport, Samples, Scores, html_table, inline_png
+from genforge.core import runtime
+from genforge.core.errors import UserError
+from genforge.core.files import check_output_dir, check_output_file, read_toml
+from genforge.core.limits import MAX_BATCH, check_seconds
+
+RUN_KWARGS = ("model", "dataset")
+
+
+def read_config_file(path) -> dict:
+    """A --config TOML file's training options (keys may use - or _)."""
+    return {k.replace("-", "_"): v for k, v in read_toml(path).items()}
+
+
+def default_run_dir(model: str, dataset: str) -> Path:
+    return Path("runs") / f"{model}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def train(model: str | None = None, dataset: str | None = None, *, out=None, resume=None, overwrite: bool = False,
+          config_file=None, progress: bool = True, callbacks=(), nproc: int = 1, **options) -> Run:
+    """Train `model` on `dataset` (defaults: dcgan on digits) and return the Run.
+
+    options are the training options of `genforge train` (steps, epochs, batch_size, image_size, precision,
+    seed, ema, model_options={...}, log_to=["tensorboard"], ...; see TrainConfig). Given ones win over
+    config_file's (a TOML file), which win over the defaults. resume=RUN continues that run (only steps,
+    epochs, device, logging and checkpoint cadence, threads and log_to may change). nproc > 1 trains in
+    that many processes on this machine.
+    """
+    from genforge.core.training.config import config_from_dict, resumed_config
+    from genforge.core.training.distributed import placement_from_environment, stop
+    from genforge.core.training.run_dir import read_run_config
+    from genforge.core.training.trainer import Trainer
+
+    given = {k: v for k, v in {"model": model, "dataset": dataset, **options}.items() if v is not None}
+    from_file = read_config_file(config_file) if config_file else {}
+    if isinstance(given.get("model_options"), dict) and isinstance(from_file.get("model_options"), dict):
+        given["model_options"] = {**from_file["model_options"], **given["model_options"]}
+    if isinstance(given.get("log_to"), str):
+        given["log_to"] = [name.strip() for name in given["log_to"].split(",") if name.strip()]
+    distributed = nproc > 1 and not placement_from_environment().distributed
+    if resume is not None:
+        if out is not None and Path(out) != Path(resume):
+            raise UserError("--resume continues the run in its own directory; drop --out")
+        changes = {**from_file, **given}
+        config = resumed_config(read_run_config(resume), changes)
+        if distributed:
+            return _launch(nproc, config, changes, ["--resume", str(resume)], progress, Path(resume))
+        trainer = Trainer(config, resume, resume=True, progress=progress, callbacks=list(callbacks))
+    else:
+        config = config_from_dict({**from_file, **given})
+        out = check_output_dir(out, "run directory") if out is not None else default_run_dir(config.model,
+                                                                                              config.dataset)
+        if distributed:
+            target = ["--out", str(out)] + (["--overwrite"] if overwrite else [])
+            return _launch(nproc, config, dataclasses.asdict(config), target, progress, Path(out))
+        trainer = Trainer(config, out, overwrite=overwrite, progress=progress, callbacks=list(callbacks))
+    if trainer.step >= trainer.total_steps:
+        raise UserError(f"{trainer.out} already reached step {trainer.step}; pass more --steps or --epochs to go on")
+    started = time.perf_counter()
+    trainer.fit()
+    stop()
+    return Run(trainer.out, {"step": trainer.step, "seconds": time.perf_counter() - started,
+                             "device": str(trainer.device), "main": trainer.placement.main})
+
+
+def _launch(nproc, config, options: dict, target: list[str], progress: bool, out: Path) -> Run:
+    from genforge.app.launch import check_launch, launch
+
+    check_launch(nproc, config)
+    launch(nproc, options, target, progress)  # rank 0 reports what it trained
+    return Run(out, {"step": None, "seconds": None, "device": None, "main": False})
+
+
+def _labels(labels, n: int):
+    """labels as the CLI and the API take them: None, one class, or a list cycled over the n samples."""
+    if labels is None:
+        return None
+    values = np.atleast_1d(np.asarray(labels))
+    if values.size == 0 or values.dtype.kind not in "iu":
+        raise UserError(f"labels must be a class number or a list of them, not {labels!r}")
+    return np.resize(values, n)
+
+
+def sample(target, n: int = 64, labels=None, seed: int = 0, checkpoint=None, ema=None,
+           provider: str = "cpu") -> Samples:
+    """n samples from a run directory, an .onnx or an .engine (labels: a class or a list cycled over them)."""
+    if isinstance(target, Run):
+        target = target.path
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise UserError(f"n must be a whole number of at least 1, not {n!r}")
+    generator = runtime.load(target, provider=provider, checkpoint=checkpoint, ema=ema)
+    label_array = _labels(labels, n)
+    if label_array is not None and not generator.conditional:
+        raise UserError("--labels needs a conditional model; this one is unconditional")
+    one_per_column = generator.conditional and label_array is None and generator.num_classes <= 16
+    if generator.conditional and label_array is None:
+        label_array = generator.signature.check_labels(None, n)
+    images = generator.generate(n=n, labels=label_array, seed=seed)
+    return Samples(images, label_array if generator.conditional else None, list(generator.class_names),
+                   generator.num_classes if one_per_column else None)
+
+
+def evaluate(target, n: int = 2000, metrics=None, checkpoint=None, ema=None, dataset_from=None, seed: int = 0,
+             inception_weights=None) -> Scores:
+    """Scores of a run directory or an exported file (metrics: names, comma-separated or a list)."""
+    from genforge.core.evaluation.scoring import evaluate_target
+
+    if isinstance(target, Run):
+        target = target.path
+    if isinstance(metrics, list | tuple):
+        metrics = ",".join(metrics)
+    options = {"inception_weights": inception_weights} if inception_weights else None
+    return Scores(evaluate_target(target, checkpoint=checkpoint, ema=ema, n=n, metrics=metrics,
+                                  dataset_from=dataset_from, seed=seed, options=options))
+
+
+def export(run, format: str = "onnx", out=None, precision: str = "fp32", target: str = "cpu", overwrite=False,
+           **options) -> Path:
+    """Export a run's generator: format "onnx" (options: checkpoint, opset, batch, ema, rewrite, force,
+    max_fd_increase, quality_samples) or "tensorrt" (an engine built from a fresh ONNX export; options
+    min_batch, opt_batch, max_batch, workspace_gib). The file is logged to the run's loggers that keep files."""
+    from genforge.app.export import export_gated
+    from genforge.core.training.loggers import log_artifacts
+
+    run_dir = Path(run.path if isinstance(run, Run) else run)
+    if format not in ("onnx", "tensorrt"):
+        raise UserError(f"unknown export format {format!r}; use onnx or tensorrt")
+    suffix = ".onnx" if format == "onnx" else ".engine"
+    int8_for = f"-{target}" if precision == "int8" and target != "cpu" else ""
+    out = Path(out) if out is not None else run_dir.parent / f"{run_dir.name}-{precision}{int8_for}{suffix}"
+    check_output_file(out, f"{format} file", (suffix,))
+    if out.exists() and not overwrite:
+        raise UserError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it, or another out")
+    if format == "onnx":
+        export_gated(run_dir, out, precision=precision, target=target, **options)
+    else:
+        from genforge.exporters.tensorrt import build_engine
+
+        engine_options = {k: options.pop(k) for k in ("min_batch", "opt_batch", "max_batch", "workspace_gib")
+                          if k in options}
+        onnx_file = out.with_suffix(".onnx")
+        export_gated(run_dir, onnx_file, precision=precision, target="tensorrt", **options)
+        build_engine(onnx_file, out, **engine_options)
+    log_artifacts(run_dir, [out])
+    return out
+
+
+def bench(targets, backends=None, batches=(1, 8, 64), warmup_s: float = 0.5, min_iters: int = 10,
+          duration_s: float = 2.0, threads: int | None = None, precision: str = "fp32", progress=None) -> BenchReport:
+    """Time each target (runs, run directories, .onnx, .engine) on each backend (names, or None for every one
+    that fits) and batch size; the report holds every raw sample."""
+    from genforge.benchmarks.measure import Settings, run_benchmarks
+    from genforge.core.threads import apply_threads
+
+    paths = [t.path if isinstance(t, Run) else Path(t) for t in ([targets] if isinstance(targets, str | Path | Run)
+                                                                   else targets)]
+    if not paths:
+        raise UserError("give at least one target (a run directory, an .onnx or an .engine)")
+    sizes = tuple(batches)
+    if not sizes or not all(isinstance(b, int) and not isinstance(b, bool) and 1 <= b <= MAX_BATCH for b in sizes):
+        raise UserError(f"--batch needs positive numbers up to {MAX_BATCH}, like 1,8,64")
+    check_seconds(warmup_s, "--warmup-s")
+    check_seconds(duration_s, "--duration-s")
+    names = [b.strip() for b in backends.split(",") if b.strip()] if isinstance(backends, str) else backends
+    if precision not in ("fp32", "bf16"):
+        raise UserError(f"unknown precision {precision!r} for benchmarking run directories; use fp32 or bf16")
+    if precision == "bf16":
+        names = [("torch-bf16" if n == "torch" else n) for n in names] if names else ["torch-bf16"]
+    settings = Settings(sizes, warmup_s, min_iters, duration_s, apply_threads(threads))
+    return BenchReport(run_benchmarks(paths, names, settings, progress=progress))
+
+
+@dataclass
+class PipelineResult:
+    """The report folder `genforge run` wrote (index.html, report.md, report.json, the run, the .onnx files)."""
+
+    folder: Path
+    report: dict
+
+    def __repr__(self) -> str:
+        from genforge.app.report import summary_line
+
+        return f"{summary_line(self.report)}\nreport: {self.folder / 'index.html'}"
+
+    def _repr_html_(self) -> str:
+        pictures = "".join(inline_png((self.folder / name).read_bytes(), name)
+                           for name in ("precisions.png", "speed.png") if (self.folder / name).exists())
+        return f"<p>{repr(self).splitlines()[0]}</p>{pictures}"
+
+
+def run_pipeline(pipeline=None, out=None, overwrite: bool = False, threads: int | None = None,
+                 echo=print) -> PipelineResult:
+    """The main job (`genforge run`): train, evaluate, export, benchmark, report. pipeline: a PIPELINE.toml
+    path, or None for the default on the embedded digits."""
+    import json
+
+    from genforge.app.pipeline import load_pipeline
+    from genforge.app.pipeline import run_pipeline as run_job
+
+    config = load_pipeline(Path(pipeline) if pipeline is not None else None)
+    if out is not None:
+        config["out"] = str(out)
+    if threads:
+        config["threads"] = threads
+    folder = run_job(config, overwrite=overwrite, echo=echo)
+    return PipelineResult(folder, json.loads((folder / "report.json").read_text()))
+
+
+@dataclass
+class Run:
+    """A run directory: what training wrote, and what can be done with it."""
+
+    path: Path
+    trained: dict | None = None  # this process's training (step, seconds, device), when it trained it
+
+    def __post_init__(self):
+        self.path = Path(self.path)
+
+    @property
+    def record(self) -> dict:
+        from genforge.core.training.run_dir import read_run_config
+
+        return read_run_config(self.path)
+
+    @property
+    def config(self) -> dict:
+        return self.record["train"]
+
+    def metrics(self, kind: str = "train") -> list[dict]:
+        """metrics.jsonl's records of one kind ("train", "eval")."""
+        from genforge.core.images import read_metrics
+
+        return [r for r in read_metrics(self.path / "metrics.jsonl") if r.get("kind") == kind]
+
+    def sample(self, n: int = 64, labels=None, seed: int = 0, checkpoint=None, ema=None) -> Samples:
+        return sample(self.path, n, labels, seed, checkpoint, ema)
+
+    def evaluate(self, n: int = 2000, metrics=None, checkpoint=None, ema=None, seed: int = 0) -> Scores:
+        return evaluate(self.path, n, metrics, checkpoint, ema, seed=seed)
+
+    def export(self, format: str = "onnx", out=None, precision: str = "fp32", **options) -> Path:
+        return export(self, format, out, precision, **options)
+
+    def __repr__(self) -> str:
+        try:
+            train = self.config
+        except UserError as exc:
+            return f"Run({str(self.path)!r}: {exc.message})"
+        logged = self.metrics()
+        step = logged[-1]["step"] if logged else 0
+        return f"Run({str(self.path)!r}: {train['model']} on {train['dataset']}, step {step})"
+
+    def _repr_html_(self) -> str:
+        train = self.config
+        rows = [[k, v] for k, v in train.items() if v not in (None, {}, [])]
+        pictures = "".join(inline_png((self.path / name).read_bytes(), name)
+                           for name in ("samples.png", "loss.png") if (self.path / name).exists())
+        return f"<p>{repr(self)}</p>{pictures}<details><summary>options</summary>" \
+               f"{html_table(rows, ['option', 'value'])}</details>"

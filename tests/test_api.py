@@ -1,0 +1,91 @@
+"""The Python API against the CLI: the same run from both, the same errors, and values that display."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+import genforge
+from genforge.core.errors import UserError
+from genforge.core.training import checkpoint as ckpt
+
+OPTIONS = {"steps": 12, "image_size": 16, "batch_size": 16, "checkpoint_every": 6, "sample_every": 6,
+           "seed": 5, "threads": 1}
+WIDTHS = {"g_width": 8, "d_width": 8}
+
+
+def cli_args(options: dict) -> list[str]:
+    return [item for key, value in options.items() for item in (f"--{key.replace('_', '-')}", str(value))]
+
+
+def files_of(run) -> list[str]:
+    return sorted(str(p.relative_to(run)) for p in run.rglob("*") if ".genforge" not in p.name)
+
+
+def test_the_api_and_the_cli_write_the_same_run(tmp_path, genforge_cli):
+    api = genforge.train(model="cgan", out=tmp_path / "api", progress=False, model_options=WIDTHS, **OPTIONS)
+    genforge_cli("train", "--model", "cgan", *cli_args(OPTIONS), "-o", "g_width=8", "-o", "d_width=8",
+                 "--no-progress", "--out", tmp_path / "cli")
+    cli = tmp_path / "cli"
+    assert files_of(api.path) == files_of(cli)
+    records = [json.loads((run / "config.json").read_text()) for run in (api.path, cli)]
+    for record in records:
+        record.pop("run_id")
+    assert records[0] == records[1]
+    logs = [[{k: v for k, v in json.loads(line).items() if k != "images_per_s"}
+             for line in (run / "metrics.jsonl").read_text().splitlines()] for run in (api.path, cli)]
+    assert logs[0] == logs[1] and [r["step"] for r in logs[0]] == [10, 12]
+    weights = [load_file(str(ckpt.find_checkpoint(run) / "model.safetensors")) for run in (api.path, cli)]
+    assert all(weights[0][k].equal(weights[1][k]) for k in weights[0])
+
+
+BAD = {
+    "batch size 0": ({"batch_size": 0}, ["--batch-size", "0"]),
+    "epochs and steps": ({"epochs": 1}, ["--epochs", "1"]),
+    "unknown model": ({"model": "dcgen"}, ["--model", "dcgen"]),
+    "unknown model option": ({"model_options": {"bogus": 1}}, ["-o", "bogus=1"]),
+    "unknown logger": ({"log_to": "tensorbord"}, ["--log-to", "tensorbord"]),
+}
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_bad_arguments_raise_the_clis_message(case, tmp_path, genforge_cli):
+    api_options, cli_options = BAD[case]
+    given = {"steps": 2, "image_size": 16, **api_options}
+    with pytest.raises(UserError) as raised:
+        genforge.train(out=tmp_path / "api", progress=False, **given)
+    args = ["train", "--steps", "2", "--image-size", "16", *cli_options, "--out", tmp_path / "cli"]
+    result = genforge_cli(*args, expect=2)
+    assert result.stderr.strip() == f"Error: {raised.value.message}"
+    assert not (tmp_path / "api").exists() and not (tmp_path / "cli").exists()
+
+
+def test_a_run_samples_evaluates_exports_benchmarks_and_displays(tmp_path):
+    run = genforge.train(model="cgan", out=tmp_path / "run", progress=False, model_options=WIDTHS, **OPTIONS)
+    assert repr(run) == f"Run({str(run.path)!r}: cgan on digits, step 12)"
+    assert "data:image/png;base64," in run._repr_html_() and "<table>" in run._repr_html_()
+    samples = run.sample(n=6, labels=[1, 2])
+    assert samples.images.shape == (6, 1, 16, 16) and samples.labels.tolist() == [1, 2, 1, 2, 1, 2]
+    assert samples._repr_png_().startswith(b"\x89PNG") and repr(samples).startswith("Samples(6 images, 1x16x16")
+    assert samples.save(tmp_path / "grid.png").exists()
+    same = genforge.load(run.path).generate(n=6, labels=samples.labels, seed=0)
+    np.testing.assert_array_equal(same, samples.images)
+    onnx_file = run.export("onnx")
+    assert onnx_file == tmp_path / "run-fp32.onnx" and onnx_file.exists()
+    with pytest.raises(UserError, match="already exists"):
+        run.export("onnx")
+    report = genforge.bench([run, onnx_file], backends="torch,ort-cpu", batches=(1,), warmup_s=0.01,
+                            duration_s=0.05)
+    assert [r["backend"] for r in report["rows"]] == ["torch", "ort-cpu"] and "ort-cpu" in repr(report)
+    assert report._repr_markdown_().startswith("| target |")
+    scores = run.evaluate(n=100, metrics=["fd"])
+    assert scores["fd"] > 0 and "fd=" in repr(scores) and "<table>" in scores._repr_html_()
+    assert [r["step"] for r in run.metrics()] == [10, 12]
+
+
+def test_python_m_genforge_runs_the_cli():
+    result = subprocess.run([sys.executable, "-m", "genforge", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and "genforge, version" in result.stdout
