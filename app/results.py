@@ -104,9 +104,12 @@ class BenchReport(dict):
         """The rows as an aligned text table."""
         from genforge.benchmarks.rows import COLUMNS, environment_line, row_cells
 
-        rows = [COLUMNS, *(row_cells(r) for r in self.get("rows", []))]
+        timed = [r for r in self.get("rows", []) if r["status"] == "ok"]
+        rows = [COLUMNS, *(row_cells(r) for r in timed)]
         widths = [max(len(str(row[i])) for row in rows) for i in range(len(COLUMNS))]
         lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+        lines += [f"{r['status']}: {r['target']} on {r['backend']}: {r.get('reason', '')}"
+                  for r in self.get("rows", []) if r["status"] != "ok"]
         return "\n".join(lines + [environment_line(self.get("environment", {}))])
 
     def _repr_markdown_(self) -> str:

@@ -1,8 +1,10 @@
-"""Progress that fits where it runs: a notebook widget in Jupyter, a bar on a terminal, and in a log (stderr
-not a terminal: CI, a pipe, a file) one line every 10 percent instead of a bar redrawn every few steps."""
+"""Progress that fits where it runs: a notebook widget in Jupyter (with ipywidgets; lines without), a bar on a
+terminal, and in a log (stderr not a terminal: CI, a pipe, a file) one line every 10 percent instead of a bar
+redrawn every few steps."""
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import time
 
@@ -62,8 +64,8 @@ def progress(total: int, desc: str, unit: str = "step", initial: int = 0, enable
     """The progress display for `total` units of work: a notebook widget, a compact terminal bar, or lines."""
     if not enabled:
         return NoProgress()
-    if in_notebook():
-        from tqdm.auto import tqdm
+    if in_notebook() and importlib.util.find_spec("ipywidgets") is not None:
+        from tqdm.notebook import tqdm
 
         return tqdm(total=total, initial=initial, unit=unit, desc=desc)
     if sys.stderr.isatty():

@@ -31,7 +31,8 @@ def guide_site(tmp_path, monkeypatch):
         path.write_text(body)
         (path.parent / "__init__.py").touch()
     entry_points = {"my_gan": "my_gan.plugin", "my_data": "my_data.plugin", "my_metric": "my_metric.plugin",
-                    "my_backend": "my_backend.plugin", "my_command": "my_command.plugin"}
+                    "my_backend": "my_backend.plugin", "my_command": "my_command.plugin",
+                    "my_logger": "my_logger.plugin"}
     project = tomllib.loads(re.search(r"```toml\n# pyproject.toml\n(.*?)```", GUIDE.read_text(), re.S).group(1))
     assert project["project"]["entry-points"]["genforge"] == {"my_gan": "my_gan.plugin"}
     info = site / "genforge_guide-0.1.0.dist-info"
@@ -41,13 +42,14 @@ def guide_site(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(site))
     yield site
     for name in [n for n in sys.modules if n.split(".")[0] in ("my_gan", "my_data", "my_metric", "my_backend",
-                                                                "my_command")]:
+                                                                "my_command", "my_logger")]:
         del sys.modules[name]
 
 
 def test_guide_names_its_files():
     assert {"my_gan/plugin.py", "my_gan/model.py", "my_data/plugin.py", "my_data/stripes.py", "my_metric/plugin.py",
-            "my_backend/plugin.py", "my_backend/backend.py", "my_command/plugin.py"} <= set(guide_files())
+            "my_backend/plugin.py", "my_backend/backend.py", "my_command/plugin.py", "my_logger/plugin.py",
+            "my_logger/logger.py"} <= set(guide_files())
 
 
 def test_every_hook_is_documented_with_its_signature():
@@ -57,7 +59,7 @@ def test_every_hook_is_documented_with_its_signature():
 
     guide = GUIDE.read_text()
     hooks = [f for name, f in vars(hookspecs).items() if name.startswith("register_") and callable(f)]
-    assert len(hooks) == 5
+    assert len(hooks) == 6
     for hook in hooks:
         signature = f"{hook.__name__}({', '.join(inspect.signature(hook).parameters)})"
         assert f"### `{signature}`" in guide, signature
@@ -92,3 +94,12 @@ def test_guide_hook_examples_run(guide_site, genforge_cli, tmp_path, train_small
         assert "hello from my plugin" in CliRunner().invoke(cli, ["hello"]).stdout
     finally:
         cli.commands.pop("hello", None)
+
+
+def test_guide_logger_writes_its_file(guide_site, genforge_cli, tmp_path):
+    run = tmp_path / "run"
+    genforge_cli("train", "--steps", "20", "--image-size", "16", "--batch-size", "16", "-o", "g_width=8", "-o",
+                 "d_width=8", "--no-progress", "--log-to", "losses-txt", "--out", run)
+    lines = (run / "losses.txt").read_text().splitlines()
+    assert [line.split()[0] for line in lines] == ["10", "20"] and "g_loss=" in lines[0]
+    assert "losses-txt" in genforge_cli("loggers").stdout
