@@ -29,6 +29,7 @@ from genforge.core.files import IMAGE_SUFFIXES, check_distinct_outputs, write_js
 from genforge.core.limits import MAX_SEED, check_generation
 from genforge.core.options import parse_model_options
 from genforge.core.registry import get_registry
+from genforge.core.training.config import AUTOCAST_MODES, DEVICES
 
 
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -70,9 +71,9 @@ def _explicit(ctx, names):
 @click.option("--batch-size", default=64, show_default=True, type=int)
 @click.option("--image-size", default=32, show_default=True, type=int)
 @click.option("--channels", type=click.Choice(["1", "3"]), help="Train on 1 or 3 channels (converting).")
-@click.option("--precision", default="fp32", show_default=True, type=click.Choice(["fp32", "bf16", "fp16"]),
+@click.option("--precision", default="fp32", show_default=True, type=click.Choice(AUTOCAST_MODES),
               help="bf16/fp16 run the step under autocast; fp16 (CUDA) adds gradient scaling.")
-@click.option("--device", default="auto", show_default=True, type=click.Choice(["auto", "cpu", "cuda"]))
+@click.option("--device", default="auto", show_default=True, type=click.Choice(DEVICES))
 @click.option("--channels-last/--no-channels-last", default=False, show_default=True,
               help="NHWC memory format (faster convolutions on CPU with oneDNN and on tensor cores).")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, MAX_SEED), help="0 to 2^63 - 1.")

@@ -24,8 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from genforge.core.errors import UserError
-
-MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 1024
+from genforge.core.limits import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from genforge.core.errors import UserError
 
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 1024  # pixels a side
+
 MAX_SEED = 2**63 - 1  # torch.manual_seed takes signed 64-bit seeds
 MAX_BATCH = 65536  # images in one call of a generator
 MAX_SECONDS = 3600.0  # a warm-up or timing duration

@@ -1,14 +1,13 @@
-"""The training options (TrainConfig) and their rules, checked before any work (one-line errors); what a resumed
-run may change; the device and autocast mode asked for."""
+"""The training options (TrainConfig) and their rules, checked before any work (one-line errors); what a
+resumed run may change; the device and autocast mode asked for. Light: the CLI reads it at start-up."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from genforge.core.data import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
 from genforge.core.errors import UserError
-from genforge.core.limits import MAX_SEED
+from genforge.core.limits import MAX_IMAGE_SIZE, MAX_SEED, MIN_IMAGE_SIZE
 
 if TYPE_CHECKING:
     import torch
