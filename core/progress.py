@@ -72,6 +72,6 @@ def progress(total: int, desc: str, unit: str = "step", initial: int = 0, enable
         from tqdm import tqdm
 
         return tqdm(total=total, initial=initial, unit=unit, desc=desc, dynamic_ncols=True, mininterval=0.2,
-                    bar_format="{desc}: {percentage:3.0f}%|{bar:20}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]"
+                    bar_format="{desc}: {percentage:3.0f}%|{bar:10}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]"
                                "{postfix}")
     return LineProgress(total, desc, unit, initial)

@@ -87,7 +87,7 @@ class ProgressBar(Callback):
         if trainer.last_log is not None and trainer.last_log is not self.shown:
             self.shown = trainer.last_log
             losses = [(k, v) for k, v in trainer.last_log.items() if k not in ("kind", "step", "epoch", "world_size")]
-            self.bar.set_postfix({k: f"{v:.3g}" for k, v in losses[:3]})
+            self.bar.set_postfix({k: f"{v:.3g}" for k, v in losses[:2]})  # a bar that fits 80 columns
 
     def teardown(self, trainer):
         if self.bar is not None:
