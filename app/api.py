@@ -155,7 +155,10 @@ def export(run, format: str = "onnx", out=None, precision: str = "fp32", target:
     if format == "onnx":
         export_gated(run_dir, out, precision=precision, target=target, **options)
     else:
+        from genforge.core.runtime.tensorrt import tensorrt_module
         from genforge.exporters.tensorrt import build_engine
+
+        tensorrt_module()  # TensorRT and a GPU, before any file is written
 
         engine_options = {k: options.pop(k) for k in ("min_batch", "opt_batch", "max_batch", "workspace_gib")
                           if k in options}

@@ -38,7 +38,8 @@ from genforge.core.model import make_config
 from genforge.core.registry import get_registry
 from genforge.core.threads import apply_threads
 from genforge.core.training.config import config_from_dict
-from genforge.core.training.run_dir import RUN_FILES, read_run_config
+from genforge.core.training.loggers import check_loggers
+from genforge.core.training.run_dir import read_run_config, run_files
 from genforge.core.training.trainer import Trainer
 from genforge.exporters.precisions import PRECISIONS
 
@@ -121,6 +122,7 @@ def check_pipeline(config: dict) -> None:
     registry = get_registry()
     make_config(registry.model(train.model).load().Config, train.model_options)
     registry.get("datasets", train.dataset)
+    check_loggers(train.log_to)
     for name in config["bench"].get("backends", ()):
         registry.get("backends", name)
     for name in (config["evaluate"].get("metrics") or "").split(","):
@@ -151,7 +153,7 @@ def prepare_out(out: Path, overwrite: bool) -> None:
         refusal = removal_refusal(out, "report", REPORT_FILES + RUN_FOLDERS)
         runs = [out / name for name in RUN_FOLDERS if (out / name).is_dir() and any((out / name).iterdir())]
         for run in runs:
-            refusal = refusal or removal_refusal(run, "run", RUN_FILES)
+            refusal = refusal or removal_refusal(run, "run", run_files())
         if refusal:
             raise UserError(f"{refusal}; refusing to replace it: choose another --out (or move your files out)")
         if (out / "report.json").exists() and not overwrite:

@@ -110,9 +110,11 @@ class BackendSpec(Spec):
 class LoggerSpec(Spec):
     """Where training results go. impl names a Logger subclass (core/training/loggers.py).
 
-    requires: the modules it needs (checked before training, with install_hint in the error).
+    requires: the modules it needs (checked before training, with install_hint in the error). files: what it
+    writes in the run directory, which --overwrite may then replace with the run.
     """
 
     requires: tuple[str, ...] = field(default=())
     install_hint: str = ""
+    files: tuple[str, ...] = field(default=())
     kind = "logger"

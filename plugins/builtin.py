@@ -72,10 +72,13 @@ def register_backends(register):
 def register_loggers(register):
     L = f"{P}.loggers"
     register(LoggerSpec("jsonl", f"{L}:JsonlLogger", "metrics.jsonl in the run directory (always on)"))
-    register(LoggerSpec("csv", f"{L}:CsvLogger", "metrics.csv and eval.csv in the run directory"))
+    register(LoggerSpec("csv", f"{L}:CsvLogger", "metrics.csv and eval.csv in the run directory",
+                        files=("metrics.csv", "eval.csv")))
     register(LoggerSpec("tensorboard", f"{L}:TensorBoardLogger",
                         "TensorBoard event files in RUN/tensorboard: scalars, sample grids, hyperparameters",
-                        requires=("tensorboard",), install_hint="pip install 'genforge[tensorboard]'"))
+                        requires=("tensorboard",), install_hint="pip install 'genforge[tensorboard]'",
+                        files=("tensorboard",)))
     register(LoggerSpec("mlflow", f"{L}:MlflowLogger",
                         "an MLflow run (MLFLOW_TRACKING_URI, else a local store in RUN/mlruns): params, metrics, "
-                        "sample grids and files", requires=("mlflow",), install_hint="pip install 'genforge[mlflow]'"))
+                        "sample grids and files", requires=("mlflow",), install_hint="pip install 'genforge[mlflow]'",
+                        files=("mlruns",)))

@@ -89,3 +89,21 @@ def test_a_run_samples_evaluates_exports_benchmarks_and_displays(tmp_path):
 def test_python_m_genforge_runs_the_cli():
     result = subprocess.run([sys.executable, "-m", "genforge", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and "genforge, version" in result.stdout
+
+
+def test_callbacks_and_a_tensorrt_export_without_a_gpu(tmp_path):
+    class CountSteps(genforge.Callback):
+        def __init__(self):
+            self.seen = 0
+
+        def on_step_end(self, trainer, metrics):
+            self.seen += 1
+
+    counter = CountSteps()
+    run = genforge.train(out=tmp_path / "run", progress=False, callbacks=[counter], model_options=WIDTHS,
+                         **{**OPTIONS, "steps": 4})
+    assert counter.seen == 4
+    if not __import__("torch").cuda.is_available():
+        with pytest.raises(UserError, match="TensorRT"):
+            run.export("tensorrt")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]

@@ -113,3 +113,15 @@ def test_progress_in_a_log_is_one_line_per_tenth_of_the_work():
     for _ in range(15):
         bar.update(1)
     assert [line.split("%")[0][-3:].strip() for line in resumed.getvalue().splitlines()] == ["70", "80", "90", "100"]
+
+
+def test_overwrite_replaces_a_run_with_its_loggers_files(tmp_path):
+    out = tmp_path / "run"
+    genforge.train(steps=10, log_to=["csv", "tensorboard", "mlflow"], out=out, **SMALL)
+    (out / "eval.csv").write_text("step\n")
+    again = genforge.train(steps=5, out=out, overwrite=True, **SMALL)
+    assert not (out / "tensorboard").exists() and not (out / "mlruns").exists() and again.trained["step"] == 5
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="notes.txt"):
+        genforge.train(steps=5, out=out, overwrite=True, **SMALL)
+    assert (out / "notes.txt").read_text() == "mine"

@@ -103,3 +103,16 @@ def test_guide_logger_writes_its_file(guide_site, genforge_cli, tmp_path):
     lines = (run / "losses.txt").read_text().splitlines()
     assert [line.split()[0] for line in lines] == ["10", "20"] and "g_loss=" in lines[0]
     assert "losses-txt" in genforge_cli("loggers").stdout
+
+
+def test_guide_code_passes_the_projects_linter(tmp_path):
+    import subprocess
+
+    for name, body in guide_files().items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(body)
+    config = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "--config", str(config),
+                             str(tmp_path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout

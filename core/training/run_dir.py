@@ -105,6 +105,13 @@ def load_run(run_dir, checkpoint: str | None = None, ema: bool | None = None, de
 
 
 RUN_FILES = ("config.json", "checkpoints", "samples", "metrics.jsonl", "samples.png", "loss.png")
+
+
+def run_files() -> tuple[str, ...]:
+    """What genforge writes in a run directory: the trainer's files and every registered logger's (LoggerSpec
+    files), which --overwrite may replace; anything else in the folder stops it."""
+    logged = (name for spec in get_registry().specs("loggers").values() for name in spec.files)
+    return RUN_FILES + tuple(dict.fromkeys(logged))
 OVERWRITE_FIX = "choose another --out, or move your files out of it first"
 
 

@@ -103,7 +103,7 @@ class Trainer:
         elif self.placement.main:
             if overwrite and self.out.exists() and any(self.out.iterdir()):
                 with run_lock(self.out, "overwrite it"):
-                    remove_owned_folder(self.out, "run", run_dir.RUN_FILES, run_dir.OVERWRITE_FIX)
+                    remove_owned_folder(self.out, "run", run_dir.run_files(), run_dir.OVERWRITE_FIX)
             make_owned_folder(self.out, "run")
             self.release_lock = acquire_run_lock(self.out, "train it")
             run_dir.write_run_config(self.out, self.run_id, self.config, self.model, self.info)
@@ -121,7 +121,7 @@ class Trainer:
             if not overwrite:
                 raise UserError(f"{self.out} already exists; pass --resume {self.out} to continue it, "
                                 "--overwrite to replace it, or another --out")
-            refusal = removal_refusal(self.out, "run", run_dir.RUN_FILES)
+            refusal = removal_refusal(self.out, "run", run_dir.run_files())
             if refusal:
                 raise UserError(f"{refusal}; refusing to overwrite it: {run_dir.OVERWRITE_FIX}")
 
