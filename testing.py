@@ -31,6 +31,7 @@ from genforge.core.contract import open_dataset
 from genforge.core.data import image_batches
 from genforge.core.errors import UserError
 from genforge.core.evaluation.scoring import evaluate_run
+from genforge.core.inputs import label_problem
 from genforge.core.model import capabilities
 from genforge.core.numerics import ROUNDING_TOLERANCE, relative_difference, span_outside_range
 from genforge.core.registry import get_registry
@@ -223,11 +224,9 @@ def _check_every_item(dataset, info, split: str) -> None:
         if span is not None:
             low, high = span
             raise PluginCheckFailed(f"{split} images span {low:.3g}..{high:.3g}; they must be in [-1, 1]")
-        if info.labelled and (int(labels.min()) < 0 or int(labels.max()) >= info.num_classes):
-            raise PluginCheckFailed(f"{split} labels span {int(labels.min())}..{int(labels.max())}; they must be "
-                                    f"in 0..{info.num_classes - 1}")
-        if not info.labelled and bool((labels != -1).any()):
-            raise PluginCheckFailed(f"{split} labels must be -1: the DataInfo has no num_classes")
+        problem = label_problem(labels, info.num_classes if info.labelled else None)
+        if problem:
+            raise PluginCheckFailed(f"{split} labels {problem} (the DataInfo has {info.num_classes or 'no'} classes)")
 
 
 def check_plugin(name: str, **options) -> CheckReport:

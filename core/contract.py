@@ -19,7 +19,7 @@ from torch import nn
 
 from genforge.core.data import DataInfo, ImageTensorDataset, batch_of, check_image_size
 from genforge.core.errors import UserError
-from genforge.core.inputs import call_generator, signature_of, torch_inputs
+from genforge.core.inputs import call_generator, label_problem, signature_of, torch_inputs
 from genforge.core.model import GeneratorModel, capabilities, eval_mode, make_config
 from genforge.core.numerics import ROUNDING_TOLERANCE, relative_difference, span_outside_range
 from genforge.core.registry import Registry, get_registry
@@ -309,10 +309,6 @@ def check_item(spec, dataset, index: int, info: DataInfo) -> None:
 
 
 def check_labels(spec, labels: torch.Tensor, info: DataInfo, what: str = "labels") -> None:
-    if info.labelled:
-        low, high = int(labels.min()), int(labels.max())
-        if low < 0 or high >= info.num_classes:
-            raise plugin_error(spec, f"{what} span {low}..{high} but the DataInfo has {info.num_classes} classes; "
-                                     f"labels must be in 0..{info.num_classes - 1}")
-    elif bool((labels != -1).any()):
-        raise plugin_error(spec, f"{what} must be -1 for unlabelled data (the DataInfo has no num_classes)")
+    problem = label_problem(labels, info.num_classes if info.labelled else None)
+    if problem:
+        raise plugin_error(spec, f"{what} {problem} (the DataInfo has {info.num_classes or 'no'} classes)")

@@ -72,9 +72,24 @@ class GeneratorSignature:
             raise UserError(f"labels must be integers, not {labels.dtype}")
         if labels.shape != (n,):
             raise UserError(f"labels must have shape ({n},), not {labels.shape}")
-        if labels.min() < 0 or labels.max() >= self.num_classes:
-            raise UserError(f"labels must be in 0..{self.num_classes - 1}; got {labels.min()}..{labels.max()}")
+        problem = label_problem(labels, self.num_classes)
+        if problem:
+            raise UserError(f"labels {problem}")
         return labels.astype(np.int32)
+
+
+def label_problem(labels, num_classes: int | None) -> str | None:
+    """Why `labels` do not fit `num_classes` classes (0..K-1; -1 everywhere for unlabelled data), or None: the
+    one place the label range is checked."""
+    values = labels.detach().cpu().numpy() if hasattr(labels, "detach") else np.asarray(labels)
+    if values.size == 0:
+        return None
+    if not num_classes:
+        return None if bool((values == -1).all()) else "must be -1 for unlabelled data (there are no classes)"
+    low, high = int(values.min()), int(values.max())
+    if low < 0 or high >= num_classes:
+        return f"span {low}..{high}; labels must be in 0..{num_classes - 1}"
+    return None
 
 
 def _count(n) -> int:
