@@ -20,6 +20,7 @@ from torch import nn
 from genforge.core.data import DataInfo, ImageTensorDataset, batch_of, check_image_size
 from genforge.core.errors import UserError
 from genforge.core.inputs import call_generator, label_problem, signature_of, torch_inputs
+from genforge.core.limits import check_channels
 from genforge.core.model import GeneratorModel, capabilities, eval_mode, make_config
 from genforge.core.numerics import ROUNDING_TOLERANCE, relative_difference, span_outside_range
 from genforge.core.registry import Registry, get_registry
@@ -245,8 +246,7 @@ def open_dataset(name: str, split: str = "train", image_size: int = 32, channels
     """Look a dataset plugin up by name, load one split, check it against its DataInfo."""
     spec = get_registry().dataset(name)
     check_image_size(image_size)
-    if channels not in (None, 1, 3):
-        raise UserError(f"{channels} channels is not supported; use 1 (grey) or 3 (RGB)")
+    check_channels(channels)
     load = spec.load()
     try:
         result = load(split=split, image_size=image_size, channels=channels, data_dir=data_dir,

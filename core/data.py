@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from genforge.core.errors import UserError
-from genforge.core.limits import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
+from genforge.core.limits import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, check_channels
 
 
 @dataclass(frozen=True)
@@ -98,8 +98,7 @@ def convert_channels(images: torch.Tensor, channels: int | None) -> torch.Tensor
     have = images.shape[1]
     if channels is None or channels == have:
         return images
-    if channels not in (1, 3):
-        raise UserError(f"{channels} channels is not supported; use 1 (grey) or 3 (RGB)")
+    check_channels(channels)
     if have == 1 and channels == 3:
         return images.repeat(1, 3, 1, 1)
     if have == 3 and channels == 1:

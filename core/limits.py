@@ -9,6 +9,13 @@ from pathlib import Path
 from genforge.core.errors import UserError
 
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 1024  # pixels a side
+CHANNELS = (1, 3)  # grey or RGB: what genforge converts datasets to
+
+
+def check_channels(channels: int | None) -> None:
+    """None (the dataset's own) or one of CHANNELS: the one place the channel count asked for is checked."""
+    if channels is not None and channels not in CHANNELS:
+        raise UserError(f"{channels} channels is not supported; use 1 (grey) or 3 (RGB)")
 
 MAX_SEED = 2**63 - 1  # torch.manual_seed takes signed 64-bit seeds
 MAX_BATCH = 65536  # images in one call of a generator

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from genforge.core.errors import UserError
-from genforge.core.limits import MAX_IMAGE_SIZE, MAX_SEED, MIN_IMAGE_SIZE
+from genforge.core.limits import CHANNELS, MAX_IMAGE_SIZE, MAX_SEED, MIN_IMAGE_SIZE
 
 if TYPE_CHECKING:
     import torch
@@ -53,7 +53,7 @@ OPTION_RULES = {
     "dataset": (str, None, "a dataset name"),
     "data_dir": ((str, type(None)), None, "a folder"),
     "image_size": (int, lambda v: MIN_IMAGE_SIZE <= v <= MAX_IMAGE_SIZE, f"{MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE}"),
-    "channels": ((int, type(None)), lambda v: v in (None, 1, 3), "1 or 3"),
+    "channels": ((int, type(None)), lambda v: v is None or v in CHANNELS, "1 or 3"),
     "epochs": ((int, type(None)), lambda v: v is None or v >= 1, "at least 1"),
     "steps": ((int, type(None)), lambda v: v is None or v >= 1, "at least 1"),
     "batch_size": (int, lambda v: v >= 1, "at least 1"),
