@@ -125,3 +125,16 @@ def test_overwrite_replaces_a_run_with_its_loggers_files(tmp_path):
     with pytest.raises(UserError, match="notes.txt"):
         genforge.train(steps=5, out=out, overwrite=True, **SMALL)
     assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_log_to_in_a_config_file_and_a_pipeline_file(tmp_path, genforge_cli):
+    config = tmp_path / "train.toml"
+    config.write_text('steps = 10\nimage_size = 16\nbatch_size = 16\nlog_to = ["csv"]\n'
+                      "model_options = {g_width = 8, d_width = 8}\n")
+    genforge_cli("train", "--config", config, "--no-progress", "--out", tmp_path / "run")
+    assert (tmp_path / "run" / "metrics.csv").read_text().startswith("step,")
+    pipeline = tmp_path / "pipeline.toml"
+    pipeline.write_text('[train]\nsteps = 2\nlog_to = ["tensorbord"]\n')
+    assert_one_line_error(genforge_cli("run", pipeline, "--out", tmp_path / "report", expect=2),
+                          "unknown logger 'tensorbord'")
+    assert not (tmp_path / "report").exists()
