@@ -10,60 +10,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import assert_one_line_error
+from helpers import assert_one_line_error, sample_plugin
 
 from genforge.core.contract import open_dataset
 from genforge.core.training import checkpoint as ckpt
 from genforge.core.training.batches import BatchSampler
 from genforge.core.training.distributed import Placement
-
-# A model with no BatchNorm and no randomness in its step: two processes of half the global batch each must
-# take the same steps as one process with the whole batch (gradients averaged = the gradient of the mean).
-REGRESSION = '''
-import dataclasses
-
-import torch
-from torch import nn
-
-from genforge import hookimpl
-from genforge.core.model import GeneratorModel
-from genforge.core.specs import ModelSpec
-
-
-@dataclasses.dataclass
-class Config:
-    latent_dim: int = 8
-
-
-class Regression(GeneratorModel):
-    Config = Config
-
-    def __init__(self, info, config):
-        super().__init__(info, config)
-        self.latent_shape = (config.latent_dim,)
-        shape = (info.channels, info.height, info.width)
-        pixels = shape[0] * shape[1] * shape[2]
-        self.G = nn.Sequential(nn.Linear(config.latent_dim, 64), nn.ReLU(), nn.Linear(64, pixels), nn.Tanh(),
-                               nn.Unflatten(1, shape))
-
-    def optimizers(self):
-        return {"g": torch.optim.Adam(self.G.parameters(), lr=1e-2)}
-
-    def training_step(self, images, labels, ctx):
-        # each image's noise depends only on its label: no randomness, the same on any share of the batch
-        z = torch.linspace(-1, 1, self.latent_shape[0]) + 0.1 * labels.float().view(-1, 1)
-        loss = ((self.G(z) - images) ** 2).mean()
-        ctx.optimize("g", loss)
-        return {"loss": loss.detach()}
-
-    def generator(self):
-        return self.G
-
-
-@hookimpl
-def register_models(register):
-    register(ModelSpec("regression", "regression_plugin:Regression", "deterministic, no BatchNorm"))
-'''
 
 
 def cli(*args, env=None, timeout=300):
@@ -85,7 +37,7 @@ def test_each_process_takes_a_disjoint_share_of_every_global_batch():
 
 
 def test_two_processes_match_one_with_the_same_global_batch(install_plugin, tmp_path):
-    site = install_plugin("regression_plugin", REGRESSION, dist="regression")
+    site = install_plugin("regression_plugin", sample_plugin("regression_plugin"), dist="regression")
     env = {"PYTHONPATH": str(site)}
     common = ["train", "--model", "regression", "--steps", "12", "--image-size", "16", "--batch-size", "16",
               "--sample-every", "0", "--no-progress"]
@@ -191,7 +143,7 @@ def test_bad_combinations_are_one_line(args, fragment, genforge_cli, tmp_path):
 
 
 def test_only_rank_0_logs(install_plugin, tmp_path):
-    site = install_plugin("regression_plugin", REGRESSION, dist="regression")
+    site = install_plugin("regression_plugin", sample_plugin("regression_plugin"), dist="regression")
     result = cli("train", "--model", "regression", "--steps", "20", "--image-size", "16", "--batch-size", "16",
                  "--sample-every", "0", "--no-progress", "--nproc", "2", "--log-to", "csv", "--out", tmp_path / "run",
                  env={"PYTHONPATH": str(site)})

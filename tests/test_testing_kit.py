@@ -11,101 +11,23 @@ import sys
 import warnings
 
 import pytest
-from helpers import assert_one_line_error
+from helpers import assert_one_line_error, sample_plugin
 
 from genforge.testing import PluginCheckFailed, check_dataset_plugin, check_model_plugin
-
-MODEL = '''
-import dataclasses
-
-import numpy as np
-import torch
-from torch import nn
-
-from genforge.core.model import GeneratorModel
-
-
-@dataclasses.dataclass
-class KitConfig:
-    latent_dim: int = 8
-
-
-class KitGenerator(nn.Module):
-    def __init__(self, latent_dim, shape):
-        super().__init__()
-        self.shape = shape
-        self.register_buffer("gain", torch.ones(()))
-        self.fc = nn.Linear(latent_dim, shape[0] * shape[1] * shape[2])
-
-    def forward(self, z):
-        return (self.gain * torch.tanh(self.fc(z))).view(-1, *self.shape)
-
-
-class Kit(GeneratorModel):
-    Config = KitConfig
-
-    def __init__(self, info, config):
-        super().__init__(info, config)
-        self.latent_shape = (config.latent_dim,)
-        self.G = KitGenerator(config.latent_dim, (info.channels, info.height, info.width))
-
-    def optimizers(self):
-        return {"g": torch.optim.Adam(self.G.parameters(), lr=1e-2)}
-
-    def training_step(self, images, labels, ctx):
-        z = ctx.randn(len(images), *self.latent_shape)
-        loss = (self.G(z).mean() - images.mean()) ** 2
-        ctx.optimize("g", loss)
-        return {"loss": loss.detach()}
-
-    def generator(self):
-        return self.G
-'''
-
-DATASET = '''
-import torch
-
-from genforge.core.data import DataInfo, ImageTensorDataset, check_split
-
-
-def load(split="train", image_size=32, channels=None, data_dir=None, download=False, seed=0):
-    check_split(split)
-    n = 64 if split == "train" else 32
-    generator = torch.Generator().manual_seed(seed + (split == "test"))
-    images = torch.randint(0, 256, (n, channels or 1, image_size, image_size), generator=generator,
-                           dtype=torch.uint8)
-    labels = torch.arange(n) % 4
-    return ImageTensorDataset(images, labels), DataInfo(NAME, channels or 1, image_size, image_size, 4)
-'''
-
-PLUGIN = '''
-from genforge import hookimpl
-from genforge.core.specs import DatasetSpec, ModelSpec
-
-
-@hookimpl
-def register_models(register):
-    register(ModelSpec("kit", "kit_impl:Kit", "a model for the kit's tests"))
-
-
-@hookimpl
-def register_datasets(register):
-    register(DatasetSpec("kit-data", "kit_data:load", "a dataset for the kit's tests"))
-'''
 
 
 @pytest.fixture
 def kit(install_plugin):
     """install(model_edits, dataset_edits): the kit plugin with faults planted by text replacement."""
     def install(model_edits=(), dataset_edits=()):
-        model, dataset = MODEL, DATASET.replace("NAME", '"kit-data"')
+        model, dataset = sample_plugin("kit_impl"), sample_plugin("kit_data")
         for old, new in model_edits:
             assert old in model, old
             model = model.replace(old, new)
         for old, new in dataset_edits:
             assert old in dataset, old
             dataset = dataset.replace(old, new)
-        site = install_plugin("kit_plugin", PLUGIN, dist="kit-dist")
+        site = install_plugin("kit_plugin", sample_plugin("kit_plugin"), dist="kit-dist")
         (site / "kit_impl.py").write_text(model)
         (site / "kit_data.py").write_text(dataset)
         for name in ("kit_impl", "kit_data"):
