@@ -71,3 +71,20 @@ def train_small():
         return trainer
 
     return train
+
+
+@pytest.fixture(scope="module")
+def run(train_small, tmp_path_factory):
+    """A tiny finished dcgan run for a test module (read-only: copy it to change it; tests/helpers.copy_run)."""
+    root = tmp_path_factory.mktemp("trust")
+    return train_small(root / "run").out
+
+
+@pytest.fixture(scope="module")
+def exported(run, tmp_path_factory):
+    """The tiny run exported to ONNX."""
+    from genforge.exporters.onnx import export_onnx
+
+    path = tmp_path_factory.mktemp("trust-onnx") / "g.onnx"
+    export_onnx(run, path)
+    return path

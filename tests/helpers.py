@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 SAMPLE_PLUGINS = Path(__file__).parent / "sample_plugins"
+PROGRESS_LINE = re.compile(r"^.+: +\d+% \(\d+/\d+ \w+, ")  # core/progress.py's lines in a log
 
 
 def sample_plugin(name: str) -> str:
@@ -16,9 +20,10 @@ def sample_plugin(name: str) -> str:
 
 
 def assert_one_line_error(result, *fragments) -> None:
-    """A user error: exit 2, one line on stderr, no traceback, naming each fragment (case-insensitive)."""
+    """A user error: exit 2, one line on stderr (after any progress lines), no traceback, naming each fragment
+    (case-insensitive)."""
     assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
-    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip() and not PROGRESS_LINE.match(line)]
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.stderr
     for fragment in fragments:
@@ -31,3 +36,38 @@ def run_genforge(*args, env_extra=None, cwd=None, timeout=300) -> subprocess.Com
     exe = Path(sys.executable).with_name("genforge")
     return subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, env=env, cwd=cwd,
                           timeout=timeout)
+
+
+TINY = ("--image-size", "16", "--batch-size", "16", "-o", "g_width=8", "-o", "d_width=8", "-o", "latent_dim=16",
+        "--no-progress")
+
+
+def fingerprint(*folders) -> dict:
+    """Every file's hash; the run lock's holder pid is genforge's own bookkeeping, not a file of the user's."""
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+            for folder in folders for p in sorted(Path(folder).rglob("*"))
+            if p.is_file() and p.name != ".genforge-lock"}
+
+
+def refused(genforge_cli, args, fragments, keep=()):
+    """In-process: exit 2, one line naming each fragment, every file under `keep` unchanged."""
+    before = fingerprint(*keep)
+    assert_one_line_error(genforge_cli(*args, expect=2), *fragments)
+    assert fingerprint(*keep) == before
+
+
+def one_line(result: subprocess.CompletedProcess, status: int, *fragments) -> str:
+    """A subprocess answered with one line on stderr (after any progress lines) and no traceback."""
+    progress = ("  timing ", "note: ")
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith(progress)
+             and not PROGRESS_LINE.match(line)]
+    assert result.returncode == status, (result.returncode, result.stdout, result.stderr)
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for fragment in fragments:
+        assert fragment.lower() in lines[0].lower(), (fragment, lines[0])
+    return lines[0]
+
+
+def copy_run(run, where: Path) -> Path:
+    shutil.copytree(run, where)
+    return where
