@@ -9,7 +9,7 @@ import json
 import sys
 
 import pytest
-from helpers import assert_one_line_error
+from helpers import assert_one_line_error, sample_plugin
 
 IMPLEMENTATION_MODULES = ("acme_impl", "acme_data", "acme_cvae_impl")
 
@@ -26,111 +26,14 @@ def fresh_implementations():
     yield
     forget()
 
-MODEL = '''
-import dataclasses
 
-import torch
-import torch.nn.functional as F
-from torch import nn
-
-from genforge.core.model import GeneratorModel
-
-
-@dataclasses.dataclass
-class TinyConfig:
-    latent_dim: int = 8
-    lr: float = 1e-3
-
-
-class TinyGenerator(nn.Module):
-    def __init__(self, latent_dim, channels, size, num_classes):
-        super().__init__()
-        self.shape = (channels, size, size)
-        self.num_classes = num_classes
-        self.fc = nn.Linear(latent_dim + (num_classes or 0), channels * size * size)
-
-    def forward(self, z, labels=None):
-        if self.num_classes:
-            z = torch.cat([z, F.one_hot(labels.long(), self.num_classes).float()], 1)
-        return torch.tanh(self.fc(z)).view(-1, *self.shape)
-
-
-class Tiny(GeneratorModel):
-    Config = TinyConfig
-    conditional = CONDITIONAL
-
-    def __init__(self, info, config):
-        super().__init__(info, config)
-        self.latent_shape = (config.latent_dim,)
-        classes = info.num_classes if self.conditional else None
-        self.G = TinyGenerator(config.latent_dim, info.channels, info.height, classes)
-
-    def optimizers(self):
-        return {"g": torch.optim.Adam(self.G.parameters(), lr=self.config.lr)}
-
-    def training_step(self, images, labels, ctx):
-        z = ctx.randn(images.shape[0], *self.latent_shape)
-        fake = self.G(z, labels) if self.conditional else self.G(z)
-        loss = (fake.mean() - images.mean()) ** 2
-        ctx.optimize("g", loss)
-        return {"loss": loss.detach()}
-
-    def generator(self):
-        return self.G
-'''
-
-DATASET = '''
-import torch
-
-from genforge.core.data import DataInfo
-
-
-class ListDataset(torch.utils.data.Dataset):
-    """A plain Dataset (not genforge's ImageTensorDataset): items built on access."""
-
-    def __init__(self, split, size, shift):
-        from genforge.plugins.digits import load
-
-        self.digits, _ = load(split=split, image_size=size)
-        self.shift = shift
-
-    def __len__(self):
-        return len(self.digits)
-
-    def __getitem__(self, index):
-        image, label = self.digits[index]
-        return (image * (1 - self.shift)).clamp(-1, 1), label
-
-
-def load(split="train", image_size=32, channels=None, data_dir=None, download=False, seed=0):
-    import os
-
-    dataset = ListDataset(split, image_size, float(os.environ.get("ACME_SHIFT", "0")))
-    info = DataInfo("acme-digits", 1, image_size, image_size, 10, tuple(map(str, range(10))))
-    return dataset, info
-'''
-
-PLUGIN = '''
-from genforge import hookimpl
-from genforge.core.specs import DatasetSpec, ModelSpec
-
-
-@hookimpl
-def register_models(register):
-    register(ModelSpec("tiny", "acme_impl:{model_attr}", "a tiny third-party model"{spec_claims}))
-
-
-@hookimpl
-def register_datasets(register):
-    register(DatasetSpec("acme-digits", "acme_data:load", "digits as a plain Dataset"))
-'''
-
-
-def install(install_plugin, model=MODEL, dataset=DATASET, conditional=False, model_attr="Tiny", spec_claims=""):
-    site = install_plugin("acme_plugin", PLUGIN.format(model_attr=model_attr, spec_claims=spec_claims),
-                       dist="acme-tiny")
-    (site / "acme_impl.py").write_text(model.replace("CONDITIONAL", str(conditional)))
-    (site / "acme_data.py").write_text(dataset)
+def install(install_plugin, model=None, dataset=None, conditional=False, model_attr="Tiny", spec_claims=""):
+    plugin = sample_plugin("tiny_plugin").replace('"acme_impl:Tiny"', f'"acme_impl:{model_attr}"')
+    plugin = plugin.replace('"a tiny third-party model"))', f'"a tiny third-party model"{spec_claims}))')
+    site = install_plugin("acme_plugin", plugin, dist="acme-tiny")
+    model = sample_plugin("tiny_model") if model is None else model
+    (site / "acme_impl.py").write_text(model.replace("conditional = False", f"conditional = {conditional}"))
+    (site / "acme_data.py").write_text(sample_plugin("list_dataset") if dataset is None else dataset)
     return site
 
 
@@ -174,7 +77,7 @@ def train_args(tmp_path, model="tiny", dataset="digits"):
 @pytest.mark.parametrize("fault", MODEL_FAULTS)
 def test_model_fault_fails_at_build_naming_the_plugin(fault, install_plugin, genforge_cli, tmp_path):
     edits, conditional, fragments = MODEL_FAULTS[fault]
-    source = MODEL
+    source = sample_plugin("tiny_model")
     for old, new in edits:
         assert old in source, old
         source = source.replace(old, new)
@@ -187,7 +90,7 @@ def test_model_fault_fails_at_build_naming_the_plugin(fault, install_plugin, gen
 def test_a_generator_with_rounding_jitter_passes_the_build_check(install_plugin, genforge_cli, tmp_path):
     """Kernels that sum in another order differ by ~1e-6 relative; that is rounding, not noise."""
     jitter = "(torch.tanh(self.fc(z)) * (1 + 1e-6 * torch.randn(())))"
-    install(install_plugin, model=MODEL.replace("torch.tanh(self.fc(z))", jitter))
+    install(install_plugin, model=sample_plugin("tiny_model").replace("torch.tanh(self.fc(z))", jitter))
     genforge_cli(*train_args(tmp_path))
     assert (tmp_path / "run" / "samples.png").exists()
 
@@ -256,8 +159,8 @@ DATASET_FAULTS = {
 @pytest.mark.parametrize("fault", DATASET_FAULTS)
 def test_dataset_fault_fails_when_opened_naming_the_plugin(fault, install_plugin, genforge_cli, tmp_path):
     old, new, fragments = DATASET_FAULTS[fault]
-    assert old in DATASET
-    install(install_plugin, dataset=DATASET.replace(old, new))
+    assert old in sample_plugin("list_dataset")
+    install(install_plugin, dataset=sample_plugin("list_dataset").replace(old, new))
     result = genforge_cli(*train_args(tmp_path, model="dcgan", dataset="acme-digits"), expect=2)
     assert_one_line_error(result, "dataset plugin 'acme-digits' (acme-tiny)", *fragments)
     assert not (tmp_path / "run").exists()
@@ -281,96 +184,10 @@ def test_builtin_label_out_of_range_is_caught(tmp_path):
         open_dataset("mnist", "train", image_size=16, data_dir=tmp_path)
 
 
-CVAE = '''
-import dataclasses
-import math
-
-import torch
-import torch.nn.functional as F
-from torch import nn
-
-from genforge.core.model import GeneratorModel
-
-
-@dataclasses.dataclass
-class CVAEConfig:
-    latent_dim: int = 8
-    hidden: int = 64
-    lr: float = 2e-3
-
-
-class Decoder(nn.Module):
-    def __init__(self, latent_dim, hidden, classes, shape):
-        super().__init__()
-        self.shape, self.classes = shape, classes
-        self.net = nn.Sequential(nn.Linear(latent_dim + classes, hidden), nn.ReLU(),
-                                 nn.Linear(hidden, math.prod(shape)))
-
-    def logits(self, z, labels):
-        onehot = F.one_hot(labels.long(), self.classes).to(z.dtype)
-        return self.net(torch.cat([z, onehot], 1)).view(-1, *self.shape)
-
-    def forward(self, z, labels):
-        return torch.tanh(self.logits(z, labels) / 2)
-
-
-class CVAE(GeneratorModel):
-    """Conditional VAE: both encoder and decoder see the label."""
-
-    Config = CVAEConfig
-    conditional = True
-
-    def __init__(self, info, config):
-        super().__init__(info, config)
-        shape = (info.channels, info.height, info.width)
-        self.latent_shape = (config.latent_dim,)
-        self.classes = info.num_classes
-        self.encoder = nn.Sequential(nn.Linear(math.prod(shape) + self.classes, config.hidden), nn.ReLU(),
-                                     nn.Linear(config.hidden, 2 * config.latent_dim))
-        self.decoder = Decoder(config.latent_dim, config.hidden, self.classes, shape)
-
-    def encode(self, images, labels):
-        onehot = F.one_hot(labels.long(), self.classes).to(images.dtype)
-        mean, log_var = self.encoder(torch.cat([images.flatten(1), onehot], 1)).chunk(2, 1)
-        return mean, log_var.clamp(-20, 10)
-
-    def negative_elbo(self, images, noise, labels):
-        mean, log_var = self.encode(images, labels)
-        logits = self.decoder.logits(mean + noise * torch.exp(0.5 * log_var), labels)
-        n = len(images)
-        recon = F.binary_cross_entropy_with_logits(logits, (images + 1) / 2, reduction="sum") / n
-        kl = -0.5 * torch.sum(1 + log_var - mean ** 2 - log_var.exp()) / n
-        return {"recon": recon, "kl": kl, "neg_elbo": recon + kl}
-
-    def reconstruct(self, images, labels):
-        return self.decoder(self.encode(images, labels)[0], labels)
-
-    def optimizers(self):
-        return {"vae": torch.optim.Adam(self.parameters(), lr=self.config.lr)}
-
-    def training_step(self, images, labels, ctx):
-        terms = self.negative_elbo(images, ctx.randn(len(images), *self.latent_shape), labels)
-        ctx.optimize("vae", terms["neg_elbo"])
-        return {k: v.detach() for k, v in terms.items()}
-
-    def generator(self):
-        return self.decoder
-'''
-
-CVAE_PLUGIN = '''
-from genforge import hookimpl
-from genforge.core.specs import ModelSpec
-
-
-@hookimpl
-def register_models(register):
-    register(ModelSpec("cvae", "acme_cvae_impl:CVAE", "a third-party conditional VAE"))
-'''
-
 
 def test_third_party_conditional_vae_gets_every_metric_from_plain_evaluate(install_plugin, genforge_cli, tmp_path):
-    site = install_plugin("acme_cvae", CVAE_PLUGIN, dist="acme-cvae")
-    (site / "acme_cvae_impl.py").write_text(CVAE)
+    site = install_plugin("acme_cvae", sample_plugin("acme_cvae"), dist="acme-cvae")
+    (site / "acme_cvae_impl.py").write_text(sample_plugin("acme_cvae_impl"))
     run = tmp_path / "run"
     genforge_cli("train", "--model", "cvae", "--steps", "30", "--image-size", "16", "--batch-size", "32",
             "--no-progress", "--out", run)
@@ -436,8 +253,9 @@ def test_generator_inputs_are_the_same_everywhere(train_small, tmp_path):
 def test_output_range_is_checked_on_the_trained_generator_by_sampling_and_export(install_plugin, genforge_cli,
                                                                                  tmp_path):
     """In range at initialisation, out of range after training: the sample grid and export both refuse."""
-    source = MODEL.replace("        self.fc = nn.Linear(", "        self.register_buffer('gain', torch.ones(()))\n"
-                                                          "        self.fc = nn.Linear(")
+    source = sample_plugin("tiny_model").replace("        self.fc = nn.Linear(",
+                                                 "        self.register_buffer('gain', torch.ones(()))\n"
+                                                 "        self.fc = nn.Linear(")
     source = source.replace("return torch.tanh(self.fc(z)).view(", "return (self.gain * torch.tanh(self.fc(z))).view(")
     source = source.replace("        ctx.optimize(\"g\", loss)\n", "        ctx.optimize(\"g\", loss)\n"
                                                               "        self.G.gain.fill_(30.0)\n")

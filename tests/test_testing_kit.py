@@ -100,8 +100,8 @@ class FloatSet(torch.utils.data.Dataset):
 def test_a_planted_dataset_fault_fails_its_check(fault, kit):
     edits, message = DATASET_FAULTS[fault]
     if "values" in fault:
-        edits = [*edits, ("from genforge.core.data import DataInfo, ImageTensorDataset, check_split\n",
-                          "from genforge.core.data import DataInfo, ImageTensorDataset, check_split\n" + FLOAT_SET)]
+        edits = [*edits, ("from genforge import DataInfo, ImageTensorDataset, check_split\n",
+                          "from genforge import DataInfo, ImageTensorDataset, check_split\n" + FLOAT_SET)]
     kit(dataset_edits=edits)
     with pytest.raises(PluginCheckFailed, match=message.replace("[", r"\[").replace("]", r"\]")):
         check_dataset_plugin("kit-data")

@@ -1,5 +1,5 @@
 """A training callback counting steps and checkpoints, stopping early when asked (tests/test_callbacks.py)."""
-from genforge.core.training.callbacks import Callback
+from genforge import Callback
 
 
 class CountSteps(Callback):

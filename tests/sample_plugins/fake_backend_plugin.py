@@ -4,8 +4,7 @@ import time
 
 import numpy as np
 
-from genforge import BackendSpec, hookimpl
-from genforge.plugins.backends import PreparedCall
+from genforge import BackendSpec, PreparedCall, hookimpl
 
 BASE_S = 0.002
 

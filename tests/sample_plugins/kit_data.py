@@ -1,7 +1,7 @@
 """The kit's dataset, into which the tests plant faults by text replacement."""
 import torch
 
-from genforge.core.data import DataInfo, ImageTensorDataset, check_split
+from genforge import DataInfo, ImageTensorDataset, check_split
 
 
 def load(split="train", image_size=32, channels=None, data_dir=None, download=False, seed=0):

@@ -5,7 +5,7 @@ import numpy as np  # noqa: F401  the faults the tests plant use it
 import torch
 from torch import nn
 
-from genforge.core.model import GeneratorModel
+from genforge import GeneratorModel
 
 
 @dataclasses.dataclass

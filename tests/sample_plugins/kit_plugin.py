@@ -1,6 +1,5 @@
 """Registers the kit's model and dataset (tests/test_testing_kit.py)."""
-from genforge import hookimpl
-from genforge.core.specs import DatasetSpec, ModelSpec
+from genforge import DatasetSpec, ModelSpec, hookimpl
 
 
 @hookimpl

@@ -6,9 +6,7 @@ import dataclasses
 import torch
 from torch import nn
 
-from genforge import hookimpl
-from genforge.core.model import GeneratorModel
-from genforge.core.specs import ModelSpec
+from genforge import GeneratorModel, ModelSpec, hookimpl
 
 
 @dataclasses.dataclass
