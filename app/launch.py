@@ -2,7 +2,7 @@
 
 The launcher (torch.distributed.run, what `torchrun` runs) starts N copies of `genforge train` with
 RANK, WORLD_SIZE, LOCAL_RANK and a rendezvous on localhost; the trainer finds its place from those
-(core/distributed.py). Everything the user gave is checked here first, once, so a bad option is one
+(core/training/distributed.py). Everything the user gave is checked here first, once, so a bad option is one
 line before any process starts. If a worker dies, the launcher stops the others (no restarts) and
 this prints which one and how to resume. Across machines, run torchrun yourself on each:
 

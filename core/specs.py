@@ -78,7 +78,7 @@ class DatasetSpec(Spec):
 
 @dataclass(frozen=True)
 class MetricSpec(Spec):
-    """A quality metric. impl names a function taking an EvalInput (core/evaluate.py), returning floats.
+    """A quality metric. impl names a function taking an EvalInput (core/evaluation/metrics.py), returning floats.
 
     applies_to lists what the metric needs (keys of METRIC_REQUIREMENTS), all of them; a metric
     whose needs are not met is skipped with a note. default: computed when --metrics is not given.

@@ -31,7 +31,7 @@ class StepContext:
     def optimize(self, name: str, loss: torch.Tensor) -> None:
         """zero_grad, backward (scaled under fp16), step: one update of optimizer `name`.
 
-        With several processes the gradients are averaged over them before the step (core/distributed.py).
+        With several processes the gradients are averaged over them before the step (core/training/distributed.py).
         """
         optimizer = self.optimizers[name]
         optimizer.zero_grad(set_to_none=True)

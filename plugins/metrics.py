@@ -1,6 +1,6 @@
-"""Built-in quality metrics: each takes an EvalInput (core/evaluation.py) and returns a dict of floats.
+"""Built-in quality metrics: each takes an EvalInput (core/evaluation/metrics.py) and returns a dict of floats.
 
-fd and kid score in the space of genforge's feature classifier (core/evaluation.py), cond_acc
+fd and kid score in the space of genforge's feature classifier (core/evaluation/features.py), cond_acc
 classifies conditional samples, neg_elbo uses a model's optional negative_elbo/reconstruct
 (see the model contract in core/model.py), inception uses torch-fidelity's Inception-v3
 weights from a file the user supplies.

@@ -1,7 +1,7 @@
 """One runtime API for every artifact: a run directory, an .onnx file or a TensorRT .engine.
 
-    from genforge.exporters import runtime
-    g = runtime.load("model.onnx")            # or a run directory, or model.engine
+    import genforge
+    g = genforge.load("model.onnx")           # or a run directory, or model.engine
     images = g.generate(n=16, seed=0)         # float32 NCHW numpy array in [-1, 1]
 
 Noise is drawn as everywhere in genforge (core/inputs.py: standard normal from `seed`) unless

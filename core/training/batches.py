@@ -16,7 +16,7 @@ from genforge.core.training.distributed import Placement, shard
 
 class BatchSampler:
     """Batches of the train split in an order fixed by (seed, epoch); with several processes, each takes its
-    shard of every global batch of batch_size (core/distributed.py)."""
+    shard of every global batch of batch_size (core/training/distributed.py)."""
 
     def __init__(self, dataset, batch_size: int, seed: int, placement: Placement = Placement()):
         self.dataset, self.batch_size, self.seed, self.placement = dataset, batch_size, seed, placement
