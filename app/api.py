@@ -76,6 +76,7 @@ def train(model: str | None = None, dataset: str | None = None, *, out=None, res
             return _launch(nproc, config, dataclasses.asdict(config), target, progress, Path(out))
         trainer = Trainer(config, out, overwrite=overwrite, progress=progress, callbacks=list(callbacks))
     if trainer.step >= trainer.total_steps:
+        trainer.release_lock()  # the process may go on (a notebook): the run must stay open to others
         raise UserError(f"{trainer.out} already reached step {trainer.step}; pass more --steps or --epochs to go on")
     started = time.perf_counter()
     trainer.fit()
@@ -135,36 +136,49 @@ def evaluate(target, n: int = 2000, metrics=None, checkpoint=None, ema=None, dat
                                   dataset_from=dataset_from, seed=seed, options=options))
 
 
-def export(run, format: str = "onnx", out=None, precision: str = "fp32", target: str = "cpu", overwrite=False,
-           **options) -> Path:
-    """Export a run's generator: format "onnx" (options: checkpoint, opset, batch, ema, rewrite, force,
-    max_fd_increase, quality_samples) or "tensorrt" (an engine built from a fresh ONNX export; options
-    min_batch, opt_batch, max_batch, workspace_gib). The file is logged to the run's loggers that keep files."""
+def export_onnx_file(run, out, precision: str = "fp32", target: str = "cpu", overwrite: bool = False,
+                     **options):
+    """Export a run's generator to `out` (.onnx) with the quality gate, then hand the file to the run's loggers
+    that keep files; returns the ExportReport (checks against PyTorch, quality). `genforge export onnx`."""
     from genforge.app.export import export_gated
     from genforge.core.training.loggers import log_artifacts
 
+    run_dir, out = Path(run.path if isinstance(run, Run) else run), Path(out)
+    check_output_file(out, "onnx file", (".onnx",))
+    if out.exists() and not overwrite:
+        raise UserError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it, or another out")
+    report = export_gated(run_dir, out, precision=precision, target=target, **options)
+    log_artifacts(run_dir, [out])
+    return report
+
+
+def export(run, format: str = "onnx", out=None, precision: str = "fp32", target: str = "cpu", overwrite=False,
+           **options) -> Path:
+    """Export a run's generator and return the file: format "onnx" (options: checkpoint, opset, batch, ema,
+    rewrite, force, max_fd_increase, quality_samples) or "tensorrt" (an engine built from a fresh ONNX export;
+    options min_batch, opt_batch, max_batch, workspace_gib). The default path is beside the run directory."""
     run_dir = Path(run.path if isinstance(run, Run) else run)
     if format not in ("onnx", "tensorrt"):
         raise UserError(f"unknown export format {format!r}; use onnx or tensorrt")
     suffix = ".onnx" if format == "onnx" else ".engine"
     int8_for = f"-{target}" if precision == "int8" and target != "cpu" else ""
     out = Path(out) if out is not None else run_dir.parent / f"{run_dir.name}-{precision}{int8_for}{suffix}"
-    check_output_file(out, f"{format} file", (suffix,))
+    if format == "onnx":
+        export_onnx_file(run_dir, out, precision, target, overwrite, **options)
+        return out
+    from genforge.core.runtime.tensorrt import tensorrt_module
+    from genforge.core.training.loggers import log_artifacts
+    from genforge.exporters.tensorrt import build_engine
+
+    check_output_file(out, "engine file", (suffix,))
     if out.exists() and not overwrite:
         raise UserError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it, or another out")
-    if format == "onnx":
-        export_gated(run_dir, out, precision=precision, target=target, **options)
-    else:
-        from genforge.core.runtime.tensorrt import tensorrt_module
-        from genforge.exporters.tensorrt import build_engine
-
-        tensorrt_module()  # TensorRT and a GPU, before any file is written
-
-        engine_options = {k: options.pop(k) for k in ("min_batch", "opt_batch", "max_batch", "workspace_gib")
-                          if k in options}
-        onnx_file = out.with_suffix(".onnx")
-        export_gated(run_dir, onnx_file, precision=precision, target="tensorrt", **options)
-        build_engine(onnx_file, out, **engine_options)
+    tensorrt_module()  # TensorRT and a GPU, before any file is written
+    engine_options = {k: options.pop(k) for k in ("min_batch", "opt_batch", "max_batch", "workspace_gib")
+                      if k in options}
+    onnx_file = out.with_suffix(".onnx")
+    export_onnx_file(run_dir, onnx_file, precision, "tensorrt", overwrite, **options)
+    build_engine(onnx_file, out, **engine_options)
     log_artifacts(run_dir, [out])
     return out
 

@@ -54,7 +54,7 @@ def export():
 def export_onnx_command(run_dir, checkpoint, out, opset, batch, precision, target, ema, max_fd_increase,
                         quality_samples, force, overwrite, rewrite, json_out, threads):
     """Export RUN_DIR's generator to a validated, self-describing ONNX file."""
-    from genforge.app.export import export_gated
+    from genforge.app.api import export_onnx_file
 
     refuse_existing(out, overwrite)
     check_distinct_outputs({"--out": out, "--json": json_out}, {"the run directory": run_dir})
@@ -67,9 +67,9 @@ def export_onnx_command(run_dir, checkpoint, out, opset, batch, precision, targe
     gated = PRECISIONS[precision].quality_gate
     click.echo(f"exporting {precision}: ONNX, checks against PyTorch"
                + (f", then the quality gate on {quality_samples} samples (about a minute on a CPU)" if gated else ""))
-    report = export_gated(run_dir, out, checkpoint=checkpoint, opset=opset, batch=batch, precision=precision,
-                          ema=ema, force=force, max_fd_increase=max_fd_increase, quality_samples=quality_samples,
-                          rewrite=rewrite, target=target)
+    report = export_onnx_file(run_dir, out, precision, target, overwrite=True, checkpoint=checkpoint, opset=opset,
+                              batch=batch, ema=ema, force=force, max_fd_increase=max_fd_increase,
+                              quality_samples=quality_samples, rewrite=rewrite)
     for check in report.checks:
         click.echo(f"batch {check['batch']}: max abs error {check['max_abs_error']:.3g}, "
                    f"PSNR {check['psnr_db']:.1f} dB vs the PyTorch generator")

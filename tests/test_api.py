@@ -107,3 +107,10 @@ def test_callbacks_and_a_tensorrt_export_without_a_gpu(tmp_path):
         with pytest.raises(UserError, match="TensorRT"):
             run.export("tensorrt")
         assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_resuming_a_finished_run_is_refused_and_leaves_it_open(tmp_path):
+    run = genforge.train(out=tmp_path / "run", progress=False, model_options=WIDTHS, **{**OPTIONS, "steps": 2})
+    with pytest.raises(UserError, match="already reached step 2"):
+        genforge.train(resume=run.path, progress=False)
+    assert genforge.train(resume=run.path, steps=3, progress=False).trained["step"] == 3

@@ -138,3 +138,12 @@ def test_log_to_in_a_config_file_and_a_pipeline_file(tmp_path, genforge_cli):
     assert_one_line_error(genforge_cli("run", pipeline, "--out", tmp_path / "report", expect=2),
                           "unknown logger 'tensorbord'")
     assert not (tmp_path / "report").exists()
+
+
+def test_genforge_export_hands_the_file_to_mlflow_too(logged_run, genforge_cli, tmp_path):
+    import mlflow
+
+    genforge_cli("export", "onnx", logged_run.path, "--out", tmp_path / "from-the-cli.onnx")
+    client = mlflow.MlflowClient((logged_run.path / "mlruns").resolve().as_uri())
+    (run,) = client.search_runs([client.get_experiment_by_name("genforge").experiment_id])
+    assert "from-the-cli.onnx" in {a.path for a in client.list_artifacts(run.info.run_id)}
