@@ -104,13 +104,14 @@ def _labels(labels, n: int):
 
 
 def sample(target, n: int = 64, labels=None, seed: int = 0, checkpoint=None, ema=None,
-           provider: str = "cpu") -> Samples:
-    """n samples from a run directory, an .onnx or an .engine (labels: a class or a list cycled over them)."""
+           provider: str = "cpu", sampling: dict | None = None) -> Samples:
+    """n samples from a run directory, an .onnx or an .engine (labels: a class or a list cycled over them;
+    sampling: new values for a run's sampling options, such as {"steps": 10} for diffusion)."""
     if isinstance(target, Run):
         target = target.path
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise UserError(f"n must be a whole number of at least 1, not {n!r}")
-    generator = runtime.load(target, provider=provider, checkpoint=checkpoint, ema=ema)
+    generator = runtime.load(target, provider=provider, checkpoint=checkpoint, ema=ema, sampling=sampling)
     label_array = _labels(labels, n)
     if label_array is not None and not generator.conditional:
         raise UserError("--labels needs a conditional model; this one is unconditional")
@@ -123,8 +124,9 @@ def sample(target, n: int = 64, labels=None, seed: int = 0, checkpoint=None, ema
 
 
 def evaluate(target, n: int = 2000, metrics=None, checkpoint=None, ema=None, dataset_from=None, seed: int = 0,
-             inception_weights=None) -> Scores:
-    """Scores of a run directory or an exported file (metrics: names, comma-separated or a list)."""
+             inception_weights=None, sampling: dict | None = None) -> Scores:
+    """Scores of a run directory or an exported file (metrics: names, comma-separated or a list; sampling: new
+    values for a run's sampling options)."""
     from genforge.core.evaluation.scoring import evaluate_target
 
     if isinstance(target, Run):
@@ -133,7 +135,7 @@ def evaluate(target, n: int = 2000, metrics=None, checkpoint=None, ema=None, dat
         metrics = ",".join(metrics)
     options = {"inception_weights": inception_weights} if inception_weights else None
     return Scores(evaluate_target(target, checkpoint=checkpoint, ema=ema, n=n, metrics=metrics,
-                                  dataset_from=dataset_from, seed=seed, options=options))
+                                  dataset_from=dataset_from, seed=seed, options=options, sampling=sampling))
 
 
 def export_onnx_file(run, out, precision: str = "fp32", target: str = "cpu", overwrite: bool = False,
@@ -155,7 +157,7 @@ def export_onnx_file(run, out, precision: str = "fp32", target: str = "cpu", ove
 def export(run, format: str = "onnx", out=None, precision: str = "fp32", target: str = "cpu", overwrite=False,
            **options) -> Path:
     """Export a run's generator and return the file: format "onnx" (options: checkpoint, opset, batch, ema,
-    rewrite, force, max_fd_increase, quality_samples) or "tensorrt" (an engine built from a fresh ONNX export;
+    rewrite, force, max_fd_increase, quality_samples, sampling) or "tensorrt" (an engine built from a fresh ONNX export;
     options min_batch, opt_batch, max_batch, workspace_gib). The default path is beside the run directory."""
     run_dir = Path(run.path if isinstance(run, Run) else run)
     if format not in ("onnx", "tensorrt"):

@@ -23,7 +23,7 @@ from genforge.app.cli_export import export
 from genforge.app.cli_plugins import plugins
 from genforge.app.console import print_table
 from genforge.app.one_line import OneLineErrors, one_line, say
-from genforge.app.params import OutputDir, OutputFile
+from genforge.app.params import OutputDir, OutputFile, sampling_of, sampling_option
 from genforge.core.errors import GenforgeError, UserError
 from genforge.core.files import IMAGE_SUFFIXES, check_distinct_outputs, write_json
 from genforge.core.limits import MAX_SEED, check_generation
@@ -151,14 +151,15 @@ def parse_labels(text: str | None):
 @click.option("--provider", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda", "tensorrt"]),
               help="ONNX Runtime provider for .onnx targets.")
 @click.option("--out", default="samples.png", show_default=True, type=OutputFile("sample grid", IMAGE_SUFFIXES))
+@sampling_option
 @threads_option
-def sample(target, checkpoint, ema, n, labels, seed, provider, out, threads):
+def sample(target, checkpoint, ema, n, labels, seed, provider, out, sampling, threads):
     """Write a grid of samples from a run directory, an .onnx file or an .engine."""
     from genforge.app.api import sample as sample_target
 
     use_threads(threads)
     check_distinct_outputs({"--out": out}, {"the target": target})
-    samples = sample_target(target, n, parse_labels(labels), seed, checkpoint, ema, provider)
+    samples = sample_target(target, n, parse_labels(labels), seed, checkpoint, ema, provider, sampling_of(sampling))
     samples.save(out)
     click.echo(f"wrote {out} ({n} samples{', one class per column' if samples.nrow else ''})")
 
@@ -171,8 +172,9 @@ def sample(target, checkpoint, ema, n, labels, seed, provider, out, threads):
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, MAX_SEED), help="0 to 2^63 - 1.")
 @click.option("--out", default="interpolation.png", show_default=True,
               type=OutputFile("interpolation grid", IMAGE_SUFFIXES))
+@sampling_option
 @threads_option
-def interpolate(target, checkpoint, rows, n_steps, seed, out, threads):
+def interpolate(target, checkpoint, rows, n_steps, seed, out, sampling, threads):
     """Write a grid of latent interpolations: each row walks (slerp) between two noise vectors."""
     import numpy as np
 
@@ -180,7 +182,7 @@ def interpolate(target, checkpoint, rows, n_steps, seed, out, threads):
 
     check_distinct_outputs({"--out": out}, {"the target": target})
     use_threads(threads)
-    generator = runtime.load(target, checkpoint=checkpoint)
+    generator = runtime.load(target, checkpoint=checkpoint, sampling=sampling_of(sampling))
     check_generation(rows * n_steps, math.prod(generator.latent_shape), math.prod(generator.image_shape))
     ends, _ = generator.prepare_inputs(n=2 * rows, seed=seed)
     flat_a, flat_b = ends[:rows].reshape(rows, -1), ends[rows:].reshape(rows, -1)
@@ -210,8 +212,10 @@ def interpolate(target, checkpoint, rows, n_steps, seed, out, threads):
               help="Inception-v3 weights file for --metrics inception (standard FID/KID/IS); nothing downloads.")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, MAX_SEED), help="0 to 2^63 - 1.")
 @click.option("--json", "json_out", type=OutputFile("scores file"), help="Also write the scores as JSON.")
+@sampling_option
 @threads_option
-def evaluate(target, checkpoint, ema, n, metrics, dataset_from, inception_weights, seed, json_out, threads):
+def evaluate(target, checkpoint, ema, n, metrics, dataset_from, inception_weights, seed, json_out, sampling,
+             threads):
     """Score a run directory or an exported .onnx: FD (with floor and ceiling), KID, conditional accuracy, ELBO."""
     from genforge.app.api import evaluate as evaluate_target
 
@@ -220,7 +224,8 @@ def evaluate(target, checkpoint, ema, n, metrics, dataset_from, inception_weight
     use_threads(threads)
     click.echo(f"scoring {n} samples of {target} (the first time for a dataset, genforge trains its feature "
                "classifier first: up to a minute or two)")
-    scores = evaluate_target(target, n, metrics, checkpoint, ema, dataset_from, seed, inception_weights)
+    scores = evaluate_target(target, n, metrics, checkpoint, ema, dataset_from, seed, inception_weights,
+                             sampling_of(sampling))
     skipped = scores.get("skipped", {})
     print_table(f"quality of {target}", ["metric", "value"],
                 [[k, f"{v:.4g}" if isinstance(v, float) else v] for k, v in scores.items() if k != "skipped"])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from genforge.app.params import OutputFile
+from genforge.app.params import OutputFile, sampling_of, sampling_option
 from genforge.core.errors import UserError
 from genforge.core.files import check_distinct_outputs, write_json
 from genforge.core.limits import MAX_BATCH, check_batch_text
@@ -49,10 +49,11 @@ def export():
               help="Rewrite ConvTranspose exactly into Convs (faster on ONNX Runtime CPU). "
                    "Default: on for fp32 and int8, off for fp16.")
 @click.option("--json", "json_out", type=OutputFile("export report"), help="Write the export report as JSON.")
+@sampling_option
 @click.option("--threads", type=click.IntRange(1, 1024),
               help="Threads for torch, ONNX Runtime and OpenMP (default: the free cores of this machine).")
 def export_onnx_command(run_dir, checkpoint, out, opset, batch, precision, target, ema, max_fd_increase,
-                        quality_samples, force, overwrite, rewrite, json_out, threads):
+                        quality_samples, force, overwrite, rewrite, json_out, sampling, threads):
     """Export RUN_DIR's generator to a validated, self-describing ONNX file."""
     from genforge.app.api import export_onnx_file
 
@@ -69,7 +70,7 @@ def export_onnx_command(run_dir, checkpoint, out, opset, batch, precision, targe
                + (f", then the quality gate on {quality_samples} samples (about a minute on a CPU)" if gated else ""))
     report = export_onnx_file(run_dir, out, precision, target, overwrite=True, checkpoint=checkpoint, opset=opset,
                               batch=batch, ema=ema, force=force, max_fd_increase=max_fd_increase,
-                              quality_samples=quality_samples, rewrite=rewrite)
+                              quality_samples=quality_samples, rewrite=rewrite, sampling=sampling_of(sampling))
     for check in report.checks:
         click.echo(f"batch {check['batch']}: max abs error {check['max_abs_error']:.3g}, "
                    f"PSNR {check['psnr_db']:.1f} dB vs the PyTorch generator")

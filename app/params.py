@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from genforge.core.files import check_output_dir, check_output_file
+from genforge.core.options import parse_model_options
 
 
 class OutputFile(click.ParamType):
@@ -29,3 +30,13 @@ class OutputDir(click.ParamType):
 
     def convert(self, value, param, ctx):
         return check_output_dir(value, self.what)
+
+
+sampling_option = click.option("--sampling", multiple=True, metavar="KEY=VALUE",
+                               help="A sampling option of the run's model, e.g. --sampling steps=10 for diffusion "
+                                    "(see the model's sampling_options).")
+
+
+def sampling_of(pairs) -> dict | None:
+    """--sampling KEY=VALUE pairs as a dict (None when none is given); the model's Config converts the values."""
+    return parse_model_options(pairs, "--sampling", "steps=10") if pairs else None

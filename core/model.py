@@ -10,10 +10,15 @@ Required, on the class:
                     [model_options] fill it. Its __post_init__ may raise ValueError for bad
                     values; genforge shows the message as a one-line error.
   conditional       bool (default False): the generator takes class labels, and training
-                    needs a labelled dataset.
+                    needs a labelled dataset. A model that is conditional only where the data has
+                    labels leaves it False on the class and sets self.conditional in __init__.
   image_sizes       tuple of square image sizes the model makes, or None for any size.
 
 Optional, on the class:
+  sampling_options  tuple of Config field names (default ()) that may change after training, at
+                    sample, evaluate and export time (`--sampling steps=10`, `sampling={"steps": 10}`):
+                    for an iterative sampler, its step count and guidance scale. They reach the
+                    model the usual way, through its Config; an export records their values.
   ema_by_default    bool (default False): the trainer keeps an exponential moving average of
                     the generator's weights unless told --no-ema, and sampling, evaluation
                     and export use it. Set it where the averaged weights are the better
@@ -70,6 +75,7 @@ class GeneratorModel(nn.Module):
     conditional: bool = False
     ema_by_default: bool = False
     image_sizes: tuple[int, ...] | None = None  # None: any size
+    sampling_options: tuple[str, ...] = ()  # Config fields that sample/evaluate/export may change
     latent_shape: tuple[int, ...] = ()
 
     def __init__(self, info: DataInfo, config):
@@ -123,6 +129,20 @@ def generate(generator: nn.Module, z: torch.Tensor, labels: torch.Tensor | None)
 
 
 TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def with_sampling(model_class, model_config: dict, sampling: dict | None) -> dict:
+    """A trained model's options with `sampling` (values for the class's sampling_options) laid over them."""
+    if not sampling:
+        return dict(model_config)
+    if not isinstance(sampling, dict):
+        raise UserError(f"sampling must be a table of option = value, not {type(sampling).__name__}")
+    allowed = tuple(getattr(model_class, "sampling_options", ()))
+    unknown = sorted(set(sampling) - set(allowed))
+    if unknown:
+        known = f"it has {', '.join(allowed)}" if allowed else "it has none"
+        raise UserError(f"{', '.join(unknown)} is not a sampling option of this model ({known})")
+    return {**model_config, **sampling}
 
 
 def option_type(config_class, field: dataclasses.Field):

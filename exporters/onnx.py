@@ -111,6 +111,8 @@ def build_metadata(loaded, precision: str, opset: int, batch) -> dict:
         "dataset": info.name,
         "ema": "1" if loaded.ema else "0",
         "macs_per_image": str(_macs(loaded)),
+        "sampling": json.dumps({name: getattr(loaded.model.config, name)
+                                for name in getattr(loaded.model, "sampling_options", ())}),
     }
 
 
@@ -182,9 +184,10 @@ def check_against_torch(path: Path, reference: torch.nn.Module, signature: Gener
 
 def export_onnx(run_dir, out, checkpoint=None, opset: int = DEFAULT_OPSET, batch="dynamic", precision: str = "fp32",
                 ema: bool | None = None, rewrite: bool | None = None, target: str = "cpu",
-                accept=None) -> ExportReport:
+                accept=None, sampling: dict | None = None) -> ExportReport:
     """Export, check and (only if every check passes) write `out` atomically.
 
+    sampling: new values for the model's sampling options (core/model.py), recorded in the metadata.
     accept: an optional further check, called as accept(path, loaded) on the finished file before it is
     written (the application's quality gate); what it returns is kept as report.quality, and it raises
     ValidationFailed to refuse the file.
@@ -207,7 +210,7 @@ def export_onnx(run_dir, out, checkpoint=None, opset: int = DEFAULT_OPSET, batch
     if out.suffix != ".onnx":
         raise UserError(f"--out must end in .onnx, not {out.name!r}")
     with run_lock(run_dir, "export it", read_only_ok=True):
-        loaded = load_run(run_dir, checkpoint, ema=ema)
+        loaded = load_run(run_dir, checkpoint, ema=ema, sampling=sampling)
     return _export(loaded, out, opset, batch, precision, rewrite, target, accept)
 
 

@@ -13,6 +13,9 @@ def register_models(register):
     register(ModelSpec("cgan", f"{P}.cgan:ConditionalGAN",
                        "conditional DCGAN: label embedding in G, projection discriminator"))
     register(ModelSpec("vae", f"{P}.vae:VAE", "convolutional VAE with Bernoulli or Gaussian likelihood"))
+    register(ModelSpec("diffusion", f"{P}.diffusion:Diffusion",
+                       "denoising diffusion U-Net, v-prediction, classifier-free guidance; the DDIM sampler exports "
+                       "as one graph"))
 
 
 @hookimpl

@@ -52,9 +52,9 @@ def evaluate_generator(model, info: DataInfo, train_config, n: int = 1000, metri
 
 
 def evaluate_run(run_dir, checkpoint=None, ema=None, n: int = 2000, metrics=None, seed: int = 0,
-                 options: dict | None = None) -> dict:
+                 options: dict | None = None, sampling: dict | None = None) -> dict:
     """Score a run directory's generator (one checkpoint, latest by default)."""
-    loaded = load_run(run_dir, checkpoint, ema=ema)
+    loaded = load_run(run_dir, checkpoint, ema=ema, sampling=sampling)
     return evaluate_generator(loaded.model, loaded.info, loaded.record["train"], n, metrics, seed=seed,
                               options=options)
 
@@ -66,15 +66,15 @@ def in_chunks(generate_fn, z, labels, size: int = 500) -> torch.Tensor:
 
 
 def evaluate_target(target, checkpoint=None, ema=None, n=2000, metrics=None, dataset_from=None, seed=0,
-                    options=None) -> dict:
+                    options=None, sampling=None) -> dict:
     """Scores of a run directory (or checkpoint folder), an .onnx or an .engine; metrics by name, comma-separated."""
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
     for name in names or ():
         get_registry().get("metrics", name)
     found = classify_target(target)
     if found.kind == "run":
-        return evaluate_run(found.path, checkpoint or found.checkpoint, ema, n, names, seed, options)
-    generator = runtime.load(found.path)
+        return evaluate_run(found.path, checkpoint or found.checkpoint, ema, n, names, seed, options, sampling)
+    generator = runtime.load(found.path, sampling=sampling)
     if dataset_from is not None:
         record = read_run_config(dataset_from)
     elif generator.metadata.get("dataset"):  # an exported file names its dataset, size and channels

@@ -18,12 +18,17 @@ from genforge.core.runtime.pytorch import TorchRuntime
 from genforge.core.targets import classify_target
 
 
-def load(path, provider: str = "cpu", checkpoint=None, ema=None, device="cpu", precision="fp32") -> GeneratorRuntime:
+def load(path, provider: str = "cpu", checkpoint=None, ema=None, device="cpu", precision="fp32",
+         sampling=None) -> GeneratorRuntime:
     """Open a run directory (or one of its checkpoints), an .onnx or an .engine for generation. A run directory
-    also runs in bf16 (precision="bf16") where the CPU has AVX-512 BF16 or AMX, or on CUDA."""
+    also runs in bf16 (precision="bf16") where the CPU has AVX-512 BF16 or AMX, or on CUDA, and takes new
+    values for its model's sampling options (sampling={"steps": 10})."""
     target = classify_target(path)
     if target.kind == "run":
-        return TorchRuntime(target.path, checkpoint or target.checkpoint, ema, device, precision)
+        return TorchRuntime(target.path, checkpoint or target.checkpoint, ema, device, precision, sampling)
+    if sampling:
+        raise UserError(f"{path} carries its sampling options inside (they were fixed at export); export the run "
+                        "again with --sampling to change them")
     if precision != "fp32":
         inside = "the ONNX graph" if target.kind == "onnx" else "the engine"
         raise UserError(f"{path} carries its precision inside ({inside}); precision={precision!r} applies to run "

@@ -32,7 +32,7 @@ def to_bf16(generator: torch.nn.Module) -> torch.nn.Module:
 class TorchRuntime(GeneratorRuntime):
     """A run directory's generator in PyTorch, in fp32 or (where the hardware has it) bf16."""
 
-    def __init__(self, run_dir, checkpoint=None, ema=None, device="cpu", precision="fp32"):
+    def __init__(self, run_dir, checkpoint=None, ema=None, device="cpu", precision="fp32", sampling=None):
         if device not in DEVICES:
             raise UserError(f"unknown device {device!r}; use cpu or cuda")
         if precision not in TORCH_PRECISIONS:
@@ -41,7 +41,7 @@ class TorchRuntime(GeneratorRuntime):
             raise UserError("device 'cuda' was asked for but no CUDA device is available; use device='cpu'")
         if precision == "bf16":
             check_bf16_device(device)
-        self.loaded = load_run(run_dir, checkpoint, ema=ema, device=device)
+        self.loaded = load_run(run_dir, checkpoint, ema=ema, device=device, sampling=sampling)
         self.device, self.precision = device, precision
         info = self.loaded.info
         self.signature = signature_of(self.loaded.model)

@@ -15,6 +15,7 @@ from genforge.core.contract import build_model
 from genforge.core.data import DataInfo
 from genforge.core.errors import UserError
 from genforge.core.files import read_json, write_atomic, write_json
+from genforge.core.model import with_sampling
 from genforge.core.registry import get_registry
 from genforge.core.specs import ModelSpec
 from genforge.core.training import checkpoint as ckpt
@@ -76,9 +77,11 @@ class LoadedRun:
         return self.record["train"]["model"]
 
 
-def load_run(run_dir, checkpoint: str | None = None, ema: bool | None = None, device="cpu") -> LoadedRun:
+def load_run(run_dir, checkpoint: str | None = None, ema: bool | None = None, device="cpu",
+             sampling: dict | None = None) -> LoadedRun:
     """The model of a run with the weights of one checkpoint (latest by default), in eval mode; the
-    generator's EMA weights when ema is True, or None (the default) and the checkpoint has them."""
+    generator's EMA weights when ema is True, or None (the default) and the checkpoint has them; sampling:
+    new values for the model's sampling_options (core/model.py)."""
     record = read_run_config(run_dir)
     info = DataInfo.from_dict(record["data_info"])
     ckpt.remove_stale_temporaries(Path(run_dir) / "checkpoints")
@@ -86,7 +89,8 @@ def load_run(run_dir, checkpoint: str | None = None, ema: bool | None = None, de
     loaded = ckpt.read_checkpoint(path)
     torch.manual_seed(0)
     spec = get_registry().model(record["train"]["model"])
-    model = build_model(spec, info, record["model_config"])
+    options = with_sampling(spec.load(), record["model_config"], sampling) if sampling else record["model_config"]
+    model = build_model(spec, info, options)
     ckpt.check_tensors_fit(model.state_dict(), loaded.model, path, "model")
     if loaded.ema is not None:
         ckpt.check_tensors_fit(model.generator().state_dict(), loaded.ema, path, "EMA")

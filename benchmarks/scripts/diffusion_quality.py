@@ -1,0 +1,89 @@
+"""The built-in diffusion model with its defaults against the built-in cgan, in at most 4x the cgan's training time.
+
+For each dataset: the cgan trains with its defaults for the epochs of benchmarks/scripts/quality.py
+(its wall-clock time is measured here, or read from --cgan-runs to skip that), then the diffusion
+model trains with its defaults until 4x that time is spent (a callback stops it between steps and
+the run ends with a checkpoint as usual). Both are scored by `genforge evaluate` on 2,000 samples
+(FD over the floor, conditional accuracy). Targets: on digits, FD over floor no worse than the cgan's
+and conditional accuracy at least 0.98; on digits-distorted, FD over floor at most half the cgan's.
+Writes diffusion-quality.json and a sample grid per dataset to --out.
+
+Run: python benchmarks/scripts/diffusion_quality.py [--datasets digits,digits-distorted] [--budget 4]
+"""
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+from genforge import Callback
+from genforge.core.evaluation.scoring import evaluate_run
+from genforge.core.training.config import TrainConfig
+from genforge.core.training.trainer import Trainer
+
+CGAN_EPOCHS = {"digits": 50, "digits-distorted": 10}
+
+
+class TimeBudget(Callback):
+    """Stops training once `seconds` of wall-clock time have passed since the first step."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.started = seconds, None
+
+    def on_fit_start(self, trainer):
+        self.started = time.perf_counter()
+
+    def on_step_end(self, trainer, metrics):
+        if time.perf_counter() - self.started >= self.seconds:
+            trainer.stop_reason = f"time budget of {self.seconds:.0f} s spent"
+
+
+def train_and_score(config: TrainConfig, out: Path, callbacks=(), n: int = 2000) -> dict:
+    start = time.perf_counter()
+    trainer = Trainer(config, out, overwrite=True, progress=False, callbacks=list(callbacks))
+    run = trainer.fit()
+    wall = time.perf_counter() - start
+    started = time.perf_counter()
+    scores = evaluate_run(run, n=n)
+    return {**scores, "model": config.model, "dataset": config.dataset, "train_s": wall, "steps": trainer.step,
+            "evaluate_s": time.perf_counter() - started}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--runs", type=Path, default=Path("runs/diffusion-quality"))
+    parser.add_argument("--datasets", default="digits,digits-distorted")
+    parser.add_argument("--budget", type=float, default=4.0, help="Diffusion training time over the cgan's.")
+    parser.add_argument("--n", type=int, default=2000)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for dataset in args.datasets.split(","):
+        common = {"dataset": dataset, "sample_every": 0, "checkpoint_every": 0, "log_every": 50}
+        cgan = train_and_score(TrainConfig(model="cgan", epochs=CGAN_EPOCHS[dataset], **common),
+                               args.runs / f"{dataset}-cgan", n=args.n)
+        print(json.dumps(cgan), flush=True)
+        budget = args.budget * cgan["train_s"]
+        diffusion = train_and_score(TrainConfig(model="diffusion", steps=10**6, **common),
+                                    args.runs / f"{dataset}-diffusion", [TimeBudget(budget)], n=args.n)
+        print(json.dumps(diffusion), flush=True)
+        shutil.copy(args.runs / f"{dataset}-diffusion" / "samples.png", args.out / f"diffusion-{dataset}.png")
+        rows += [cgan, diffusion]
+        ratio = diffusion["fd_over_floor"] / cgan["fd_over_floor"]
+        print(f"{dataset}: cgan {cgan['train_s']:.0f} s, FD/floor {cgan['fd_over_floor']:.2f}, cond_acc "
+              f"{cgan.get('cond_acc', float('nan')):.3f} | diffusion {diffusion['train_s']:.0f} s "
+              f"({diffusion['train_s'] / cgan['train_s']:.2f}x), {diffusion['steps']} steps, FD/floor "
+              f"{diffusion['fd_over_floor']:.2f} ({ratio:.2f}x the cgan's), cond_acc "
+              f"{diffusion.get('cond_acc', float('nan')):.3f}", flush=True)
+        if dataset == "digits":
+            print(f"  target FD/floor <= cgan's: {'ok' if ratio <= 1 else 'MISSED'}; cond_acc >= 0.98: "
+                  f"{'ok' if diffusion.get('cond_acc', 0) >= 0.98 else 'MISSED'}")
+        else:
+            print(f"  target FD/floor <= 0.5x cgan's: {'ok' if ratio <= 0.5 else 'MISSED'}")
+    (args.out / "diffusion-quality.json").write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
