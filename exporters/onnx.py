@@ -52,6 +52,7 @@ from genforge.core.training.run_dir import load_run
 from genforge.exporters.precisions import DEFAULT_OPSET, INT8_TARGETS, OPSETS, PRECISIONS
 from genforge.exporters.qdq import tensorrt_qdq_problems
 from genforge.exporters.rewrite import max_difference, rewrite_generator
+from genforge.exporters.unroll import STEP_INPUT, is_iterative, repeat_step, step_constants, step_module
 
 CHECK_BATCHES = (2, 7)
 METADATA_VERSION = "1"
@@ -122,12 +123,25 @@ def _macs(loaded) -> int:
 
 
 def export_fp32(module: torch.nn.Module, inputs: tuple, path: Path, opset: int, batch) -> None:
+    """The wrapped generator as an fp32 ONNX file; an iterative one as one step repeated (exporters/unroll.py)."""
+    generator = module.generator
+    if not is_iterative(generator):
+        trace_to_onnx(module, inputs, ["z", "labels"][: len(inputs)], path, opset, batch)
+        return
+    schedule = step_constants(generator)
+    step_file = path.with_name(f"step-{path.name}")
+    step_inputs = (*inputs, torch.from_numpy(schedule[0]))
+    names = ["z", "labels"][: len(inputs)] + [STEP_INPUT]
+    trace_to_onnx(step_module(generator, len(inputs) == 2), step_inputs, names, step_file, opset, batch)
+    repeat_step(step_file, path, schedule)
+    step_file.unlink()
 
-    names = ["z", "labels"][: len(inputs)]
+
+def trace_to_onnx(module: torch.nn.Module, inputs: tuple, names: list[str], path: Path, opset: int, batch) -> None:
     dynamic = None
     if batch == "dynamic":
         n = Dim("batch", min=1, max=4096)
-        dynamic = {"z": {0: n}, "labels": {0: n}} if len(inputs) == 2 else {"z": {0: n}}
+        dynamic = {name: ({0: n} if name in ("z", "labels") else None) for name in names}
 
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     with warnings.catch_warnings():

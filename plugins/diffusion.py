@@ -197,37 +197,46 @@ class Upsample(nn.Module):
 class DDIMSampler(nn.Module):
     """The deterministic DDIM sampler over `net`: noise (N, C, H, W) [and int32 labels] -> images in [-1, 1].
 
-    The times, scales and guidance are Python numbers, so tracing unrolls the loop into one graph whose
-    constants are the schedule. With guidance != 1 each step runs the network once on a doubled batch
-    (labels, then the null class) and mixes the two predictions.
+    An iterative generator in genforge's sense (core/model.py): forward is `step` repeated over `schedule()`,
+    each step with its own constants (t, alpha, sigma and the next step's alpha and sigma; the last step's
+    next scales are 1 and 0, so it returns the clean estimate). The exporter writes one step and repeats it in
+    the graph with each step's constants. With guidance != 1 each step runs the network once on a doubled
+    batch (labels, then the null class) and mixes the two predictions.
     """
 
     def __init__(self, net: UNet, steps: int, guidance: float, schedule: str, prediction: str,
                  num_classes: int | None):
         super().__init__()
         self.net = net
-        self.steps, self.guidance, self.schedule, self.prediction = steps, guidance, schedule, prediction
+        self.steps, self.guidance, self.noise_schedule, self.prediction = steps, guidance, schedule, prediction
         self.num_classes = num_classes
 
-    def forward(self, z, labels=None):
-        x, x0 = z, z
+    def schedule(self) -> list[tuple[float, ...]]:
+        """(t, alpha, sigma, alpha_next, sigma_next) of each step, from t = 1 (pure noise) down."""
         times = [1.0 - i / self.steps for i in range(self.steps)]
-        for i, t in enumerate(times):
-            alpha, sigma = (float(v) for v in alpha_sigma(t, self.schedule))
-            x0 = self.predict_clean(x, t, alpha, sigma, labels)
-            if i + 1 < len(times):  # the last step's clean estimate is the image
-                eps = (x - alpha * x0) / sigma
-                alpha_next, sigma_next = (float(v) for v in alpha_sigma(times[i + 1], self.schedule))
-                x = alpha_next * x0 + sigma_next * eps
-        return x0
+        scales = [tuple(float(v) for v in alpha_sigma(t, self.noise_schedule)) for t in times] + [(1.0, 0.0)]
+        return [(t, *scales[i], *scales[i + 1]) for i, t in enumerate(times)]
 
-    def predict_clean(self, x, t: float, alpha: float, sigma: float, labels):
+    def forward(self, z, labels=None):
+        x = z
+        for constants in self.schedule():
+            x = self.step(x, labels, constants)
+        return x
+
+    def step(self, x, labels, constants):
+        """One DDIM update; `constants` is a step of schedule(), as floats or as a float32 tensor of five."""
+        t, alpha, sigma, alpha_next, sigma_next = (constants[i] for i in range(5))
+        x0 = self.predict_clean(x, t, alpha, sigma, labels)
+        eps = (x - alpha * x0) / sigma
+        return alpha_next * x0 + sigma_next * eps
+
+    def predict_clean(self, x, t, alpha, sigma, labels):
         guided = labels is not None and self.guidance != 1.0
         batch = torch.cat([x, x]) if guided else x
         if labels is not None:
             labels = labels.long()
             labels = torch.cat([labels, torch.full_like(labels, self.num_classes)]) if guided else labels
-        times = torch.full((batch.shape[0],), t, dtype=torch.float32, device=x.device)
+        times = batch.new_ones(batch.shape[0]) * t
         out = self.net(batch, times, labels)
         if guided:
             conditional, unconditional = out[: x.shape[0]], out[x.shape[0]:]  # chunk(2) would fix the batch size

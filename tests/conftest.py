@@ -40,6 +40,7 @@ SMALL_MODELS = {
     "dcgan": {"g_width": 8, "d_width": 8, "latent_dim": 16},
     "cgan": {"g_width": 8, "d_width": 8, "latent_dim": 16, "embed_dim": 8},
     "vae": {"width": 8, "latent_dim": 8},
+    "diffusion": {"width": 8, "steps": 3},
 }
 
 
