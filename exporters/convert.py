@@ -15,6 +15,7 @@ from onnx_ir.passes.common import TopologicalSortPass
 
 from genforge.core.inputs import GeneratorSignature
 from genforge.exporters.precisions import INT8_TARGETS
+from genforge.exporters.unroll import STEP_INPUT
 
 QUANTIZED_OPS = ["Conv", "MatMul", "Gemm", "Relu", "Slice", "Concat", "Reshape", "Transpose", "Unsqueeze"]
 
@@ -55,7 +56,12 @@ class _Calibration:
 
 
 def to_int8(src: Path, dst: Path, signature: GeneratorSignature, target: str) -> None:
-    """Static Q/DQ int8 calibrated on the generator's own inputs, in the form `target` (an INT8_TARGETS name) runs."""
+    """Static Q/DQ int8 calibrated on the generator's own inputs, in the form `target` (an INT8_TARGETS name) runs.
+
+    An unrolled sampler (exporters/unroll.py) is calibrated through the whole graph, so each step's copy of
+    the network gets the ranges of the noise level it really sees; its calibration batches are smaller, as
+    every step's activations are alive at once.
+    """
     from onnxruntime.quantization import (  # lazy: onnxruntime is an extra
         CalibrationMethod,
         QuantFormat,
@@ -68,7 +74,10 @@ def to_int8(src: Path, dst: Path, signature: GeneratorSignature, target: str) ->
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
-        quantize_static(str(prepared), str(dst), _Calibration(signature),
+        graph = onnx.load(str(src), load_external_data=False).graph
+        unrolled = any(i.name.startswith(STEP_INPUT) for i in graph.initializer)
+        calibration = _Calibration(signature, batches=16, batch=8) if unrolled else _Calibration(signature)
+        quantize_static(str(prepared), str(dst), calibration,
                         quant_format=QuantFormat.QDQ, per_channel=True, weight_type=QuantType.QInt8,
                         reduce_range=rules.reduce_range,
                         activation_type=QuantType.QInt8 if rules.signed_activations else QuantType.QUInt8,
