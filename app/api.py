@@ -229,15 +229,16 @@ class PipelineResult:
 
 
 def run_pipeline(pipeline=None, out=None, overwrite: bool = False, threads: int | None = None,
-                 echo=print) -> PipelineResult:
+                 echo=print, model: str | None = None) -> PipelineResult:
     """The main job (`genforge run`): train, evaluate, export, benchmark, report. pipeline: a PIPELINE.toml
-    path, or None for the default on the embedded digits."""
+    path, or None for the default on the embedded digits; model: train this model instead (with its own
+    default options)."""
     import json
 
     from genforge.app.pipeline import load_pipeline
     from genforge.app.pipeline import run_pipeline as run_job
 
-    config = load_pipeline(Path(pipeline) if pipeline is not None else None)
+    config = load_pipeline(Path(pipeline) if pipeline is not None else None, model)
     if out is not None:
         config["out"] = str(out)
     if threads:

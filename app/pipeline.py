@@ -85,12 +85,16 @@ SECTION_RULES = {
 }
 
 
-def load_pipeline(path: Path | None) -> dict:
-    """The default pipeline, overridden by PIPELINE.toml; every value checked before any work."""
+def load_pipeline(path: Path | None, model: str | None = None) -> dict:
+    """The default pipeline, overridden by PIPELINE.toml, then by `model` (genforge run --model, which starts
+    from that model's default options); every value checked before any work."""
     config = copy.deepcopy(DEFAULT_PIPELINE)
-    if path is None:
-        return config
-    data = read_toml(path, "pipeline file")
+    data = read_toml(path, "pipeline file") if path is not None else {}
+    if model is not None and isinstance(data.get("train", {}), dict):
+        train = dict(data.get("train", {}))
+        if train.get("model", config["train"]["model"]) != model:
+            train.pop("model_options", None)  # the file's options belong to the model it named
+        data["train"] = {**train, "model": model}
     unknown = sorted(set(data) - SECTIONS)
     if unknown:
         raise UserError(f"unknown pipeline section(s) {', '.join(unknown)}; known: {', '.join(sorted(SECTIONS))}")

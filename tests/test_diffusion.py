@@ -127,3 +127,20 @@ def test_the_plugin_kit_accepts_the_built_in_diffusion_model(tmp_path):
 
     report = check_model_plugin("diffusion", model_options={"width": 8, "steps": 2}, workdir=tmp_path)
     assert any("int8" in step for step in report.steps)
+
+
+def test_genforge_run_with_the_diffusion_model(tmp_path):
+    from genforge.app.pipeline import load_pipeline
+
+    assert load_pipeline(None, "diffusion")["train"]["model_options"] == {}  # not dcgan's widths
+    pipeline = tmp_path / "pipeline.toml"
+    pipeline.write_text('[train]\nmodel = "cgan"\nsteps = 4\nimage_size = 16\nsample_every = 0\n'
+                        'model_options = { g_width = 8 }\n'
+                        '[evaluate]\nn = 50\n[export]\nprecisions = ["fp32"]\n'
+                        '[bench]\nbatches = [1]\nwarmup_s = 0.05\nduration_s = 0.1\nmin_iters = 2\n')
+    assert load_pipeline(pipeline, "cgan")["train"]["model_options"] == {"g_width": 8}
+    assert load_pipeline(pipeline, "diffusion")["train"]["model_options"] == {}  # cgan's options are not its own
+    result = genforge.run_pipeline(pipeline, out=tmp_path / "report", model="diffusion", echo=lambda *a: None)
+    assert result.report["train_config"]["model"] == "diffusion"
+    assert "cond_acc" in result.report["quality"] and (tmp_path / "report" / "index.html").exists()
+    assert {row["backend"] for row in result.report["bench"] if row["status"] == "ok"} >= {"torch", "ort-cpu"}
