@@ -164,7 +164,7 @@ class UNet(nn.Module):
         return nn.ModuleList([block, Attention(out_channels)]) if attention else nn.ModuleList([block])
 
     def forward(self, x, t, labels=None):
-        embedding = self.time(time_embedding(t, self.embed_dim // 4))
+        embedding = self.time(time_embedding(t, self.embed_dim // 4).to(x.dtype))
         if self.classes is not None:
             embedding = embedding + self.classes(labels.long())
         h = self.stem(x)
@@ -218,7 +218,7 @@ class DDIMSampler(nn.Module):
         return [(t, *scales[i], *scales[i + 1]) for i, t in enumerate(times)]
 
     def forward(self, z, labels=None):
-        x = z
+        x = z.float()  # the sampler's arithmetic stays float32 when the network runs in bf16
         for constants in self.schedule():
             x = self.step(x, labels, constants)
         return x
@@ -236,8 +236,9 @@ class DDIMSampler(nn.Module):
         if labels is not None:
             labels = labels.long()
             labels = torch.cat([labels, torch.full_like(labels, self.num_classes)]) if guided else labels
-        times = batch.new_ones(batch.shape[0]) * t
-        out = self.net(batch, times, labels)
+        times = torch.ones(batch.shape[0], device=x.device) * t
+        weights = self.net.stem.weight
+        out = self.net(batch.to(weights.dtype), times, labels).float()
         if guided:
             conditional, unconditional = out[: x.shape[0]], out[x.shape[0]:]  # chunk(2) would fix the batch size
             out = unconditional + self.guidance * (conditional - unconditional)

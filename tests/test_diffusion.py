@@ -89,15 +89,29 @@ def test_export_is_one_graph_matching_pytorch_and_runs_on_onnx_runtime_alone(dif
         genforge.load(path, sampling={"steps": 2})
 
 
-def test_int8_export_passes_the_quality_gate_and_says_so(diffusion_run, tmp_path):
+@pytest.mark.parametrize("precision, target", [("fp16", "cpu"), ("int8", "cpu"), ("int8", "tensorrt")])
+def test_reduced_precisions_pass_the_quality_gate(diffusion_run, tmp_path, precision, target):
     from genforge.app.export import export_gated
+    from genforge.exporters.qdq import tensorrt_qdq_problems
 
-    path = tmp_path / "sampler-int8.onnx"
-    report = export_gated(diffusion_run, path, precision="int8", quality_samples=200)
+    path = tmp_path / f"sampler-{precision}.onnx"
+    report = export_gated(diffusion_run, path, precision=precision, target=target, quality_samples=200)
     assert report.quality["ok"] and report.quality["n"] == 200
-    ops = {node.op_type for node in onnx.load(str(path)).graph.node}
-    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
-    assert metadata(path)["precision"] == "int8"
+    model = onnx.load(str(path))
+    if precision == "int8":
+        assert {"QuantizeLinear", "DequantizeLinear"} <= {node.op_type for node in model.graph.node}
+        assert target == "cpu" or not tensorrt_qdq_problems(model)
+    assert metadata(path)["precision"] == precision
+
+
+def test_bf16_runtime_runs_the_network_in_bf16_and_the_sampler_in_fp32(diffusion_run):
+    from genforge.core.hardware import cpu_has_bf16
+
+    if not cpu_has_bf16():
+        pytest.skip("this CPU has neither AVX-512 BF16 nor AMX: bf16 is refused here (tested elsewhere)")
+    generator = genforge.load(diffusion_run, precision="bf16")
+    assert generator.psnr_db >= 35
+    assert generator.generate(n=2, seed=0).dtype == np.float32
 
 
 def test_cli_sampling_option(diffusion_run, tmp_path):
