@@ -79,6 +79,9 @@ def export_onnx_command(run_dir, checkpoint, out, opset, batch, precision, targe
         verdict = "passed" if q["ok"] else "FAILED (written because of --force)"
         click.echo(f"{precision}: FD {q['fd_increase']:+.1%} against fp32 ({q['fd_variant']:.4g} vs "
                    f"{q['fd_fp32']:.4g}), gate {max_fd_increase:.0%}: {verdict}")
+    if report.float_layers:
+        click.echo(f"{precision}: {len(report.float_layers)} nodes kept in float to pass the checks (the first and "
+                   "last layers and attention; listed in the metadata's int8_float_layers)")
     click.echo(f"wrote {out} ({precision}, opset {opset}, {report.size_bytes / 1e6:.2f} MB, "
                f"{report.rewritten_layers} layers rewritten)")
     if json_out:

@@ -26,6 +26,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -68,6 +69,7 @@ class ExportReport:
     checks: list[dict] = field(default_factory=list)
     quality: dict = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
+    float_layers: list[str] = field(default_factory=list)  # int8 nodes left in float to pass the checks
     size_bytes: int = 0
 
     def as_dict(self) -> dict:
@@ -114,6 +116,7 @@ def build_metadata(loaded, precision: str, opset: int, batch) -> dict:
         "macs_per_image": str(_macs(loaded)),
         "sampling": json.dumps({name: getattr(loaded.model.config, name)
                                 for name in getattr(loaded.model, "sampling_options", ())}),
+        "model_options": json.dumps(dataclasses.asdict(loaded.model.config)),
     }
 
 
@@ -255,30 +258,49 @@ def _export(loaded, out: Path, opset, batch, precision, rewrite, target, accept)
         fp32_path = tmp / "fp32.onnx"
         export_inputs = example_inputs(signature, 2 if batch == "dynamic" else batch)
         export_fp32(module, export_inputs, fp32_path, opset, batch)
-        final = fp32_path
-        if policy.convert:
-            final = tmp / "final.onnx"
-            policy.converter()(fp32_path, final, signature, target)
-        problems = tensorrt_qdq_problems(onnx.load(str(final))) if precision == "int8" and target == "tensorrt" else []
-        if problems:
-            raise ValidationFailed(f"the int8 file for TensorRT breaks its Q/DQ rules ({problems[0]}; "
-                                   f"{len(problems)} in all); nothing written")
-        write_metadata(final, metadata)
-        checks = check_against_torch(final, reference, signature, precision,
-                                     CHECK_BATCHES if batch == "dynamic" else (batch,))
-        report = ExportReport(str(out), precision, opset, rewritten, checks, metadata=metadata)
-        failed = [c for c in checks if not c["ok"]]
-        if failed:
-            c = failed[0]
-            raise ValidationFailed(f"{precision} export missed its tolerance at batch {c['batch']}: PSNR "
-                                   f"{c['psnr_db']:.1f} dB (min {policy.min_psnr_db}), max abs error "
-                                   f"{c['max_abs_error']:.3g} (max {policy.max_abs_error}); nothing written")
-        if accept is not None:
-            report.quality = accept(final, loaded)
+        attempts = (False, True) if precision == "int8" else (False,)  # then with the edge layers in float
+        for keep_float in attempts:
+            try:
+                final, report = _variant(fp32_path, tmp, loaded, reference, signature, precision, target,
+                                         keep_float, accept, batch, ExportReport(str(out), precision, opset,
+                                                                                 rewritten, metadata=metadata))
+                break
+            except ValidationFailed:
+                if keep_float or len(attempts) == 1:
+                    raise
         with atomic_path(out) as destination:
             os.replace(final, destination)
     report.size_bytes = out.stat().st_size
     return report
+
+
+def _variant(fp32_path: Path, tmp: Path, loaded, reference, signature, precision: str, target: str,
+             keep_float: bool, accept, batch, report: ExportReport) -> tuple[Path, ExportReport]:
+    """The precision's file made from the fp32 one, checked against PyTorch and by `accept`; keep_float: int8
+    with the layers that take it worst (first, last, attention) left in float, named in the report."""
+    policy, final = PRECISIONS[precision], fp32_path
+    if policy.convert:
+        final = tmp / "final.onnx"
+        kept = policy.converter()(fp32_path, final, signature, target, keep_float=keep_float)
+        if kept:
+            report.float_layers = kept
+            report.metadata = {**report.metadata, "int8_float_layers": json.dumps(kept)}
+    problems = tensorrt_qdq_problems(onnx.load(str(final))) if precision == "int8" and target == "tensorrt" else []
+    if problems:
+        raise ValidationFailed(f"the int8 file for TensorRT breaks its Q/DQ rules ({problems[0]}; "
+                               f"{len(problems)} in all); nothing written")
+    write_metadata(final, report.metadata)
+    report.checks = check_against_torch(final, reference, signature, precision,
+                                        CHECK_BATCHES if batch == "dynamic" else (batch,))
+    failed = [c for c in report.checks if not c["ok"]]
+    if failed:
+        c = failed[0]
+        raise ValidationFailed(f"{precision} export missed its tolerance at batch {c['batch']}: PSNR "
+                               f"{c['psnr_db']:.1f} dB (min {policy.min_psnr_db}), max abs error "
+                               f"{c['max_abs_error']:.3g} (max {policy.max_abs_error}); nothing written")
+    if accept is not None:
+        report.quality = accept(final, loaded)
+    return final, report
 
 
 CHECKED_SAMPLES = 64

@@ -78,6 +78,7 @@ def test_export_is_one_graph_matching_pytorch_and_runs_on_onnx_runtime_alone(dif
     convs_per_step = sum(isinstance(m, torch.nn.Conv2d) for m in genforge.load(diffusion_run).generator.modules())
     assert ops.count("Conv") == 4 * convs_per_step  # four steps unrolled, each a whole network pass
     assert json.loads(metadata(path)["sampling"]) == {"steps": 4, "guidance": 2.0}
+    assert json.loads(metadata(path)["model_options"])["schedule"] == "cosine"
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     z = np.random.default_rng(0).standard_normal((3, 1, 16, 16), dtype=np.float32)
@@ -148,13 +149,39 @@ def test_genforge_run_with_the_diffusion_model(tmp_path):
 
     assert load_pipeline(None, "diffusion")["train"]["model_options"] == {}  # not dcgan's widths
     pipeline = tmp_path / "pipeline.toml"
-    pipeline.write_text('[train]\nmodel = "cgan"\nsteps = 4\nimage_size = 16\nsample_every = 0\n'
-                        'model_options = { g_width = 8 }\n'
+    pipeline.write_text('[train]\nmodel = "diffusion"\nsteps = 4\nimage_size = 16\nsample_every = 0\n'
+                        'model_options = { width = 8, steps = 2 }\n'
                         '[evaluate]\nn = 50\n[export]\nprecisions = ["fp32"]\n'
                         '[bench]\nbatches = [1]\nwarmup_s = 0.05\nduration_s = 0.1\nmin_iters = 2\n')
-    assert load_pipeline(pipeline, "cgan")["train"]["model_options"] == {"g_width": 8}
-    assert load_pipeline(pipeline, "diffusion")["train"]["model_options"] == {}  # cgan's options are not its own
+    assert load_pipeline(pipeline, "diffusion")["train"]["model_options"] == {"width": 8, "steps": 2}
+    assert load_pipeline(pipeline, "cgan")["train"]["model_options"] == {}  # diffusion's options are not cgan's
     result = genforge.run_pipeline(pipeline, out=tmp_path / "report", model="diffusion", echo=lambda *a: None)
     assert result.report["train_config"]["model"] == "diffusion"
     assert "cond_acc" in result.report["quality"] and (tmp_path / "report" / "index.html").exists()
     assert {row["backend"] for row in result.report["bench"] if row["status"] == "ok"} >= {"torch", "ort-cpu"}
+
+
+def test_int8_that_fails_the_gate_is_retried_with_its_edge_layers_in_float(diffusion_run, tmp_path):
+    from genforge.core.errors import ValidationFailed
+
+    calls = []
+
+    def gate(path, loaded):  # refuses the first (fully int8) file, as a failing FD gate would
+        calls.append(len(calls))
+        if len(calls) == 1:
+            raise ValidationFailed("int8 raises FD past the gate")
+        return {"ok": True}
+
+    path = tmp_path / "sampler-int8.onnx"
+    report = export_onnx(diffusion_run, path, precision="int8", accept=gate)
+    assert calls == [0, 1] and report.float_layers
+    assert json.loads(metadata(path)["int8_float_layers"]) == report.float_layers
+    graph = onnx.load(str(path)).graph
+    float_nodes = [n for n in graph.node if n.name in set(report.float_layers)]
+    assert float_nodes and {"Conv", "MatMul"} <= {n.op_type for n in float_nodes}
+    weights = {i.name: i.data_type for i in graph.initializer}
+    assert all(weights[n.input[1]] == onnx.TensorProto.FLOAT for n in float_nodes if n.op_type == "Conv")
+    with pytest.raises(ValidationFailed, match="past the gate"):
+        export_onnx(diffusion_run, tmp_path / "never.onnx", precision="int8",
+                    accept=lambda path, loaded: (_ for _ in ()).throw(ValidationFailed("past the gate")))
+    assert not (tmp_path / "never.onnx").exists()
