@@ -4,7 +4,8 @@ For each dataset: the cgan trains with its defaults for the epochs of benchmarks
 (its wall-clock time is measured here, or read from --cgan-runs to skip that), then the diffusion
 model trains with its defaults until 4x that time is spent (a callback stops it between steps and
 the run ends with a checkpoint as usual). Time is this process's CPU time (all its threads), so that
-other work on the machine slows both models alike; wall-clock times are printed beside it. Both are scored by `genforge evaluate` on 2,000 samples
+other work on the machine slows both models alike; wall-clock times are printed beside it. Both are
+scored by `genforge evaluate` on 2,000 samples
 (FD over the floor, conditional accuracy). Targets: on digits, FD over floor no worse than the cgan's
 and conditional accuracy at least 0.98; on digits-distorted, FD over floor at most half the cgan's.
 Writes diffusion-quality.json and a sample grid per dataset to --out.
@@ -47,8 +48,8 @@ def train_and_score(config: TrainConfig, out: Path, callbacks=(), n: int = 2000)
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     started = time.perf_counter()
     scores = evaluate_run(run, n=n)
-    return {**scores, "model": config.model, "dataset": config.dataset, "train_s": wall, "train_cpu_s": cpu, "steps": trainer.step,
-            "evaluate_s": time.perf_counter() - started}
+    return {**scores, "model": config.model, "dataset": config.dataset, "train_s": wall, "train_cpu_s": cpu,
+            "steps": trainer.step, "evaluate_s": time.perf_counter() - started}
 
 
 def main():
@@ -73,7 +74,8 @@ def main():
         shutil.copy(args.runs / f"{dataset}-diffusion" / "samples.png", args.out / f"diffusion-{dataset}.png")
         rows += [cgan, diffusion]
         ratio = diffusion["fd_over_floor"] / cgan["fd_over_floor"]
-        print(f"{dataset}: cgan {cgan['train_s']:.0f} s ({cgan['train_cpu_s']:.0f} s CPU), FD/floor {cgan['fd_over_floor']:.2f}, cond_acc "
+        print(f"{dataset}: cgan {cgan['train_s']:.0f} s ({cgan['train_cpu_s']:.0f} s CPU), FD/floor "
+              f"{cgan['fd_over_floor']:.2f}, cond_acc "
               f"{cgan.get('cond_acc', float('nan')):.3f} | diffusion {diffusion['train_s']:.0f} s "
               f"({diffusion['train_cpu_s']:.0f} s CPU, {diffusion['train_cpu_s'] / cgan['train_cpu_s']:.2f}x), "
               f"{diffusion['steps']} steps, FD/floor "
