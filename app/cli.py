@@ -251,7 +251,7 @@ def run_command(pipeline, out, overwrite, model, threads):
     """The main job: train, evaluate, export ONNX (fp32, int8), benchmark, write an HTML report.
 
     With no PIPELINE.toml: dcgan on the embedded digits, about two minutes on a CPU
-    (--model diffusion: about 15).
+    (--model diffusion takes longer: its sampler runs 20 network passes per image).
     """
     from genforge.app.api import run_pipeline
     from genforge.app.report import summary_line

@@ -1,12 +1,13 @@
 """The built-in diffusion model with its defaults against the built-in cgan, in at most 4x the cgan's training time.
 
 For each dataset: the cgan trains with its defaults for the epochs of benchmarks/scripts/quality.py
-(its time measured here, on this machine), then the diffusion model trains with its defaults until 4x that time is spent (a callback stops it between steps and
-the run ends with a checkpoint as usual). Time is this process's CPU time (all its threads), so that
-other work on the machine slows both models alike; wall-clock times are printed beside it. Both are
-scored by `genforge evaluate` on 2,000 samples (FD over the floor, conditional accuracy). Targets: on digits, FD over floor no worse than the cgan's
-and conditional accuracy at least 0.98; on digits-distorted, FD over floor at most half the cgan's.
-Writes diffusion-quality.json and a sample grid per dataset to --out.
+(its time measured here, on this machine), then the diffusion model trains with its defaults until 4x
+that time is spent (a callback stops it between steps and the run ends with a checkpoint as usual).
+Time is this process's CPU time (all its threads), so that other work on the machine slows both
+models alike; wall-clock times are printed beside it. Both are scored by `genforge evaluate` on 2,000
+samples (FD over the floor, conditional accuracy). Targets: on digits, FD over floor no worse than
+the cgan's and conditional accuracy at least 0.98; on digits-distorted, FD over floor at most half
+the cgan's. Writes diffusion-quality.json and a sample grid per dataset to --out.
 
 Run: python benchmarks/scripts/diffusion_quality.py [--datasets digits,digits-distorted] [--budget 4]
 """
