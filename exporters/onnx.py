@@ -258,7 +258,7 @@ def _export(loaded, out: Path, opset, batch, precision, rewrite, target, accept)
         fp32_path = tmp / "fp32.onnx"
         export_inputs = example_inputs(signature, 2 if batch == "dynamic" else batch)
         export_fp32(module, export_inputs, fp32_path, opset, batch)
-        attempts = (False, True) if precision == "int8" else (False,)  # then with the edge layers in float
+        attempts = (False, True) if policy.float_retry else (False,)
         for keep_float in attempts:
             try:
                 final, report = _variant(fp32_path, tmp, loaded, reference, signature, precision, target,

@@ -26,6 +26,7 @@ class Precision:
     quality_gate: bool
     summary: str
     convert: str | None = None  # "module:function" in exporters/convert.py, None for fp32 (the exported file)
+    float_retry: bool = False  # a file that fails a check is made once more with its edge layers in float
 
     def converter(self):
         module, name = self.convert.split(":")
@@ -40,7 +41,7 @@ PRECISIONS = {p.name: p for p in (
               "genforge.exporters.convert:to_fp16"),
     Precision("int8", 22.0, 0.6, True, "transpose", True,
               "static Q/DQ int8, calibrated on the generator's own inputs, for --target cpu or tensorrt",
-              "genforge.exporters.convert:to_int8"),
+              "genforge.exporters.convert:to_int8", float_retry=True),
 )}
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from genforge import Callback
 from genforge.core.evaluation.scoring import evaluate_run
+from genforge.core.files import write_json
 from genforge.core.training.config import TrainConfig
 from genforge.core.training.trainer import Trainer
 
@@ -85,7 +86,7 @@ def main():
                   f"{'ok' if diffusion.get('cond_acc', 0) >= 0.98 else 'MISSED'}")
         else:
             print(f"  target FD/floor <= 0.5x cgan's: {'ok' if ratio <= 0.5 else 'MISSED'}")
-    (args.out / "diffusion-quality.json").write_text(json.dumps(rows, indent=2))
+    write_json(args.out / "diffusion-quality.json", rows)
 
 
 if __name__ == "__main__":
