@@ -82,6 +82,47 @@ def _backend_names(backends):
     return [b.strip() for b in backends.split(",") if b.strip()] if backends else None
 
 
+def _git(*args: str) -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def commit_and_branch(commit: str | None, branch: str | None) -> tuple[str, str | None]:
+    """--commit and --branch, else what CI says (GitHub Actions, GitLab CI), else git in this folder."""
+    import os
+
+    commit = commit or os.environ.get("GITHUB_SHA") or os.environ.get("CI_COMMIT_SHA") or _git("rev-parse", "HEAD")
+    if not commit:
+        raise UserError("no commit to record under: pass --commit SHA (or run inside a git checkout)")
+    if not commit.strip() or len(commit) > 64 or any(c.isspace() for c in commit):
+        raise UserError(f"--commit must be one word of at most 64 characters (a SHA or a tag), not {commit!r}")
+    branch = (branch or os.environ.get("GITHUB_HEAD_REF") or os.environ.get("GITHUB_REF_NAME")
+              or os.environ.get("CI_COMMIT_REF_NAME") or _git("rev-parse", "--abbrev-ref", "HEAD"))
+    return commit, branch
+
+
+def record_report(report: dict, store, commit: str | None, branch: str | None) -> None:
+    from genforge.benchmarks.store import open_store
+
+    commit, branch = commit_and_branch(commit, branch)
+    with open_store(store) as opened:
+        record = opened.record(report, commit, branch)
+        click.echo(f"recorded {sum(r['status'] == 'ok' for r in report['rows'])} row(s) of commit {commit[:10]}"
+                   f"{' on ' + branch if branch else ''} in {opened.shown} (machine {record.fingerprint})")
+
+
+def store_option(function):
+    return click.option("--store", type=str, metavar="PATH_OR_URL",
+                        help="Results store: a SQLite file or a SQLAlchemy URL such as "
+                             "postgresql+psycopg://user@host/db (default: $GENFORGE_BENCH_STORE, else "
+                             "bench-history.sqlite in the genforge cache).")(function)
+
+
 def print_report(report: dict) -> None:
     from genforge.benchmarks.rows import COLUMNS, row_cells
 
@@ -101,13 +142,22 @@ def bench():
 @click.option("--precision", default="fp32", show_default=True, type=click.Choice(["fp32", "bf16"]),
               help="For run directories: bf16 times PyTorch in bfloat16 (the torch-bf16 backend; CPUs with AVX-512 "
                    "BF16 or AMX, or CUDA). Exported files carry their own precision.")
-def bench_run(targets, backends, batches, warmup_s, min_iters, duration_s, threads, json_out, markdown, precision):
+@click.option("--record", "record", is_flag=True, help="Also record the report in the results store (--store).")
+@store_option
+@click.option("--commit", help="With --record: the commit (default: $GITHUB_SHA, $CI_COMMIT_SHA or git HEAD).")
+@click.option("--branch", help="With --record: the branch (default: from CI or git).")
+def bench_run(targets, backends, batches, warmup_s, min_iters, duration_s, threads, json_out, markdown, precision,
+              record, store, commit, branch):
     """Time TARGETS (run directories, .onnx, .engine) on each backend and batch size."""
     from genforge.app.api import bench as bench_targets
     from genforge.benchmarks.rows import markdown_table
 
     check_distinct_outputs({"--json": json_out, "--markdown": markdown},
                            {f"target {i + 1}": t for i, t in enumerate(targets)})
+    if record:
+        commit, branch = commit_and_branch(commit, branch)  # a missing commit is refused before any timing
+    elif store or commit or branch:
+        raise UserError("--store, --commit and --branch go with --record")
     report = bench_targets(list(targets), _backend_names(backends), _int_list(batches, "batch"), warmup_s, min_iters,
                            duration_s, threads, precision,
                            progress=lambda text: click.echo(f"  timing {text}", err=True))
@@ -118,6 +168,78 @@ def bench_run(targets, backends, batches, warmup_s, min_iters, duration_s, threa
     if markdown:
         write_atomic(markdown, markdown_table(report) + "\n")
         click.echo(f"wrote {markdown}")
+    if record:
+        record_report(report, store, commit, branch)
+
+
+@bench.command("record")
+@click.argument("report_file", type=click.Path(path_type=Path))
+@store_option
+@click.option("--commit", help="The commit the report measured (default: $GITHUB_SHA, $CI_COMMIT_SHA or git HEAD).")
+@click.option("--branch", help="Its branch (default: $GITHUB_HEAD_REF, $GITHUB_REF_NAME, $CI_COMMIT_REF_NAME or git).")
+def bench_record(report_file, store, commit, branch):
+    """Record a report (`genforge bench --json`) with its raw samples in the results store, under a commit."""
+    record_report(_read_report(report_file), store, commit, branch)
+
+
+@bench.command("history")
+@store_option
+@click.option("--branch", help="Only records of this branch (default: every branch).")
+@click.option("--machine", help="Only this machine fingerprint (or its first characters).")
+@click.option("--min-effect", default="5%", show_default=True, help="Smallest step that counts.")
+@click.option("--alpha", default=0.01, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              help="Chance of a false step in a flat history.")
+@click.option("--plots", type=OutputDir("plot folder"),
+              help="Write one PNG per series here (and index.html, every plot and step on one page).")
+@click.option("--summary", type=OutputFile("Markdown summary"),
+              help="Write a Markdown summary for a pull-request comment or $GITHUB_STEP_SUMMARY.")
+@click.option("--plot-url", help="Link the summary's plots under this URL (where CI publishes --plots).")
+@click.option("--fail-recent", type=click.IntRange(1), metavar="N",
+              help="Exit 1 if a slower step began within the newest N commits of a series.")
+def bench_history(store, branch, machine, min_effect, alpha, plots, summary, plot_url, fail_recent):
+    """Each row's median and spread over commits, and the commits where a step occurred.
+
+    \b
+    Exit status: 0, or 1 with --fail-recent when a recent slowdown was found; 2 on bad input.
+    """
+    from genforge.benchmarks import history as h
+    from genforge.benchmarks.store import describe_machine, open_store
+
+    with open_store(store, create=False) as opened:
+        history = h.build_history(opened, branch, machine, _fraction(min_effect), alpha)
+    if not history:
+        raise UserError(f"the store holds no benchmark rows{' for that branch or machine' if branch or machine else ''}"
+                        "; record some with `genforge bench --record`")
+    table = []
+    for series in history:
+        last = series.points[-1]
+        table.append([series.fingerprint, series.target, series.backend, series.batch, len(series.points),
+                      last.commit[:10], f"{last.median_ms:.3f}", f"{last.p25_ms:.3f}-{last.p75_ms:.3f}",
+                      "; ".join(f"{s.change:+.1%} at {series.points[s.index].commit[:10]} ({s.confidence:.1%})"
+                                for s in series.steps) or "none"])
+    print_table("benchmark history", ["machine", "target", "backend", "batch", "commits", "newest", "median ms",
+                                      "p25-p75 ms", "steps (confidence)"], table)
+    for fingerprint in dict.fromkeys(s.fingerprint for s in history):
+        machine_ = next(s.machine for s in history if s.fingerprint == fingerprint)
+        click.echo(f"machine {fingerprint}: {describe_machine(machine_)}")
+    for series in history:
+        for step in series.steps:
+            click.echo(h.step_line(series, step))
+    if plots:
+        pictures = {s.file_name: h.plot_series(s) for s in history}
+        for name, data in pictures.items():
+            write_atomic(plots / name, data)
+        write_atomic(plots / "index.html", h.history_html(history, pictures))
+        click.echo(f"wrote {len(pictures)} plot(s) and index.html to {plots}")
+    if summary:
+        write_atomic(summary, h.history_markdown(history, plot_url, fail_recent))
+        click.echo(f"wrote {summary}")
+    if fail_recent:
+        slowdowns = h.recent_slowdowns(history, fail_recent)
+        if slowdowns:
+            click.echo(f"regression: {len(slowdowns)} slower step(s) within the newest {fail_recent} commits",
+                       err=True)
+            sys.exit(1)
 
 
 def _read_report(path: Path) -> dict:
@@ -130,10 +252,10 @@ def _read_report(path: Path) -> dict:
 
 def _print_comparison(rows) -> bool:
     table = [[r["target"], r["backend"], r["batch"], f"{r['base_median_ms']:.3f}", f"{r['new_median_ms']:.3f}",
-              f"{r['ratio']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]", f"{r['p_slower']:.2g}", r["verdict"]]
-             for r in rows]
+              f"{r['ratio']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]", f"{r['p_slower']:.2g}", r["verdict"],
+              r.get("reruns", 0)] for r in rows]
     print_table("comparison (new / base)", ["target", "backend", "batch", "base ms", "new ms", "ratio [95% CI]",
-                                            "p(slower)", "verdict"], table)
+                                            "p(slower)", "verdict", "reruns"], table)
     slower = [r for r in rows if r["verdict"] == "slower"]
     if slower:
         click.echo(f"regression: {len(slower)} row(s) slower beyond the minimum effect", err=True)
@@ -145,16 +267,47 @@ def _print_comparison(rows) -> bool:
 @click.argument("new", type=click.Path(path_type=Path))
 @click.option("--min-effect", default="10%", show_default=True, help="Smallest slowdown that counts.")
 @click.option("--alpha", default=0.01, show_default=True, type=float, help="Significance level (Mann-Whitney U).")
-def bench_compare(base, new, min_effect, alpha):
-    """Compare two reports row by row; exit 1 if a row is significantly slower by more than --min-effect."""
-    from genforge.benchmarks.measure import compare_reports
+@click.option("--confirm", "confirm", type=click.IntRange(0, 10), default=0, is_flag=False, flag_value=1,
+              metavar="[N]", help="Rerun NEW's targets for each slower row (N times, 1 if bare) and fail only if "
+                                  "every rerun is slower too.")
+@click.option("--summary", type=OutputFile("Markdown summary"),
+              help="Write a Markdown summary for a pull-request comment or $GITHUB_STEP_SUMMARY.")
+def bench_compare(base, new, min_effect, alpha, confirm, summary):
+    """Compare two reports row by row; exit 1 if a row is significantly slower by more than --min-effect.
 
+    \b
+    Exit status: 0 no (confirmed) regression; 1 a row slower beyond --min-effect at --alpha; 2 bad input.
+    """
+    from genforge.benchmarks.measure import compare_reports, confirm_regressions, rerun_report
+    from genforge.benchmarks.store import describe_machine, fingerprint_of, machine_of
+
+    if not 0 < alpha < 1:
+        raise UserError(f"--alpha must be between 0 and 1, like 0.01, not {alpha}")
+    check_distinct_outputs({"--summary": summary}, {"BASE": base, "NEW": new})
     base_report, new_report = _read_report(base), _read_report(new)
     rows = compare_reports(base_report, new_report, _fraction(min_effect), alpha)
+    machines = [machine_of(r["environment"]) for r in (base_report, new_report)]
+    different = fingerprint_of(machines[0]) != fingerprint_of(machines[1])
+    if different:
+        click.echo(f"warning: BASE and NEW come from different machines ({fingerprint_of(machines[0])}: "
+                   f"{describe_machine(machines[0])} | {fingerprint_of(machines[1])}: {describe_machine(machines[1])});"
+                   " a difference may be the machine's, not the code's", err=True)
     if "ab_rounds" not in new_report.get("settings", {}):
         click.echo("note: these reports were timed one after the other; on a noisy machine drift between them can "
                    "look like a change. `genforge bench ab` times both interleaved.", err=True)
-    if _print_comparison(rows):
+    if confirm:
+        rerun = rerun_report(new_report, progress=lambda text: click.echo(f"  rerunning {text}", err=True))
+        rows = confirm_regressions(base_report, rows, rerun, confirm, _fraction(min_effect), alpha)
+    else:
+        for row in rows:
+            row["reruns"] = 0
+    regressed = _print_comparison(rows)
+    if summary:
+        from genforge.benchmarks.rows import comparison_markdown
+
+        write_atomic(summary, comparison_markdown(rows, different, fingerprint_of(machines[1])))
+        click.echo(f"wrote {summary}")
+    if regressed:
         sys.exit(1)
 
 

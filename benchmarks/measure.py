@@ -104,8 +104,9 @@ def time_call(call, settings: Settings, duration_s: float | None = None) -> list
 def make_row(target, backend_name, batch, samples, call, first_call_s) -> dict:
 
     stats = summarize(samples)
-    row = {"target": target.name, "target_kind": target.kind, "backend": backend_name, "batch": batch,
-           "status": "ok", "samples_ms": [round(s * 1e3, 4) for s in samples], "stats": stats,
+    row = {"target": target.name, "target_kind": target.kind, "target_path": str(target.checkpoint or target.path),
+           "backend": backend_name, "batch": batch, "status": "ok", "samples_ms": [round(s * 1e3, 4) for s in samples],
+           "stats": stats,
            "throughput_img_s": batch / (stats["median_ms"] / 1e3), "first_call_s": first_call_s,
            "peak_rss_mib": peak_rss_mib(), "device": call.device, "gflops": None, "peak_share": None,
            "timing": call.timing, "end_to_end_ms": end_to_end_ms(call)}
@@ -149,7 +150,9 @@ def _skipped(target, backend: str, reason: str) -> dict:
             "status": "skipped", "reason": reason}
 
 
-def run_benchmarks(targets, backend_names=None, settings: Settings | None = None, progress=None) -> dict:
+def run_benchmarks(targets, backend_names=None, settings: Settings | None = None, progress=None,
+                   only: set | None = None) -> dict:
+    """Time every (target, backend, batch); `only`: the (target name, backend, batch) keys to time (reruns)."""
 
     settings = settings or Settings()
     resolved = [resolve_target(t) for t in targets]
@@ -167,6 +170,8 @@ def run_benchmarks(targets, backend_names=None, settings: Settings | None = None
                 backend_rows.append(_skipped(target, name, reason))
                 continue
             for batch in settings.batches:
+                if only is not None and (target.name, name, batch) not in only:
+                    continue
                 if progress:
                     progress(f"{target.name} · {name} · batch {batch}")
                 try:
@@ -177,7 +182,7 @@ def run_benchmarks(targets, backend_names=None, settings: Settings | None = None
                 except Exception as exc:  # noqa: BLE001  a backend failing here is reported, not fatal
                     backend_rows.append({**_skipped(target, name, f"{type(exc).__name__}: {exc}"),
                                          "status": "failed", "batch": batch})
-        if not backend_rows and backend_names:  # asked for by name, but no target suits it
+        if not backend_rows and backend_names and only is None:  # asked for by name, but no target suits it
             backend_rows.append(_skipped(resolved[0], name, spec.load()().skip_reason(resolved[0]) or
                                          f"{name} runs {', '.join(spec.targets)} targets only"))
         rows += backend_rows
@@ -328,3 +333,49 @@ def run_ab_versions(target, python_a: str, python_b: str, backend_names, setting
                 for worker in workers.values():
                     worker.close()
     return reports["a"], reports["b"]
+
+
+def confirm_regressions(base: dict, rows: list[dict], rerun, reruns: int = 1, min_effect: float = 0.10,
+                        alpha: float = 0.01) -> list[dict]:
+    """Rerun each row compare_reports called slower, up to `reruns` times; it stays slower only if every rerun
+    agrees, else its verdict becomes "unconfirmed". rerun(keys) returns a fresh report with those
+    (target, backend, batch) rows. Each row gets "reruns", the reruns its verdict took."""
+    key = lambda r: (r["target"], r["backend"], r["batch"])  # noqa: E731
+    for row in rows:
+        row["reruns"] = 0
+    suspects = [r for r in rows if r["verdict"] == "slower"]
+    for _ in range(reruns):
+        if not suspects:
+            break
+        fresh = rerun({key(r) for r in suspects})
+        again = {key(r): r for r in compare_reports(base, fresh, min_effect, alpha)} if fresh["rows"] else {}
+        still = []
+        for row in suspects:
+            row["reruns"] += 1
+            result = again.get(key(row))
+            if result is not None and result["verdict"] == "slower":
+                still.append(row)
+            else:
+                row["verdict"] = "unconfirmed"
+        suspects = still
+    return rows
+
+
+def rerun_report(new: dict, progress=None):
+    """The rerun for confirm_regressions: the rows' targets (target_path in the report) timed again with the
+    report's own settings on this machine."""
+    def rerun(keys: set) -> dict:
+        paths = {}
+        for row in new["rows"]:
+            if (row["target"], row["backend"], row["batch"]) in keys:
+                if not row.get("target_path"):
+                    raise UserError(f"--confirm needs the target paths in the report; row {row['target']} has none "
+                                    "(a report written before genforge recorded them): rerun `genforge bench`")
+                paths[row["target_path"]] = row["target"]
+        settings = {k: new["settings"][k] for k in ("batches", "warmup_s", "min_iters", "duration_s", "threads")}
+        settings["batches"] = tuple(sorted({b for _, _, b in keys}))
+        report = run_benchmarks(list(paths), sorted({b for _, b, _ in keys}), Settings(**settings), progress,
+                                only=keys)
+        return report
+
+    return rerun

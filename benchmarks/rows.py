@@ -45,3 +45,27 @@ def markdown_table(report: dict) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(markdown_cell(c) for c in row_cells(r)) + " |" for r in report["rows"]]
     return "\n".join(lines + ["", markdown_cell(environment_line(report["environment"]))])
+
+
+MAX_SUMMARY_ROWS = 40  # a pull-request comment stays short
+
+
+def comparison_markdown(rows: list[dict], different_machines: bool, fingerprint: str) -> str:
+    """`bench compare --summary`: the regressions and improvements as a table, the unchanged counted."""
+    counts = {v: sum(r["verdict"] == v for r in rows) for v in ("slower", "faster", "unconfirmed", "same")}
+    changed = sorted((r for r in rows if r["verdict"] != "same"), key=lambda r: -r["ratio"])
+    lines = [f"### genforge bench compare: {counts['slower']} slower, {counts['faster']} faster, "
+             f"{counts['unconfirmed']} unconfirmed, {counts['same']} unchanged (machine {fingerprint})", ""]
+    if different_machines:
+        lines += ["**Warning: BASE and NEW come from different machines; a difference may be the machine's.**", ""]
+    if changed:
+        lines += ["| target | backend | batch | base ms | new ms | ratio [95% CI] | verdict | reruns |",
+                  "|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {markdown_cell(r['target'])} | {markdown_cell(r['backend'])} | {r['batch']} | "
+                  f"{r['base_median_ms']:.3f} | {r['new_median_ms']:.3f} | "
+                  f"{r['ratio']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}] | {r['verdict']} | {r.get('reruns', 0)} |"
+                  for r in changed[:MAX_SUMMARY_ROWS]]
+        if len(changed) > MAX_SUMMARY_ROWS:
+            lines.append(f"\n...and {len(changed) - MAX_SUMMARY_ROWS} more (see the job's log).")
+    lines += ["", "unconfirmed: slower in the first run, not in a rerun (`--confirm`); exit status 1 only for slower."]
+    return "\n".join(lines) + "\n"

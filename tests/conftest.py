@@ -89,3 +89,60 @@ def exported(run, tmp_path_factory):
     path = tmp_path_factory.mktemp("trust-onnx") / "g.onnx"
     export_onnx(run, path)
     return path
+
+
+def _postgres_bin() -> str | None:
+    """The folder of PostgreSQL's server programs (Debian keeps them off PATH, in /usr/lib/postgresql/N/bin)."""
+    import glob
+    import shutil
+
+    found = shutil.which("initdb")
+    if found:
+        return os.path.dirname(os.path.realpath(found))
+    folders = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return os.path.dirname(folders[-1]) if folders else None
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory):
+    """A SQLAlchemy URL of a real PostgreSQL server, private to this test session: GENFORGE_TEST_POSTGRES_URL, or
+    a server started here from the installed binaries (.ci/run installs Debian's postgresql). Skips when there is
+    none, unless GENFORGE_REQUIRE_POSTGRES is set (CI), where it fails."""
+    import pwd
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    if os.environ.get("GENFORGE_TEST_POSTGRES_URL"):
+        yield os.environ["GENFORGE_TEST_POSTGRES_URL"]
+        return
+    folder = _postgres_bin()
+    if folder is None:
+        if os.environ.get("GENFORGE_REQUIRE_POSTGRES"):
+            pytest.fail("GENFORGE_REQUIRE_POSTGRES is set but no PostgreSQL server programs (initdb) are installed")
+        pytest.skip("PostgreSQL is not installed (.ci/run installs Debian's postgresql; apt install postgresql)")
+    # outside pytest's folders, which are private to this user: as root, the server runs as another user
+    data = Path(tempfile.mkdtemp(prefix="genforge-postgres-"))
+    run_as = []
+    if os.geteuid() == 0:  # the server refuses to run as root: run it as the postgres user Debian creates
+        user = pwd.getpwnam("postgres")
+        shutil.chown(data, user.pw_uid, user.pw_gid)
+        run_as = ["runuser", "-u", "postgres", "--"]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cluster = data / "cluster"
+    options = f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={data} -c fsync=off"
+    try:
+        log = str(data / "log")
+        for command in ([f"{folder}/initdb", "-D", str(cluster), "-U", "genforge", "-A", "trust", "--no-sync"],
+                        [f"{folder}/pg_ctl", "-D", str(cluster), "-o", options, "-l", log, "-w", "start"]):
+            done = subprocess.run([*run_as, *command], capture_output=True, text=True)
+            assert done.returncode == 0, f"{command[0]} failed: {done.stderr[-500:]}"
+        yield f"postgresql+psycopg://genforge@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*run_as, f"{folder}/pg_ctl", "-D", str(cluster), "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(data, ignore_errors=True)
