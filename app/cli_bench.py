@@ -82,38 +82,10 @@ def _backend_names(backends):
     return [b.strip() for b in backends.split(",") if b.strip()] if backends else None
 
 
-def _git(*args: str) -> str | None:
-    import subprocess
-
-    try:
-        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-def commit_and_branch(commit: str | None, branch: str | None) -> tuple[str, str | None]:
-    """--commit and --branch, else what CI says (GitHub Actions, GitLab CI), else git in this folder."""
-    import os
-
-    commit = commit or os.environ.get("GITHUB_SHA") or os.environ.get("CI_COMMIT_SHA") or _git("rev-parse", "HEAD")
-    if not commit:
-        raise UserError("no commit to record under: pass --commit SHA (or run inside a git checkout)")
-    if not commit.strip() or len(commit) > 64 or any(c.isspace() for c in commit):
-        raise UserError(f"--commit must be one word of at most 64 characters (a SHA or a tag), not {commit!r}")
-    branch = (branch or os.environ.get("GITHUB_HEAD_REF") or os.environ.get("GITHUB_REF_NAME")
-              or os.environ.get("CI_COMMIT_REF_NAME") or _git("rev-parse", "--abbrev-ref", "HEAD"))
-    return commit, branch
-
-
 def record_report(report: dict, store, commit: str | None, branch: str | None) -> None:
-    from genforge.benchmarks.store import open_store
+    from genforge.benchmarks.store import record_report as record
 
-    commit, branch = commit_and_branch(commit, branch)
-    with open_store(store) as opened:
-        record = opened.record(report, commit, branch)
-        click.echo(f"recorded {sum(r['status'] == 'ok' for r in report['rows'])} row(s) of commit {commit[:10]}"
-                   f"{' on ' + branch if branch else ''} in {opened.shown} (machine {record.fingerprint})")
+    click.echo(record(report, store, commit, branch).line)
 
 
 def store_option(function):
@@ -155,6 +127,8 @@ def bench_run(targets, backends, batches, warmup_s, min_iters, duration_s, threa
     check_distinct_outputs({"--json": json_out, "--markdown": markdown},
                            {f"target {i + 1}": t for i, t in enumerate(targets)})
     if record:
+        from genforge.benchmarks.store import commit_and_branch
+
         commit, branch = commit_and_branch(commit, branch)  # a missing commit is refused before any timing
     elif store or commit or branch:
         raise UserError("--store, --commit and --branch go with --record")
@@ -278,7 +252,7 @@ def bench_compare(base, new, min_effect, alpha, confirm, summary):
     \b
     Exit status: 0 no (confirmed) regression; 1 a row slower beyond --min-effect at --alpha; 2 bad input.
     """
-    from genforge.benchmarks.measure import compare_reports, confirm_regressions, rerun_report
+    from genforge.benchmarks.measure import compare_reports, confirm_regressions, rerun_reports
     from genforge.benchmarks.store import describe_machine, fingerprint_of, machine_of
 
     if not 0 < alpha < 1:
@@ -296,8 +270,9 @@ def bench_compare(base, new, min_effect, alpha, confirm, summary):
         click.echo("note: these reports were timed one after the other; on a noisy machine drift between them can "
                    "look like a change. `genforge bench ab` times both interleaved.", err=True)
     if confirm:
-        rerun = rerun_report(new_report, progress=lambda text: click.echo(f"  rerunning {text}", err=True))
-        rows = confirm_regressions(base_report, rows, rerun, confirm, _fraction(min_effect), alpha)
+        progress = lambda text: click.echo(f"  rerunning {text}", err=True)  # noqa: E731
+        rerun = rerun_reports(base_report, new_report, progress)
+        rows = confirm_regressions(base_report, new_report, rows, rerun, confirm, _fraction(min_effect), alpha)
     else:
         for row in rows:
             row["reruns"] = 0

@@ -116,3 +116,10 @@ class BenchReport(dict):
         from genforge.benchmarks.rows import markdown_table
 
         return markdown_table(self)
+
+    def record(self, store=None, commit: str | None = None, branch: str | None = None):
+        """Keep this report in the results store (a SQLite path or a SQLAlchemy URL; default as `genforge bench
+        --record`) under `commit` and `branch` (default: from CI or git); returns the stored record."""
+        from genforge.benchmarks.store import record_report
+
+        return record_report(self, store, commit, branch)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,6 +92,30 @@ def _shown(url: str) -> str:
         return url
 
 
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (out.stdout.strip() or None) if out.returncode == 0 else None
+
+
+def commit_and_branch(commit: str | None, branch: str | None) -> tuple[str, str | None]:
+    """The commit and branch given, else what CI says (GitHub Actions, GitLab CI), else git in this folder."""
+    commit = commit or os.environ.get("GITHUB_SHA") or os.environ.get("CI_COMMIT_SHA") or _git("rev-parse", "HEAD")
+    if not commit:
+        raise UserError("no commit to record under: pass --commit SHA (commit= in Python), or run inside a git "
+                        "checkout")
+    if not isinstance(commit, str) or len(commit) > 64 or not commit.strip() or any(c.isspace() for c in commit):
+        raise UserError(f"--commit (commit=) must be one word of at most 64 characters (a SHA or a tag), "
+                        f"not {commit!r}")
+    branch = (branch or os.environ.get("GITHUB_HEAD_REF") or os.environ.get("GITHUB_REF_NAME")
+              or os.environ.get("CI_COMMIT_REF_NAME") or _git("rev-parse", "--abbrev-ref", "HEAD"))
+    if branch is not None and (not isinstance(branch, str) or len(branch) > 255):
+        raise UserError(f"--branch (branch=) must be a branch name of at most 255 characters, not {branch!r}")
+    return commit, branch
+
+
 @dataclass
 class Record:
     id: int
@@ -100,6 +125,17 @@ class Record:
     fingerprint: str
     machine: dict
     settings: dict
+    line: str = ""  # what was recorded, in one line
+
+
+def record_report(report: dict, store=None, commit: str | None = None, branch: str | None = None) -> Record:
+    """Record one report (bench --json) in the store under its commit and branch (detected when not given)."""
+    commit, branch = commit_and_branch(commit, branch)
+    with open_store(store) as opened:
+        record = opened.record(report, commit, branch)
+        record.line = (f"recorded {sum(r['status'] == 'ok' for r in report['rows'])} row(s) of commit {commit[:10]}"
+                       f"{' on ' + branch if branch else ''} in {opened.shown} (machine {record.fingerprint})")
+    return record
 
 
 class BenchStore:
@@ -180,6 +216,8 @@ class _store_errors:
 def open_store(store=None, create: bool = True) -> BenchStore:
     """Open (and, for writing, create) the store at a path or SQLAlchemy URL; a damaged or foreign database, or
     an unreachable server, is one line."""
+    if store is not None and not isinstance(store, str | os.PathLike):
+        raise UserError(f"--store (store=) must be a path or a database URL, not {type(store).__name__}")
     url = store_url(store if store is not None else default_store())
     shown = _shown(url)
     try:

@@ -101,14 +101,32 @@ def test_confirm_reruns_only_the_slower_rows_and_keeps_those_every_rerun_agrees_
 
     def rerun(keys):
         asked.append(sorted(k[2] for k in keys))
-        return {"rows": [{"key": k} for k in keys], "verdicts": next(rerun_verdicts)}
+        return None, {"rows": [{"key": k} for k in keys], "verdicts": next(rerun_verdicts)}
 
     monkeypatch.setattr(measure, "compare_reports", lambda base, fresh, *a: [
         {"target": "m.onnx", "backend": "b", "batch": b, "verdict": v} for b, v in fresh["verdicts"].items()])
-    rows = confirm_regressions({}, compared(["slower", "same", "slower", "faster"]), rerun, reruns=2)
+    rows = confirm_regressions({"rows": [1]}, {"rows": [1]}, compared(["slower", "same", "slower", "faster"]), rerun,
+                               reruns=2)
     assert asked == [[0, 2], [0]]
     assert [(r["verdict"], r["reruns"]) for r in rows] == [("slower", 2), ("same", 0), ("unconfirmed", 1),
                                                           ("faster", 0)]
+
+
+def test_with_a_fresh_base_a_confirmed_row_is_slower_in_every_pairing():
+    """A lucky-fast first BASE run alone cannot fail the build: NEW runs are compared with every BASE run."""
+    rng = np.random.default_rng(0)
+    lucky_base = fake_report({ROW: 8.0}, seed=1, noise=0.01)
+    new = fake_report({ROW: 10.0}, seed=2, noise=0.01)
+    from genforge.benchmarks.measure import compare_reports
+
+    rows = compare_reports(lucky_base, new)
+    assert rows[0]["verdict"] == "slower"
+    honest = lambda keys: (fake_report({ROW: 10.0}, seed=int(rng.integers(100)), noise=0.01),  # noqa: E731
+                           fake_report({ROW: 10.0}, seed=int(rng.integers(100)), noise=0.01))
+    assert confirm_regressions(lucky_base, new, [dict(r) for r in rows], honest)[0]["verdict"] == "unconfirmed"
+    slow_again = lambda keys: (fake_report({ROW: 8.0}, seed=3, noise=0.01),  # noqa: E731
+                               fake_report({ROW: 10.0}, seed=4, noise=0.01))
+    assert confirm_regressions(lucky_base, new, [dict(r) for r in rows], slow_again)[0]["verdict"] == "slower"
 
 
 @pytest.fixture

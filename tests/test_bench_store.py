@@ -174,3 +174,21 @@ def test_store_mistakes_are_one_line(tmp_path, genforge_cli, monkeypatch):
                           "no benchmark store")
     assert not (tmp_path / "s.sqlite").exists() and not (tmp_path / "none.sqlite").exists()
     assert_one_line_error(genforge_cli("bench", tmp_path / "r.json", "--store", "x.sqlite", expect=2), "--record")
+
+
+def test_the_python_api_records_a_report_and_refuses_in_python_terms(tmp_path, install_plugin, monkeypatch):
+    import genforge
+    from genforge.core.errors import UserError
+
+    install_plugin("fake_backend_plugin", sample_plugin("fake_backend_plugin"), dist="fake-bench")
+    (tmp_path / "model.onnx").write_bytes(b"fast")
+    report = genforge.bench(tmp_path / "model.onnx", backends=["fake"], batches=[1], warmup_s=0.01, duration_s=0.05)
+    record = report.record(tmp_path / "s.sqlite", commit="f00d", branch="main")
+    assert record.commit == "f00d" and "recorded 1 row(s)" in record.line
+    with open_store(tmp_path / "s.sqlite") as opened:
+        assert [r.commit for r in opened.records()] == ["f00d"]
+    with pytest.raises(UserError, match="store="):
+        report.record(123, commit="f00d")
+    with pytest.raises(UserError, match="commit="):
+        report.record(tmp_path / "s.sqlite", commit="two words")
+    assert not (tmp_path / "123").exists()
