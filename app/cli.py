@@ -25,7 +25,7 @@ from genforge.app.console import print_table
 from genforge.app.one_line import OneLineErrors, one_line, say
 from genforge.app.params import OutputDir, OutputFile, sampling_of, sampling_option
 from genforge.core.errors import GenforgeError, UserError
-from genforge.core.files import IMAGE_SUFFIXES, check_distinct_outputs, write_json
+from genforge.core.files import IMAGE_SUFFIXES, PLAIN_FILE_MODE, check_distinct_outputs, current_umask, write_json
 from genforge.core.limits import MAX_SEED, check_generation
 from genforge.core.options import parse_model_options
 from genforge.core.registry import get_registry
@@ -304,6 +304,7 @@ def write_crash_report(exc: BaseException) -> Path | None:
         try:
             Path(folder).mkdir(parents=True, exist_ok=True)
             fd, name = tempfile.mkstemp(prefix="genforge-crash-", suffix=".txt", dir=folder)
+            os.fchmod(fd, PLAIN_FILE_MODE & ~current_umask())
             with os.fdopen(fd, "w") as out:
                 out.write(text)
             return Path(name)

@@ -43,11 +43,30 @@ def _int_list(text: str, what: str) -> tuple[int, ...]:
     return values
 
 
+class Probability(click.FloatRange):
+    """A significance level: strictly between 0 and 1 (nan, which compares false with both ends, refused)."""
+
+    def __init__(self):
+        super().__init__(0, 1, min_open=True, max_open=True)
+
+    def convert(self, value, param, ctx):
+        value = super().convert(value, param, ctx)
+        if value != value:
+            self.fail("nan is not a probability; use a level such as 0.01", param, ctx)
+        return value
+
+
+ALPHA = Probability()
+
+
 def _fraction(text: str) -> float:
     try:
-        return float(text[:-1]) / 100 if text.endswith("%") else float(text)
+        value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
     except ValueError:
         raise UserError(f"--min-effect must look like 10% or 0.1, not {text!r}") from None
+    if not 0 <= value < 10:  # also refuses nan and inf
+        raise UserError(f"--min-effect must be 0% or more and below 1000%, like 10%, not {text!r}")
+    return value
 
 
 def bench_options(function):
@@ -161,7 +180,7 @@ def bench_record(report_file, store, commit, branch):
 @click.option("--branch", help="Only records of this branch (default: every branch).")
 @click.option("--machine", help="Only this machine fingerprint (or its first characters).")
 @click.option("--min-effect", default="5%", show_default=True, help="Smallest step that counts.")
-@click.option("--alpha", default=0.01, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True),
+@click.option("--alpha", default=0.01, show_default=True, type=ALPHA,
               help="Chance of a false step in a flat history.")
 @click.option("--plots", type=OutputDir("plot folder"),
               help="Write one PNG per series here (and index.html, every plot and step on one page).")
@@ -240,7 +259,7 @@ def _print_comparison(rows) -> bool:
 @click.argument("base", type=click.Path(path_type=Path))
 @click.argument("new", type=click.Path(path_type=Path))
 @click.option("--min-effect", default="10%", show_default=True, help="Smallest slowdown that counts.")
-@click.option("--alpha", default=0.01, show_default=True, type=float, help="Significance level (Mann-Whitney U).")
+@click.option("--alpha", default=0.01, show_default=True, type=ALPHA, help="Significance level (Mann-Whitney U).")
 @click.option("--confirm", "confirm", type=click.IntRange(0, 10), default=0, is_flag=False, flag_value=1,
               metavar="[N]", help="Rerun NEW's targets for each slower row (N times, 1 if bare) and fail only if "
                                   "every rerun is slower too.")
@@ -255,11 +274,10 @@ def bench_compare(base, new, min_effect, alpha, confirm, summary):
     from genforge.benchmarks.measure import compare_reports, confirm_regressions, rerun_reports
     from genforge.benchmarks.store import describe_machine, fingerprint_of, machine_of
 
-    if not 0 < alpha < 1:
-        raise UserError(f"--alpha must be between 0 and 1, like 0.01, not {alpha}")
+    effect = _fraction(min_effect)
     check_distinct_outputs({"--summary": summary}, {"BASE": base, "NEW": new})
     base_report, new_report = _read_report(base), _read_report(new)
-    rows = compare_reports(base_report, new_report, _fraction(min_effect), alpha)
+    rows = compare_reports(base_report, new_report, effect, alpha)
     machines = [machine_of(r["environment"]) for r in (base_report, new_report)]
     different = fingerprint_of(machines[0]) != fingerprint_of(machines[1])
     if different:
@@ -272,7 +290,7 @@ def bench_compare(base, new, min_effect, alpha, confirm, summary):
     if confirm:
         progress = lambda text: click.echo(f"  rerunning {text}", err=True)  # noqa: E731
         rerun = rerun_reports(base_report, new_report, progress)
-        rows = confirm_regressions(base_report, new_report, rows, rerun, confirm, _fraction(min_effect), alpha)
+        rows = confirm_regressions(base_report, new_report, rows, rerun, confirm, effect, alpha)
     else:
         for row in rows:
             row["reruns"] = 0
@@ -294,7 +312,7 @@ def bench_compare(base, new, min_effect, alpha, confirm, summary):
 @click.option("--python-b", help="Python of the candidate genforge install (default: this one).")
 @click.option("--rounds", default=6, show_default=True, type=click.IntRange(min=2), help="A/B alternations per row.")
 @click.option("--min-effect", default="10%", show_default=True)
-@click.option("--alpha", default=0.01, show_default=True, type=float)
+@click.option("--alpha", default=0.01, show_default=True, type=ALPHA)
 @click.option("--json", "json_out", type=OutputFile("report file"), help="Write both reports and the comparison.")
 def bench_ab(target_a, target_b, backends, batches, warmup_s, min_iters, duration_s, threads, python_a, python_b,
              rounds, min_effect, alpha, json_out):
@@ -342,7 +360,7 @@ def bench_worker(target, backend, batch, threads):
 @click.option("--smoke", is_flag=True, help="Seconds-long version (2 training steps, short timings).")
 @click.option("--baseline", type=click.Path(path_type=Path), help="Compare against this stored suite.json.")
 @click.option("--min-effect", default="10%", show_default=True)
-@click.option("--alpha", default=0.01, show_default=True, type=float)
+@click.option("--alpha", default=0.01, show_default=True, type=ALPHA)
 def bench_suite(suite_file, out, work, smoke, baseline, min_effect, alpha):
     """Run the benchmark suite (default: the standard suite shipped with genforge)."""
     from genforge.app.suite import run_suite

@@ -12,6 +12,8 @@ against ONNX Runtime on the CPU at batch 1 and 64. A PIPELINE.toml overrides any
     precisions = ["fp32", "fp16", "int8"]
     [bench]
     batches = [1, 8, 64]
+    store = "bench-history.sqlite"   # optional: record the timings (commit from CI or git); the
+                                     # report then shows each row's history and its steps
 
 The folder gets index.html (sample grid, loss curve, quality, exports, benchmark,
 environment), report.json with the same numbers, the run directory and the .onnx files.
@@ -81,7 +83,10 @@ SECTION_RULES = {
               "warmup_s": (_number(0, high=MAX_SECONDS), f"seconds, 0 to {MAX_SECONDS}"),
               "duration_s": (_number(0, strict=True, high=MAX_SECONDS), f"seconds above 0, at most {MAX_SECONDS}"),
               "min_iters": (_whole(1), "a whole number from 1 to 1000000"),
-              "threads": (lambda v: v is None or _whole(1, 1024)(v), "a whole number from 1 to 1024")},
+              "threads": (lambda v: v is None or _whole(1, 1024)(v), "a whole number from 1 to 1024"),
+              "store": (lambda v: isinstance(v, str) and bool(v), "a SQLite path or a database URL (text)"),
+              "commit": (lambda v: isinstance(v, str) and bool(v), "a commit SHA (text)"),
+              "branch": (lambda v: isinstance(v, str) and bool(v), "a branch name (text)")},
 }
 
 
@@ -141,6 +146,13 @@ def check_pipeline(config: dict) -> None:
             check, must = rules[key]
             if not check(value):
                 raise UserError(f"pipeline [{section}] {key} = {value!r} is not valid; it must be {must}")
+    bench = config["bench"]
+    if ("commit" in bench or "branch" in bench) and "store" not in bench:
+        raise UserError("pipeline [bench] commit and branch go with store = PATH_OR_URL (where to record)")
+    if "store" in bench:
+        from genforge.benchmarks.store import commit_and_branch
+
+        commit_and_branch(bench.get("commit"), bench.get("branch"))  # known before any work
 
 
 RUN_FOLDER = "training"  # not "run": `genforge bench run model.onnx` would read it as the subcommand
@@ -223,6 +235,9 @@ def run_pipeline(config: dict, overwrite: bool = False, echo=print) -> Path:
     report["bench"] = [{k: v for k, v in row.items() if k != "samples_ms"} for row in bench["rows"]]
     report["timings_s"]["bench"] = time.perf_counter() - t
     report["environment"] = bench["environment"]
+    history_plots: dict = {}  # in index.html only: the report folder holds the files REPORT_FILES names
+    if b.get("store"):
+        report["history"] = record_history(bench, b, history_plots)
     pictures["precisions.png"] = precision_grids(targets)
     pictures["speed.png"] = speed_chart(bench["rows"])
     for name, data in pictures.items():
@@ -232,8 +247,26 @@ def run_pipeline(config: dict, overwrite: bool = False, echo=print) -> Path:
     report["timings_s"]["total"] = time.perf_counter() - started
     write_json(out / "report.json", report, indent=1)
     write_atomic(out / "report.md", render_markdown(report))
-    write_atomic(out / "index.html", render_html(report, pictures))
+    write_atomic(out / "index.html", render_html(report, {**pictures, **history_plots}))
     return out
+
+
+def record_history(bench: dict, settings: dict, pictures: dict) -> dict:
+    """Record the benchmark in the store, then this machine's history of the rows just timed: the steps found
+    and one plot per row (added to `pictures`)."""
+    from genforge.benchmarks.history import build_history, plot_series, step_line
+    from genforge.benchmarks.store import open_store, record_report
+
+    record = record_report(bench, settings["store"], settings.get("commit"), settings.get("branch"))
+    timed = {(r["target"], r["backend"], r["batch"]) for r in bench["rows"] if r["status"] == "ok"}
+    with open_store(settings["store"]) as store:
+        history = [s for s in build_history(store, fingerprint=record.fingerprint)
+                   if (s.target, s.backend, s.batch) in timed]
+    for series in history:
+        pictures[series.file_name] = plot_series(series)
+    return {"store": store.shown, "commit": record.commit, "branch": record.branch, "machine": record.fingerprint,
+            "line": record.line, "steps": [step_line(s, step) for s in history for step in s.steps],
+            "series": [{"name": s.name, "commits": len(s.points), "plot": s.file_name} for s in history]}
 
 
 def precision_grids(targets: list[Path], n: int = 30) -> bytes:

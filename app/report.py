@@ -150,6 +150,7 @@ img{{max-width:100%}}#quality-table td:last-child{{text-align:left}}
 {_table(COLUMNS, [row_cells(r) for r in report["bench"]], "bench-table")}
 <p>Rows marked noisy had a coefficient of variation over {NOISY_CV:.0%}. CPU rows are timed host to host;
 GPU rows with CUDA events on device-resident data (column "timing"), end to end in the last column.</p>
+{_history_html(report, pictures)}
 <h2 id="training">Training</h2>
 {_picture("loss.png", pictures.get("loss.png"), "losses, training scalars and throughput")}
 {_table(["option", "value"], config_rows, "training-table")}
@@ -161,9 +162,29 @@ GPU rows with CUDA events on device-resident data (column "timing"), end to end 
 """
 
 
+def _history_html(report: dict, pictures: dict[str, bytes]) -> str:
+    """The speed history section, when the pipeline recorded its benchmark in a store ([bench] store)."""
+    history = report.get("history")
+    if not history:
+        return ""
+    steps = "".join(f"<li>{html.escape(line)}</li>" for line in history["steps"]) or "<li>no step in any row</li>"
+    plots = "".join(_picture(s["plot"], pictures.get(s["plot"]), f"{s['name']}: {s['commits']} commit(s)")
+                    for s in history["series"])
+    return (f'<h2 id="history">Speed history</h2><p>{html.escape(history["line"])}</p>'
+            f"<ul>{steps}</ul>{plots}")
+
+
 def _markdown_table(columns: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(markdown_cell(c) for c in columns) + " |", "|" + "---|" * len(columns)]
     return "\n".join(lines + ["| " + " | ".join(markdown_cell(fmt(v)) for v in row) + " |" for row in rows])
+
+
+def _history_markdown(report: dict) -> list[str]:
+    history = report.get("history")
+    if not history:
+        return []
+    lines = ["### Speed history", "", markdown_cell(history["line"]), ""]
+    return lines + [f"- {markdown_cell(line)}" for line in history["steps"] or ["no step in any row"]] + [""]
 
 
 def render_markdown(report: dict) -> str:
@@ -173,6 +194,7 @@ def render_markdown(report: dict) -> str:
              *[f"- {markdown_cell(line)}" for line in verdict(report)], "", "### Quality", "",
              _markdown_table(["metric", "value", "what it is"], quality_rows(report)), "", "### Exports", "",
              _markdown_table(EXPORT_COLUMNS, export_rows(report)), "", "### Speed", "",
-             _markdown_table(COLUMNS, [row_cells(r) for r in report["bench"]]), "", "### Environment", "",
+             _markdown_table(COLUMNS, [row_cells(r) for r in report["bench"]]), "",
+             *_history_markdown(report), "### Environment", "",
              _markdown_table(["item", "value"], environment_rows(report["environment"]))]
     return "\n".join(parts) + "\n"

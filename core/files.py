@@ -95,6 +95,23 @@ def _fsync_folder(folder: Path) -> None:
             os.close(fd)
 
 
+PLAIN_FILE_MODE = 0o666  # what open() asks for; the umask takes away from it
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it (Linux: /proc/self/status; elsewhere set and restore)."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yields a temporary path beside `path` for a writer to fill (a library's save(), say); then fsync and
@@ -102,7 +119,10 @@ def atomic_path(path):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, PLAIN_FILE_MODE & ~current_umask())  # mkstemp makes 0600; the user's umask decides
+    finally:
+        os.close(fd)
     tmp = Path(name)
     try:
         yield tmp

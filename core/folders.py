@@ -96,7 +96,7 @@ def acquire_run_lock(folder, doing: str, read_only_ok: bool = False):
         return _releaser(folder)
     path = folder / LOCK
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # less the umask, as open() would
     except OSError as exc:
         if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM) and read_only_ok:
             return lambda: None

@@ -170,3 +170,27 @@ def test_the_report_renders_in_a_real_browser(tmp_path, genforge_cli):
     subprocess.run([CHROMIUM, *HEADLESS, *profile, "--window-size=1200,3200", f"--screenshot={shot}",
                     (out / "index.html").as_uri()], capture_output=True, timeout=120, check=True)
     assert shot.stat().st_size > 50_000
+
+
+def test_a_pipeline_with_a_store_records_its_timings_and_shows_their_history(tmp_path, genforge_cli):
+    pipeline = tmp_path / "pipeline.toml"
+    store = tmp_path / "history.sqlite"
+    pipeline.write_text(TINY.replace('precisions = ["fp32", "int8"]', 'precisions = ["fp32"]') +
+                        f'store = "{store}"\ncommit = "c0ffee1"\nbranch = "main"\n')
+    out = tmp_path / "report"
+    genforge_cli("run", pipeline, "--out", out)
+    report = json.loads((out / "report.json").read_text())
+    timed = [r for r in report["bench"] if r["status"] == "ok"]
+    assert report["history"]["commit"] == "c0ffee1" and len(report["history"]["series"]) == len(timed)
+    page = read_page(out)
+    plots = {s["plot"] for s in report["history"]["series"]}
+    assert plots <= set(page.images) and not any((out / name).exists() for name in plots)
+    assert "### Speed history" in (out / "report.md").read_text()
+    from genforge.benchmarks.store import open_store
+
+    with open_store(store) as opened:
+        assert [r.commit for r in opened.records()] == ["c0ffee1"]
+    genforge_cli("run", pipeline, "--out", out, "--overwrite")  # the folder is still one genforge may replace
+    bad = tmp_path / "bad.toml"
+    bad.write_text(TINY + 'commit = "abc"\n')
+    assert_one_line_error(genforge_cli("run", bad, "--out", tmp_path / "r2", expect=2), "store")

@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save_file
 
 from genforge import __version__
 from genforge.core.errors import UserError
-from genforge.core.files import check_regular_file
+from genforge.core.files import PLAIN_FILE_MODE, check_regular_file, current_umask
 from genforge.core.folders import pid_alive
 
 PREFIX = "step-"
@@ -71,6 +71,7 @@ def write_checkpoint(folder: Path, name: str, model: dict, state: dict, meta: di
         record = {**meta, "genforge_version": __version__, "time": time.time()}
         (tmp / "meta.json").write_text(json.dumps(record, indent=1))
         for file in tmp.iterdir():
+            file.chmod(PLAIN_FILE_MODE & ~current_umask())  # safetensors writes 0600; the user's umask decides
             _fsync(file)
         _fsync(tmp)
         if final.exists():
