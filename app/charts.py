@@ -78,3 +78,25 @@ def grids_side_by_side(grids: dict[str, np.ndarray], class_names=None, labels=No
                  fontsize=10)
     fig.tight_layout()
     return png_of(fig)
+
+
+def history_chart(series) -> bytes:
+    """One series of benchmarks/history.py: median and p25-p75 per commit, its steps marked."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9, 3.6), dpi=100)
+    x = np.arange(len(series.points))
+    median = np.array([p.median_ms for p in series.points])
+    ax.fill_between(x, [p.p25_ms for p in series.points], [p.p75_ms for p in series.points], alpha=0.25,
+                    label="p25-p75 of the samples")
+    ax.plot(x, median, marker="o", markersize=3, label="median")
+    for step in series.steps:
+        ax.axvline(step.index - 0.5, color="tab:red" if step.change > 0 else "tab:green", linestyle="--")
+        ax.annotate(f"{step.change:+.1%}\nconf. {step.confidence:.1%}", (step.index - 0.4, median.max()), fontsize=8,
+                    va="top")
+    ticks = x if len(x) <= 20 else x[:: max(1, len(x) // 20)]
+    ax.set_xticks(ticks, [series.points[i].commit[:7] for i in ticks], rotation=60, fontsize=7)
+    ax.set_ylabel("ms per call")
+    ax.set_title(f"{series.name} on {series.fingerprint}", fontsize=10)
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return png_of(fig)

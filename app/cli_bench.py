@@ -195,6 +195,8 @@ def bench_history(store, branch, machine, min_effect, alpha, plots, summary, plo
     \b
     Exit status: 0, or 1 with --fail-recent when a recent slowdown was found; 2 on bad input.
     """
+    from genforge.app.charts import history_chart
+    from genforge.app.report import render_history_html
     from genforge.benchmarks import history as h
     from genforge.benchmarks.store import describe_machine, open_store
 
@@ -219,10 +221,10 @@ def bench_history(store, branch, machine, min_effect, alpha, plots, summary, plo
         for step in series.steps:
             click.echo(h.step_line(series, step))
     if plots:
-        pictures = {s.file_name: h.plot_series(s) for s in history}
+        pictures = {s.file_name: history_chart(s) for s in history}
         for name, data in pictures.items():
             write_atomic(plots / name, data)
-        write_atomic(plots / "index.html", h.history_html(history, pictures))
+        write_atomic(plots / "index.html", render_history_html(history, pictures))
         click.echo(f"wrote {len(pictures)} plot(s) and index.html to {plots}")
     if summary:
         write_atomic(summary, h.history_markdown(history, plot_url, fail_recent))
@@ -271,7 +273,8 @@ def bench_compare(base, new, min_effect, alpha, confirm, summary):
     \b
     Exit status: 0 no (confirmed) regression; 1 a row slower beyond --min-effect at --alpha; 2 bad input.
     """
-    from genforge.benchmarks.measure import compare_reports, confirm_regressions, rerun_reports
+    from genforge.benchmarks.confirm import confirm_regressions, rerun_reports
+    from genforge.benchmarks.measure import compare_reports
     from genforge.benchmarks.store import describe_machine, fingerprint_of, machine_of
 
     effect = _fraction(min_effect)

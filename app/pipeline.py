@@ -27,7 +27,7 @@ import math
 import time
 from pathlib import Path
 
-from genforge.app.charts import grids_side_by_side, speed_chart
+from genforge.app.charts import grids_side_by_side, history_chart, speed_chart
 from genforge.app.export import export_gated
 from genforge.app.report import render_html, render_markdown
 from genforge.benchmarks.measure import Settings, run_benchmarks
@@ -254,7 +254,7 @@ def run_pipeline(config: dict, overwrite: bool = False, echo=print) -> Path:
 def record_history(bench: dict, settings: dict, pictures: dict) -> dict:
     """Record the benchmark in the store, then this machine's history of the rows just timed: the steps found
     and one plot per row (added to `pictures`)."""
-    from genforge.benchmarks.history import build_history, plot_series, step_line
+    from genforge.benchmarks.history import build_history, step_line
     from genforge.benchmarks.store import open_store, record_report
 
     record = record_report(bench, settings["store"], settings.get("commit"), settings.get("branch"))
@@ -263,7 +263,7 @@ def record_history(bench: dict, settings: dict, pictures: dict) -> dict:
         history = [s for s in build_history(store, fingerprint=record.fingerprint)
                    if (s.target, s.backend, s.batch) in timed]
     for series in history:
-        pictures[series.file_name] = plot_series(series)
+        pictures[series.file_name] = history_chart(series)
     return {"store": store.shown, "commit": record.commit, "branch": record.branch, "machine": record.fingerprint,
             "line": record.line, "steps": [step_line(s, step) for s in history for step in s.steps],
             "series": [{"name": s.name, "commits": len(s.points), "plot": s.file_name} for s in history]}

@@ -198,3 +198,23 @@ def render_markdown(report: dict) -> str:
              *_history_markdown(report), "### Environment", "",
              _markdown_table(["item", "value"], environment_rows(report["environment"]))]
     return "\n".join(parts) + "\n"
+
+
+def render_history_html(history: list, pictures: dict[str, bytes]) -> str:
+    """`bench history --plots`: a standalone page, the steps, then every series' plot, grouped by machine."""
+    from genforge.benchmarks.history import step_line
+    from genforge.benchmarks.store import describe_machine
+
+    parts = ["<!doctype html><html lang='en'><head><meta charset='utf-8'><title>genforge benchmark history</title>",
+             "<style>body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em}"
+             "li{margin:.3em 0}</style></head><body><h1>genforge benchmark history</h1>",
+             "<section id='history'><h2>Steps</h2><ul>"]
+    parts += [f"<li>{html.escape(step_line(s, step))}</li>" for s in history for step in s.steps] or [
+        "<li>no step in any series</li>"]
+    parts.append("</ul>")
+    for fingerprint in dict.fromkeys(s.fingerprint for s in history):
+        machine = next(s.machine for s in history if s.fingerprint == fingerprint)
+        parts.append(f"<h2>Machine {fingerprint}</h2><p>{html.escape(describe_machine(machine))}</p>")
+        parts += [_picture(s.file_name, pictures.get(s.file_name), s.name) for s in history
+                  if s.fingerprint == fingerprint]
+    return "\n".join(parts + ["</section></body></html>"]) + "\n"

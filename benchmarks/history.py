@@ -6,7 +6,6 @@ another torch) starts a new series rather than a false step.
 
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass, field
 
@@ -92,32 +91,6 @@ def recent_slowdowns(history: list[Series], recent: int) -> list[tuple[Series, S
             if step.change > 0 and step.index >= len(s.points) - recent]
 
 
-def plot_series(series: Series) -> bytes:
-    from genforge.app.charts import _pyplot, png_of
-
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(9, 3.6), dpi=100)
-    x = np.arange(len(series.points))
-    median = np.array([p.median_ms for p in series.points])
-    ax.fill_between(x, [p.p25_ms for p in series.points], [p.p75_ms for p in series.points], alpha=0.25,
-                    label="p25-p75 of the samples")
-    ax.plot(x, median, marker="o", markersize=3, label="median")
-    for step in series.steps:
-        ax.axvline(step.index - 0.5, color="tab:red" if step.change > 0 else "tab:green", linestyle="--")
-        ax.annotate(f"{step.change:+.1%}\nconf. {step.confidence:.1%}", (step.index - 0.4, median.max()), fontsize=8,
-                    va="top")
-    ticks = x if len(x) <= 20 else x[:: max(1, len(x) // 20)]
-    ax.set_xticks(ticks, [series.points[i].commit[:7] for i in ticks], rotation=60, fontsize=7)
-    ax.set_ylabel("ms per call")
-    ax.set_title(f"{series.name} on {series.fingerprint}", fontsize=10)
-    ax.legend(fontsize=8, loc="lower left")
-    fig.tight_layout()
-    return png_of(fig)
-
-
-
-
-
 def history_markdown(history: list[Series], plot_url: str | None = None, recent: int | None = None) -> str:
     """A job summary or pull-request comment: the steps found (newest first), linked to their plots."""
     steps = [(s, step) for s in history for step in s.steps]
@@ -141,22 +114,3 @@ def history_markdown(history: list[Series], plot_url: str | None = None, recent:
     lines += ["", "Machines (series are never mixed across them):", ""]
     lines += [f"- `{fp}`: {markdown_cell(describe_machine(m))}" for fp, m in machines.items()]
     return "\n".join(lines) + "\n"
-
-
-def history_html(history: list[Series], pictures: dict[str, bytes]) -> str:
-    """A standalone page: the steps, then every series' plot, grouped by machine."""
-    from genforge.app.report import _picture
-
-    parts = ["<!doctype html><html lang='en'><head><meta charset='utf-8'><title>genforge benchmark history</title>",
-             "<style>body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em}"
-             "li{margin:.3em 0}</style></head><body><h1>genforge benchmark history</h1>",
-             "<section id='history'><h2>Steps</h2><ul>"]
-    parts += [f"<li>{html.escape(step_line(s, step))}</li>" for s in history for step in s.steps] or [
-        "<li>no step in any series</li>"]
-    parts.append("</ul>")
-    for fingerprint in dict.fromkeys(s.fingerprint for s in history):
-        machine = next(s.machine for s in history if s.fingerprint == fingerprint)
-        parts.append(f"<h2>Machine {fingerprint}</h2><p>{html.escape(describe_machine(machine))}</p>")
-        parts += [_picture(s.file_name, pictures.get(s.file_name), s.name) for s in history
-                  if s.fingerprint == fingerprint]
-    return "\n".join(parts + ["</section></body></html>"]) + "\n"

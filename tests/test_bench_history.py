@@ -9,8 +9,8 @@ from helpers import assert_one_line_error, sample_plugin
 from test_bench_store import ENVIRONMENT, ROW, fake_report
 
 from genforge.benchmarks.changepoints import find_steps
+from genforge.benchmarks.confirm import confirm_regressions
 from genforge.benchmarks.history import build_history
-from genforge.benchmarks.measure import confirm_regressions
 from genforge.benchmarks.store import open_store
 
 
@@ -94,7 +94,7 @@ def compared(verdicts):
 
 
 def test_confirm_reruns_only_the_slower_rows_and_keeps_those_every_rerun_agrees_on(monkeypatch):
-    import genforge.benchmarks.measure as measure
+    import genforge.benchmarks.confirm as measure
 
     asked = []
     rerun_verdicts = iter([{0: "slower", 2: "same"}, {0: "slower"}])

@@ -276,3 +276,47 @@ def test_a_generator_making_zero_to_one_images_is_flagged_at_build(genforge_cli,
     refused(genforge_cli, ("train", "--model", "unit", "--steps", "1", "--image-size", "16", "--no-progress",
                            "--out", tmp_path / "r"), ["never goes below 0", "images * 2 - 1"])
     assert not (tmp_path / "r").exists()
+
+
+# -- one run per folder (#30, 3) -------------------------------------------------------------------------
+def test_a_run_that_filled_the_folder_first_is_never_trained_over(genforge_cli, run, tmp_path, monkeypatch):
+    """The interleaving: this process found the new folder empty; another took the lock first, trained and
+    finished. Under the lock this one must see the other's run and refuse, leaving it as it was."""
+    from helpers import fingerprint
+
+    from genforge.core.training import trainer as trainer_module
+
+    out = tmp_path / "shared"
+    real_make = trainer_module.make_owned_folder
+
+    def other_process_wins(folder, kind):
+        copy_run(run, folder)  # what the winner left: a finished run, marker and all
+        return real_make(folder, kind)
+
+    monkeypatch.setattr(trainer_module, "make_owned_folder", other_process_wins)
+    monkeypatch.setattr(trainer_module.Trainer, "_check_run_dir", lambda self, resume, overwrite: None)
+    result = genforge_cli("train", "--steps", "2", *TINY, "--out", out, expect=2)
+    assert "was filled by another genforge process" in result.stderr and "config.json" in result.stderr
+
+    def relative(folder):
+        return {Path(path).relative_to(folder): digest for path, digest in fingerprint(folder).items()}
+
+    assert relative(out) == relative(run), "the winner's run is left exactly as it was"
+
+
+def test_two_trainings_started_together_into_one_new_folder_one_proceeds(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "together"
+    exe = Path(sys.executable).with_name("genforge")
+    args = [str(exe), "train", "--steps", "3", *TINY, "--out", str(out)]
+    processes = [subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in processes]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 2], results
+    loser = next(err for code, err in results if code == 2)
+    assert any(fragment in loser for fragment in ("in use by genforge process", "was filled by another",
+                                                   "already exists")), loser
+    assert len([line for line in loser.splitlines() if line.startswith("Error")]) == 1
+    assert json.loads((out / "config.json").read_text())["train"]["steps"] == 3

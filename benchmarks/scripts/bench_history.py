@@ -29,9 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
+from genforge.benchmarks.confirm import confirm_regressions
 from genforge.benchmarks.environment import environment
 from genforge.benchmarks.history import build_history
-from genforge.benchmarks.measure import SCHEMA, Settings, compare_reports, confirm_regressions, run_benchmarks
+from genforge.benchmarks.measure import SCHEMA, Settings, compare_reports, run_benchmarks
 from genforge.benchmarks.stats import summarize
 from genforge.benchmarks.store import open_store
 

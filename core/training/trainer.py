@@ -17,7 +17,15 @@ import torch
 
 from genforge.core.contract import build_model, check_generator_output, open_dataset, probe_batch
 from genforge.core.errors import TrainingDiverged, TrainingInterrupted, UserError
-from genforge.core.folders import acquire_run_lock, make_owned_folder, removal_refusal, remove_owned_folder, run_lock
+from genforge.core.folders import (
+    LOCK,
+    MARKER,
+    acquire_run_lock,
+    make_owned_folder,
+    removal_refusal,
+    remove_owned_folder,
+    run_lock,
+)
 from genforge.core.images import save_grid
 from genforge.core.inputs import signature_of, torch_inputs
 from genforge.core.model import GeneratorModel, generate
@@ -106,6 +114,7 @@ class Trainer:
                     remove_owned_folder(self.out, "run", run_dir.run_files(), run_dir.OVERWRITE_FIX)
             make_owned_folder(self.out, "run")
             self.release_lock = acquire_run_lock(self.out, "train it")
+            self._check_still_empty()
             run_dir.write_run_config(self.out, self.run_id, self.config, self.model, self.info)
         barrier()
         epochs = config.epochs if config.epochs is not None else (None if config.steps is not None else 5)
@@ -124,6 +133,15 @@ class Trainer:
             refusal = removal_refusal(self.out, "run", run_dir.run_files())
             if refusal:
                 raise UserError(f"{refusal}; refusing to overwrite it: {run_dir.OVERWRITE_FIX}")
+
+    def _check_still_empty(self) -> None:
+        """Under the lock: nothing but genforge's marker and lock. Another process that checked the same new
+        folder at the same moment and took the lock first (then finished) has filled it: refuse."""
+        others = sorted(p.name for p in self.out.iterdir() if p.name not in (LOCK, MARKER.format(kind="run")))
+        if others:
+            self.release_lock()
+            raise UserError(f"{self.out} was filled by another genforge process while this one started "
+                            f"({', '.join(others[:3])}); choose another --out, or --resume {self.out}")
 
     def _restore(self) -> None:
         record = run_dir.read_run_config(self.out)
