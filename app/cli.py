@@ -273,6 +273,7 @@ def main(argv=None):
     Anything else is a bug: one line saying so, the traceback in a file whose path it prints, exit 1.
     """
     warnings.filterwarnings("ignore", module=r"(torch|onnxruntime|onnx|onnxscript|torchmetrics)(\.|$)")
+    warnings.showwarning = show_warning
     try:
         try:
             get_registry().add_commands(cli)
@@ -293,6 +294,11 @@ def main(argv=None):
             with contextlib.suppress(OSError):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(2)
+
+
+def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning on the command line is one line, like an error (not Python's file:line and source line)."""
+    say(f"Warning: {one_line(str(message))}")
 
 
 def write_crash_report(exc: BaseException) -> Path | None:

@@ -1,11 +1,13 @@
 """The worked CI examples of docs/ci.md run as written: every command but the install line, in a shell, as a
-push to main and then as a pull request (merge request), sharing the store as the cache would."""
+push to main and then as a pull request (merge request), sharing the store as the cache would. The build
+commands (train, export), the same in both, run once and their result is copied."""
 
 import os
 import re
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 DOC = Path(__file__).parents[1] / "docs" / "ci.md"
@@ -33,12 +35,19 @@ def builds_the_generator(command: str) -> bool:
     return all(line.strip().startswith(("genforge train", "genforge export")) for line in command.strip().splitlines())
 
 
-def reuse_build(first: Path | None, work: Path) -> bool:
-    """The second event's build is the first's (the same commands on the same code): copy it, saving a minute."""
-    if first is None:
-        return False
-    subprocess.run(["cp", "-r", str(first / "run"), str(first / "model.onnx"), str(work)], check=True)
-    return True
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """Both examples build the generator with the same commands: run them once, here, and copy the result."""
+    github = [s["run"] for s in example("github")["jobs"]["bench"]["steps"] if builds_the_generator(s.get("run", "-"))]
+    gitlab = [c for c in example("gitlab")["genforge-bench"]["script"] if builds_the_generator(c)]
+    assert len(github) == 1 and github[0].strip().splitlines() == [c.strip() for c in gitlab]
+    folder = tmp_path_factory.mktemp("build")
+    run_script(github[0], folder, {})
+    return folder
+
+
+def copy_build(built: Path, work: Path) -> None:
+    subprocess.run(["cp", "-r", str(built / "run"), str(built / "model.onnx"), str(work)], check=True)
 
 
 GITHUB_CONDITIONS = {
@@ -48,12 +57,11 @@ GITHUB_CONDITIONS = {
 }
 
 
-def test_the_github_actions_workflow_runs_as_written(tmp_path):
+def test_the_github_actions_workflow_runs_as_written(tmp_path, built):
     steps = example("github")["jobs"]["bench"]["steps"]
     cache = tmp_path / "cache"  # what actions/cache keeps between runs
     events = [{"name": "push", "ref": "refs/heads/main", "sha": "a" * 40, "branch": "main"},
               {"name": "pull_request", "ref": "refs/pull/7/merge", "sha": "b" * 40, "branch": "feature"}]
-    first = None
     for event in events:
         work = tmp_path / event["sha"][:6]
         work.mkdir()
@@ -75,11 +83,11 @@ def test_the_github_actions_workflow_runs_as_written(tmp_path):
                 continue
             if installs_genforge(step["run"].strip()):
                 continue
-            if builds_the_generator(step["run"]) and reuse_build(first, work):
+            if builds_the_generator(step["run"]):
+                copy_build(built, work)
                 continue
             # the compare step exits 1 on a (confirmed) regression, by design; identical builds rarely do
             run_script(step["run"], work, env, allowed=(0, 1) if "compare" in step["run"] else (0,))
-        first = first or work
         assert (work / "bench-plots" / "index.html").exists()
         text = summary.read_text()
         assert "genforge benchmark history" in text
@@ -89,25 +97,23 @@ def test_the_github_actions_workflow_runs_as_written(tmp_path):
     assert (cache / "history.sqlite").exists() and (cache / "main.json").exists()
 
 
-def test_the_gitlab_ci_job_runs_as_written(tmp_path):
+def test_the_gitlab_ci_job_runs_as_written(tmp_path, built):
     job = example("gitlab")["genforge-bench"]
     assert job["cache"]["paths"] == [".bench/"]
     cache = tmp_path / "cache"
-    first = None
     for sha, branch in (("c" * 40, "main"), ("d" * 40, "feature")):
         work = tmp_path / sha[:6]
         work.mkdir()
-        reused = reuse_build(first, work)
+        copy_build(built, work)
         if cache.exists():
             subprocess.run(["cp", "-r", str(cache), str(work / ".bench")], check=True)
         env = {"CI_COMMIT_SHA": sha, "CI_COMMIT_REF_NAME": branch, "CI_DEFAULT_BRANCH": "main",
                "CI_COMMIT_BRANCH": branch if branch == "main" else "", "GITHUB_SHA": "", "GITHUB_REF_NAME": "",
                "GITHUB_HEAD_REF": ""}
         for command in job["script"]:
-            if installs_genforge(command.strip()) or (reused and builds_the_generator(command)):
+            if installs_genforge(command.strip()) or builds_the_generator(command):
                 continue
             run_script(command, work, env, allowed=(0, 1) if "compare" in command else (0,))
-        first = first or work
         if branch == "main":  # policy pull-push on the default branch
             subprocess.run(["cp", "-r", str(work / ".bench"), str(cache)], check=True)
         else:

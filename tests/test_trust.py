@@ -320,3 +320,38 @@ def test_two_trainings_started_together_into_one_new_folder_one_proceeds(tmp_pat
                                                    "already exists")), loser
     assert len([line for line in loser.splitlines() if line.startswith("Error")]) == 1
     assert json.loads((out / "config.json").read_text())["train"]["steps"] == 3
+
+
+def test_a_damaged_metrics_line_is_said_once_before_a_resume_trains(run, tmp_path):
+    """A line damaged in the middle of metrics.jsonl (not the last one, which a kill may cut short) is named
+    in one warning line as the resume starts; the run goes on with the good records."""
+    mine = copy_run(run, tmp_path / "mine")
+    log = mine / "metrics.jsonl"
+    lines = log.read_text().splitlines()
+    lines[0] = lines[0][:15]
+    log.write_text("\n".join(lines) + "\n")
+    result = run_genforge("train", "--resume", mine, "--steps", "6", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    warning = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(warning) == 1 and warning[0].startswith("Warning: ") and "line(s) 1 were damaged" in warning[0]
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["step"] for r in records if r.get("kind") == "train"][-1] == 6
+    cut = copy_run(run, tmp_path / "cut")  # a last line cut short by a kill is expected: no warning
+    (cut / "metrics.jsonl").write_text((cut / "metrics.jsonl").read_text() + '{"kind": "tra')
+    result = run_genforge("train", "--resume", cut, "--steps", "6", "--no-progress")
+    assert result.returncode == 0 and "Warning" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("edit, fragment", [
+    ({"loss": 5}, "loss=5 must be str"),
+    ({"g_width": 16}, "disagrees with its train model_options"),
+])
+def test_a_hand_edited_model_config_is_refused_before_a_resume_trains(edit, fragment, run, tmp_path, genforge_cli):
+    """What sample, evaluate and export will build (model_config) must be what the resume trains: checked first,
+    not found after training."""
+    mine = copy_run(run, tmp_path / "mine")
+    record = json.loads((mine / "config.json").read_text())
+    record["model_config"].update(edit)
+    (mine / "config.json").write_text(json.dumps(record))
+    refused(genforge_cli, ("train", "--resume", mine, "--steps", "8", "--no-progress"), ["config.json", fragment],
+            [mine])

@@ -119,19 +119,28 @@ def run_files() -> tuple[str, ...]:
 OVERWRITE_FIX = "choose another --out, or move your files out of it first"
 
 
-def truncate_log(path: Path, step: int) -> None:
-    """Drop metrics.jsonl records after `step` (logged after the checkpoint a resumed run goes back to)."""
+def truncate_log(path: Path, step: int) -> list[int]:
+    """Drop metrics.jsonl records after `step` (logged after the checkpoint a resumed run goes back to).
+
+    Returns the numbers of the damaged lines dropped (not JSON records), besides a last line cut short by a
+    kill, which is expected and dropped silently."""
     if not path.exists():
-        return
-    kept = []
-    for line in path.read_text().splitlines():
+        return []
+    kept, damaged = [], []
+    lines = path.read_text(errors="replace").splitlines()
+    for number, line in enumerate(lines, start=1):
         try:
             record = json.loads(line)
         except json.JSONDecodeError:
-            continue  # a line cut short by a kill
-        if isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] <= step:
+            if number < len(lines) and line.strip():
+                damaged.append(number)
+            continue
+        if not isinstance(record, dict):
+            damaged.append(number)
+        elif isinstance(record.get("step"), int) and record["step"] <= step:
             kept.append(line)
     write_atomic(path, "".join(line + "\n" for line in kept))
+    return damaged
 
 
 def write_run_config(out: Path, run_id: str, config, model, info: DataInfo) -> None:

@@ -8,8 +8,10 @@ progress, sample grids, evaluation, checkpoint cadence) is a callback (callbacks
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import uuid
+import warnings
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -28,7 +30,7 @@ from genforge.core.folders import (
 )
 from genforge.core.images import save_grid
 from genforge.core.inputs import signature_of, torch_inputs
-from genforge.core.model import GeneratorModel, generate
+from genforge.core.model import GeneratorModel, generate, make_config
 from genforge.core.registry import get_registry
 from genforge.core.signals import StopSignals
 from genforge.core.step import StepContext
@@ -145,12 +147,13 @@ class Trainer:
 
     def _restore(self) -> None:
         record = run_dir.read_run_config(self.out)
+        self._check_model_config(record["model_config"])
         self.run_id = record["run_id"]
         ckpt.remove_stale_temporaries(self.out / "checkpoints")
         found = ckpt.step_checkpoints(self.out / "checkpoints")
         if not found:
             if self.placement.main:
-                run_dir.truncate_log(self.out / "metrics.jsonl", 0)
+                self._truncate_log(0)
             return
         checkpoint = ckpt.read_checkpoint(found[-1])
         ckpt.check_tensors_fit(self.model.state_dict(), checkpoint.model, found[-1], "model")
@@ -183,7 +186,30 @@ class Trainer:
         restore_callbacks(self.callbacks, checkpoint.state.get("callbacks"))
         self.step = self._saved_step = checkpoint.step
         if self.placement.main:
-            run_dir.truncate_log(self.out / "metrics.jsonl", self.step)
+            self._truncate_log(self.step)
+
+    def _check_model_config(self, recorded: dict) -> None:
+        """config.json's model_config is what sample, evaluate and export will build: it must be the model this
+        resume trains, checked now rather than after training."""
+        path = self.out / "config.json"
+        try:
+            config = make_config(type(self.model.config), recorded)
+        except UserError as exc:
+            raise UserError(f"{path} is damaged ({exc.message}); the run cannot be resumed: restore config.json or "
+                            "train again") from None
+        recorded_values, built = _as_json(config), _as_json(self.model.config)  # tuples and lists alike, as stored
+        if recorded_values != built:
+            differing = sorted(k for k in built if recorded_values.get(k) != built[k])
+            raise UserError(f"{path} is damaged: its model_config ({', '.join(differing[:3])}) disagrees with its "
+                            "train model_options; the run cannot be resumed: restore config.json or train again")
+
+    def _truncate_log(self, step: int) -> None:
+        """metrics.jsonl back to `step`; damaged lines are said once, before training, as they are dropped."""
+        damaged = run_dir.truncate_log(self.out / "metrics.jsonl", step)
+        if damaged:
+            shown = ", ".join(map(str, damaged[:5])) + (f" and {len(damaged) - 5} more" if len(damaged) > 5 else "")
+            warnings.warn(f"{self.out / 'metrics.jsonl'}: line(s) {shown} were damaged (not JSON records) and were "
+                          "dropped; the loss curve will lack those steps", stacklevel=2)
 
     # -- the loop ------------------------------------------------------------------------
     def save(self, name: str | None = None) -> Path | None:
@@ -291,3 +317,7 @@ class Trainer:
 
     def world(self) -> dict:
         return {"world_size": self.placement.world_size} if self.placement.distributed else {}
+
+
+def _as_json(config) -> dict:
+    return json.loads(json.dumps(dataclasses.asdict(config), default=str))
