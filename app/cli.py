@@ -23,7 +23,7 @@ from genforge.app.cli_export import export
 from genforge.app.cli_plugins import plugins
 from genforge.app.console import print_table
 from genforge.app.one_line import OneLineErrors, one_line, say
-from genforge.app.params import OutputDir, OutputFile, sampling_of, sampling_option
+from genforge.app.params import PROBABILITY, OutputDir, OutputFile, sampling_of, sampling_option
 from genforge.core.errors import GenforgeError, UserError
 from genforge.core.files import IMAGE_SUFFIXES, PLAIN_FILE_MODE, check_distinct_outputs, current_umask, write_json
 from genforge.core.limits import MAX_SEED, check_generation
@@ -81,7 +81,7 @@ def _explicit(ctx, names):
               help="Keep an EMA of the generator's weights (warm-up, then --ema-decay). Default: the model's choice "
                    "(on for the GANs, off for the VAE).")
 @click.option("--ema-decay", default=0.999, show_default=True,
-              type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              type=PROBABILITY,
               help="The EMA's decay once warmed up (it starts at 0.1 and rises as (1 + step) / (10 + step)).")
 @click.option("--sample-every", default=200, show_default=True, type=int, help="Steps between sample grids.")
 @click.option("--checkpoint-every", default=500, show_default=True, type=int, help="Steps between checkpoints.")

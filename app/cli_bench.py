@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from genforge.app.console import print_table
-from genforge.app.params import OutputDir, OutputFile
+from genforge.app.params import PROBABILITY, FiniteRange, OutputDir, OutputFile
 from genforge.core.errors import UserError
 from genforge.core.files import check_distinct_outputs, read_json, write_atomic, write_json
 from genforge.core.limits import MAX_BATCH, MAX_SECONDS, check_seconds
@@ -43,20 +43,7 @@ def _int_list(text: str, what: str) -> tuple[int, ...]:
     return values
 
 
-class Probability(click.FloatRange):
-    """A significance level: strictly between 0 and 1 (nan, which compares false with both ends, refused)."""
-
-    def __init__(self):
-        super().__init__(0, 1, min_open=True, max_open=True)
-
-    def convert(self, value, param, ctx):
-        value = super().convert(value, param, ctx)
-        if value != value:
-            self.fail("nan is not a probability; use a level such as 0.01", param, ctx)
-        return value
-
-
-ALPHA = Probability()
+ALPHA = PROBABILITY
 
 
 def _fraction(text: str) -> float:
@@ -75,10 +62,10 @@ def bench_options(function):
                      help="Comma-separated backends (default: every one that fits, except torch-compile, which "
                           "compiles for minutes first and runs only when named)."),
         click.option("--batch", "batches", default="1,8,64", show_default=True, help="Batch sizes."),
-        click.option("--warmup-s", default=0.5, show_default=True, type=click.FloatRange(0, MAX_SECONDS)),
+        click.option("--warmup-s", default=0.5, show_default=True, type=FiniteRange(0, MAX_SECONDS)),
         click.option("--min-iters", default=10, show_default=True, type=click.IntRange(2, 1_000_000)),
         click.option("--duration-s", default=2.0, show_default=True,
-                     type=click.FloatRange(0, MAX_SECONDS, min_open=True), help="Timed seconds per row."),
+                     type=FiniteRange(0, MAX_SECONDS, min_open=True), help="Timed seconds per row."),
         click.option("--threads", type=click.IntRange(1, 1024),
                      help="Threads for torch, ONNX Runtime and OpenMP (default: the free cores of this machine)."),
     ]

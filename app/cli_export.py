@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from genforge.app.params import OutputFile, sampling_of, sampling_option
+from genforge.app.params import FiniteRange, OutputFile, sampling_of, sampling_option
 from genforge.core.errors import UserError
 from genforge.core.files import check_distinct_outputs, write_json
 from genforge.core.limits import MAX_BATCH, check_batch_text
@@ -40,7 +40,7 @@ def export():
               + ".")
 @click.option("--ema/--no-ema", default=None,
               help="Export the EMA weights (--no-ema: the raw ones). Default: EMA when the checkpoint has it.")
-@click.option("--max-fd-increase", default=0.10, show_default=True, type=click.FloatRange(-1, 1000),
+@click.option("--max-fd-increase", default=0.10, show_default=True, type=FiniteRange(-1, 1000),
               help="Quality gate: refuse a variant whose FD exceeds fp32's by more than this fraction.")
 @click.option("--quality-samples", default=1000, show_default=True, type=click.IntRange(10, 1_000_000))
 @click.option("--force", is_flag=True, help="Write a variant that fails the quality gate anyway.")
@@ -95,7 +95,7 @@ def export_onnx_command(run_dir, checkpoint, out, opset, batch, precision, targe
 @click.option("--min-batch", default=1, show_default=True, type=int)
 @click.option("--opt-batch", default=16, show_default=True, type=int)
 @click.option("--max-batch", default=64, show_default=True, type=int)
-@click.option("--workspace-gib", default=4.0, show_default=True, type=float)
+@click.option("--workspace-gib", default=4.0, show_default=True, type=FiniteRange(0, 1024, min_open=True))
 @click.option("--timing-cache", type=click.Path(path_type=Path), help="Reuse and update this timing cache file.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out engine.")
 def export_tensorrt_command(onnx_file, out, min_batch, opt_batch, max_batch, workspace_gib, timing_cache, overwrite):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 
 from genforge.core.files import check_output_dir, check_output_file
@@ -18,6 +20,20 @@ class OutputFile(click.ParamType):
 
     def convert(self, value, param, ctx):
         return check_output_file(value, self.what, self.suffixes)
+
+
+class FiniteRange(click.FloatRange):
+    """A float option within bounds and finite: click's FloatRange lets nan through (it compares false with
+    both ends) and inf where a side is open-ended."""
+
+    def convert(self, value, param, ctx):
+        value = super().convert(value, param, ctx)
+        if not math.isfinite(value):
+            self.fail(f"{value} is not a finite number", param, ctx)
+        return value
+
+
+PROBABILITY = FiniteRange(0, 1, min_open=True, max_open=True)  # a significance level or a decay, strictly inside
 
 
 class OutputDir(click.ParamType):

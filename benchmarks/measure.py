@@ -10,6 +10,7 @@ and the reason, never silently dropped.
 from __future__ import annotations
 
 import json
+import math
 import resource
 import statistics
 import subprocess
@@ -42,6 +43,11 @@ def check_report(report, path) -> None:
         where = "/".join(map(str, error.absolute_path)) or "the top level"
         raise UserError(f"{path} is not a genforge benchmark report ({SCHEMA}): at {where}, "
                         f"{' '.join(error.message.split())[:160]}; pass a report written by `genforge bench --json`")
+    for i, row in enumerate(report["rows"]):
+        bad = next((s for s in row.get("samples_ms", ()) if not math.isfinite(s)), None)
+        if bad is not None:
+            raise UserError(f"{path} is not a genforge benchmark report ({SCHEMA}): rows/{i}/samples_ms holds {bad}, "
+                            "not a time; pass a report written by `genforge bench --json`")
 
 
 @dataclass

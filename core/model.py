@@ -172,7 +172,7 @@ def convert_option(key: str, value, kind):
         raise UserError(f"model option {key}={value!r} must be true or false (also 1/0, yes/no)")
     if isinstance(value, str) and kind is not str:
         try:
-            return kind(value.strip())
+            value = kind(value.strip())
         except ValueError:
             article = "an" if kind is int else "a"
             raise UserError(f"model option {key}={value!r} must be {article} {kind.__name__}") from None
@@ -180,6 +180,8 @@ def convert_option(key: str, value, kind):
         return float(value)
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
         raise UserError(f"model option {key}={value!r} must be {kind.__name__}, not {type(value).__name__}")
+    if kind is float and not math.isfinite(value):
+        raise UserError(f"model option {key}={value!r} must be a finite number")
     return value
 
 

@@ -355,3 +355,33 @@ def test_a_hand_edited_model_config_is_refused_before_a_resume_trains(edit, frag
     (mine / "config.json").write_text(json.dumps(record))
     refused(genforge_cli, ("train", "--resume", mine, "--steps", "8", "--no-progress"), ["config.json", fragment],
             [mine])
+
+
+# -- numbers are bounded where they enter (#30, 6) -------------------------------------------------------
+@pytest.mark.parametrize("args, fragment", [
+    (("train", "--model", "cgan", "-o", "class_loss=inf", "--steps", "1"), "finite"),
+    (("train", "--model", "cgan", "-o", "class_loss=nan", "--steps", "1"), "finite"),
+    (("train", "--ema-decay", "nan", "--steps", "1"), "--ema-decay"),
+    (("export", "onnx", "RUN", "--max-fd-increase", "nan"), "--max-fd-increase"),
+    (("bench", "RUN", "--duration-s", "nan"), "--duration-s"),
+    (("bench", "compare", "R", "R", "--alpha", "nan"), "--alpha"),
+    (("bench", "compare", "R", "R", "--alpha", "1"), "--alpha"),
+    (("bench", "compare", "R", "R", "--min-effect", "-5%"), "--min-effect"),
+    (("bench", "compare", "R", "R", "--min-effect", "nan"), "--min-effect"),
+])
+def test_non_finite_and_out_of_range_numbers_are_one_line(args, fragment, genforge_cli, run, tmp_path):
+    report = tmp_path / "r.json"
+    report.write_text("{}")
+    args = [str(run) if a == "RUN" else report if a == "R" else a for a in args]
+    refused(genforge_cli, (*args, "--out", tmp_path / "x") if args[0] == "train" else args, [fragment])
+
+
+def test_reports_with_times_of_zero_or_nan_are_refused(genforge_cli, tmp_path):
+    from test_bench_store import ROW, fake_report
+
+    for bad in (0.0, -1.0, float("nan")):
+        report = fake_report({ROW: 10.0})
+        report["rows"][0]["samples_ms"][3] = bad
+        path = tmp_path / "r.json"
+        path.write_text(json.dumps(report))
+        refused(genforge_cli, ("bench", "compare", path, path), ["samples_ms"])
