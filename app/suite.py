@@ -8,6 +8,7 @@ on a noisy machine prefer `genforge bench ab` (interleaved) for a verdict.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from genforge.app.export import export_gated
@@ -22,6 +23,7 @@ from genforge.core.training.config import config_from_dict
 from genforge.core.training.trainer import Trainer
 
 STANDARD = Path(__file__).parent / "suites" / "standard.toml"
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a file name, never a path out of --work
 
 
 def load_suite(path: Path | None = None) -> dict:
@@ -43,6 +45,9 @@ def check_suite(suite: dict, path) -> None:
         for key in ("name", "model"):
             if not isinstance(entry.get(key), str) or not entry[key]:
                 raise UserError(f"suite {path}: target {i} has no {key} (text); add {key} = \"...\"")
+        if not SAFE_NAME.fullmatch(entry["name"]):
+            raise UserError(f"suite {path}: target name {entry['name']!r} must be a plain name (letters, digits, "
+                            "'.', '_', '-'; it names files inside --work)")
         if not isinstance(entry.get("model_options", {}), dict):
             raise UserError(f"suite {path}: target {entry['name']}'s model_options must be a table")
         exports = entry.get("export", ["fp32"])

@@ -385,3 +385,11 @@ def test_reports_with_times_of_zero_or_nan_are_refused(genforge_cli, tmp_path):
         path = tmp_path / "r.json"
         path.write_text(json.dumps(report))
         refused(genforge_cli, ("bench", "compare", path, path), ["samples_ms"])
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "/tmp/absolute", "a/b", ".hidden", ""])
+def test_a_suite_target_name_cannot_write_outside_the_work_folder(name, genforge_cli, tmp_path):
+    suite = tmp_path / "suite.toml"
+    suite.write_text(f'[train]\nsteps = 1\n[[targets]]\nname = "{name}"\nmodel = "dcgan"\n')
+    refused(genforge_cli, ("bench", "suite", suite, "--out", tmp_path / "out", "--smoke"), ["name"])
+    assert not (tmp_path / "out").exists() and not (tmp_path.parent / "escaped").exists()
