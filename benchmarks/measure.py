@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import resource
 import statistics
 import subprocess
@@ -30,6 +31,7 @@ from genforge.core.hardware import cpu_peak_gflops
 from genforge.core.registry import get_registry
 from genforge.core.runtime.tensorrt import engine_profile
 from genforge.core.targets import Target, classify_target
+from genforge.core.threads import current_threads
 
 SCHEMA = "genforge.bench/1"
 SCHEMA_FILE = Path(__file__).parent / "report.schema.json"
@@ -119,8 +121,8 @@ def make_row(target, backend_name, batch, samples, call, first_call_s) -> dict:
            "timing": call.timing, "end_to_end_ms": end_to_end_ms(call)}
     if call.macs_per_image:
         row["gflops"] = 2 * call.macs_per_image * batch / (stats["median_ms"] / 1e3) / 1e9
-        if call.device == "cpu":
-            peak, _ = cpu_peak_gflops()
+        if call.device == "cpu":  # against the cores its threads can use, not every core of the machine
+            peak, _ = cpu_peak_gflops(min(current_threads() or os.cpu_count() or 1, os.cpu_count() or 1))
             row["peak_share"] = row["gflops"] / peak if peak else None
     if call.device == "cuda":
 

@@ -34,7 +34,7 @@ def environment_line(env: dict) -> str:
 def markdown_cell(text: str) -> str:
     """A cell safe in a Markdown table: HTML escaped, one line, and Markdown's own syntax (pipes, links, images,
     emphasis, code) escaped so a target's name cannot become a link or an image."""
-    text = html.escape(" ".join(str(text).split()))
+    text = html.escape(" ".join(str(text).split()), quote=False)  # quotes are plain text in Markdown
     return "".join("\\" + ch if ch in MARKDOWN_SPECIALS else ch for ch in text)
 
 

@@ -216,3 +216,15 @@ def test_gpu_backends_time_with_cuda_events_and_report_end_to_end(train_small, t
     report = run_benchmarks([run, tmp_path / "g.onnx"], ["torch", "ort-cuda"], Settings((1, 8), 0.1, 5, 0.3))
     gpu_rows = [r for r in report["rows"] if r["status"] == "ok"]
     assert gpu_rows and all(r["timing"] == "cuda-events" and r["end_to_end_ms"] > 0 for r in gpu_rows)
+
+
+def test_the_share_of_peak_counts_the_threads_the_benchmark_used(fake_targets):
+    """A --threads 1 row is measured against one core's peak, not the machine's (#30, 10)."""
+    from genforge.core.hardware import cpu_peak_gflops
+    from genforge.core.threads import apply_threads
+
+    if cpu_peak_gflops(1)[0] is None:
+        pytest.skip("this machine's clock is unknown, so there is no peak")
+    apply_threads(1)
+    row = run_benchmarks([fake_targets["base"]], ["fake"], Settings((1,), 0.0, 5, 0.02, 1))["rows"][0]
+    assert row["peak_share"] == pytest.approx(row["gflops"] / cpu_peak_gflops(1)[0])

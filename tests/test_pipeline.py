@@ -103,7 +103,8 @@ def test_run_writes_a_report_whose_page_matches_its_json(tmp_path, genforge_cli)
     assert "passed" in exports and "no gate" in exports
     ok_rows = [r for r in report["bench"] if r["status"] == "ok"]
     assert {(r["target"], r["backend"]) for r in ok_rows} == {
-        ("training", "torch"), ("model-fp32.onnx", "ort-cpu"), ("model-int8.onnx", "ort-cpu")}
+        ("PyTorch (the run)", "torch"), ("model-fp32.onnx", "ort-cpu"), ("model-int8.onnx", "ort-cpu")}
+    assert "PyTorch (the run)" in bench, "the run's row says PyTorch, not the folder's name 'training' (#30, 10)"
     for row in ok_rows:
         cells = row_cells(row)
         assert cells[3] in bench and cells[7] in bench

@@ -251,6 +251,8 @@ def test_markdown_cells_cannot_become_links_or_images():
 
     cell = markdown_cell("![x](javascript:alert(1)) [a](b) `c` | d")
     assert "![" not in cell and "](" not in cell and "`" not in cell.replace("\\`", "") and " | " not in cell
+    assert markdown_cell("the classifier's \"accuracy\" <b>") == "the classifier's \"accuracy\" &lt;b&gt;", \
+        "quotes stay quotes in report.md (#30, 10); markup is escaped"
 
 
 def test_plugins_check_exits_1_when_a_plugin_failed(install_plugin, genforge_cli):
