@@ -40,6 +40,8 @@ _LAZY = {  # name -> module that defines it (imports torch)
     "torch_inputs": "genforge.core.inputs",
     "load_run": "genforge.core.training.run_dir",
     "Callback": "genforge.core.training.callbacks",
+    "EarlyStopping": "genforge.core.training.callbacks",
+    "LearningRateMonitor": "genforge.core.training.callbacks",
     "Logger": "genforge.core.training.loggers",
     "load": "genforge.core.runtime.load",
     # the Python API (app/api.py): the CLI is a thin layer over it

@@ -82,7 +82,8 @@ def train(model: str | None = None, dataset: str | None = None, *, out=None, res
     trainer.fit()
     stop()
     return Run(trainer.out, {"step": trainer.step, "seconds": time.perf_counter() - started,
-                             "device": str(trainer.device), "main": trainer.placement.main})
+                             "device": str(trainer.device), "main": trainer.placement.main,
+                             "stop_reason": trainer.stop_reason})
 
 
 def _launch(nproc, config, options: dict, target: list[str], progress: bool, out: Path) -> Run:
@@ -267,8 +268,19 @@ class Run:
     def config(self) -> dict:
         return self.record["train"]
 
+    @property
+    def stop_reason(self) -> str | None:
+        """Why training ended before its steps (a callback such as EarlyStopping), from metrics.jsonl; None when
+        it ran to the end."""
+        stops = self.metrics("stop")
+        return stops[-1]["reason"] if stops and stops[-1]["step"] == self._last_step() else None
+
+    def _last_step(self) -> int | None:
+        steps = [r["step"] for r in self.metrics("train")] + [r["step"] for r in self.metrics("stop")]
+        return max(steps) if steps else None
+
     def metrics(self, kind: str = "train") -> list[dict]:
-        """metrics.jsonl's records of one kind ("train", "eval")."""
+        """metrics.jsonl's records of one kind ("train", "eval", "lr", "stop")."""
         from genforge.core.images import read_metrics
 
         return [r for r in read_metrics(self.path / "metrics.jsonl") if r.get("kind") == kind]

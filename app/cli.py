@@ -23,7 +23,7 @@ from genforge.app.cli_export import export
 from genforge.app.cli_plugins import plugins
 from genforge.app.console import print_table
 from genforge.app.one_line import OneLineErrors, one_line, say
-from genforge.app.params import PROBABILITY, OutputDir, OutputFile, sampling_of, sampling_option
+from genforge.app.params import PROBABILITY, FiniteRange, OutputDir, OutputFile, sampling_of, sampling_option
 from genforge.core.errors import GenforgeError, UserError
 from genforge.core.files import IMAGE_SUFFIXES, PLAIN_FILE_MODE, check_distinct_outputs, current_umask, write_json
 from genforge.core.limits import MAX_SEED, check_generation
@@ -88,6 +88,10 @@ def _explicit(ctx, names):
 @click.option("--keep", default=3, show_default=True, type=int, help="Step checkpoints kept.")
 @click.option("--eval-every", default=0, show_default=True, type=int,
               help="Steps between evaluations (keeps checkpoints/best); 0: never.")
+@click.option("--early-stopping", "early_stopping", type=click.IntRange(min=1), metavar="PATIENCE",
+              help="Stop when --eval-metric has not improved for PATIENCE evaluations in a row (needs --eval-every).")
+@click.option("--early-stopping-delta", default=0.0, show_default=True, type=FiniteRange(0, 1e12),
+              help="The smallest change of --eval-metric that counts as an improvement.")
 @click.option("-o", "--model-option", "model_option", multiple=True, metavar="KEY=VALUE",
               help="A model option, e.g. -o latent_dim=64 (see the model's Config).")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), help="TOML file of these options.")
@@ -104,7 +108,8 @@ def _explicit(ctx, names):
 @click.option("--sync-batchnorm/--no-sync-batchnorm", default=False, show_default=True,
               help="With several CUDA processes: BatchNorm statistics over all of them (torch's SyncBatchNorm).")
 @click.pass_context
-def train(ctx, config_file, out, resume, overwrite, progress, model_option, nproc, **options):
+def train(ctx, config_file, out, resume, overwrite, progress, model_option, nproc, early_stopping,
+          early_stopping_delta, **options):
     """Train a model plugin on a dataset plugin; writes a run directory.
 
     \b
@@ -119,13 +124,20 @@ def train(ctx, config_file, out, resume, overwrite, progress, model_option, npro
         given["channels"] = int(given["channels"])
     if model_option:  # merged with --config's [model_options] by the API: the command line wins per key
         given["model_options"] = parse_model_options(model_option)
+    callbacks = []
+    if early_stopping:
+        from genforge.core.training.callbacks import EarlyStopping
+
+        callbacks.append(EarlyStopping(patience=early_stopping, min_delta=early_stopping_delta))
     run = train_run(out=out, resume=resume, overwrite=overwrite, config_file=config_file, progress=progress,
-                    nproc=nproc, **given)
+                    nproc=nproc, callbacks=callbacks, **given)
     if run.trained and run.trained["main"]:
         config = run.config
         click.echo(f"trained {config['model']} on {config['dataset']} to step {run.trained['step']} in "
                    f"{run.trained['seconds']:.1f}s ({config['precision']}, {run.trained['device']})")
         click.echo(f"run directory: {run.path}  (samples.png, loss.png, checkpoints/)")
+        if run.trained.get("stop_reason"):
+            click.echo(f"stopped at step {run.trained['step']}: {run.trained['stop_reason']}")
 
 
 def parse_labels(text: str | None):

@@ -153,6 +153,8 @@ class MlflowLogger(Logger):
         import mlflow
 
         now = int(time.time() * 1000)
+        if record.get("kind") == "stop":
+            self.client.set_tag(self.run_id, "genforge.stop_reason", str(record.get("reason"))[:5000])
         metrics = [mlflow.entities.Metric(f"{record['kind']}/{k}", v, now, record["step"])
                    for k, v in numbers(record).items()]
         if metrics:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 from helpers import sample_plugin
 
 from genforge.core.training import checkpoint as ckpt
@@ -67,3 +68,56 @@ def test_callback_state_survives_kill_9_and_resume(tmp_path, small_config):
     assert counter.seen == last.step  # restored before the first resumed step
     resumed.fit()
     assert resumed.step == last.step + 7 and counter.seen == last.step + 7
+
+
+# -- callbacks a Lightning user expects (#30, 9) ---------------------------------------------------------
+class RecordScores:
+    """A user's evaluation hook."""
+
+    def __init__(self):
+        self.seen = []
+
+    def on_evaluation(self, trainer, scores):
+        self.seen.append((trainer.step, dict(scores)))
+
+
+def test_early_stopping_ends_training_says_why_and_records_it(tmp_path, genforge_cache):
+    import genforge
+    from genforge import Callback, EarlyStopping, LearningRateMonitor
+
+    class Hook(RecordScores, Callback):
+        pass
+
+    hook = Hook()
+    run = genforge.train("dcgan", "digits", out=tmp_path / "run", steps=40, image_size=16, batch_size=16,
+                         eval_every=2, eval_samples=50, eval_metric="fd", sample_every=0, checkpoint_every=0,
+                         log_every=2, progress=False, model_options={"g_width": 8, "d_width": 8, "latent_dim": 16},
+                         callbacks=[EarlyStopping("fd", patience=1, min_delta=1e9), LearningRateMonitor(), hook])
+    assert run.trained["step"] == 4, "the first evaluation sets the best; the second cannot beat it by 1e9"
+    assert [step for step, _ in hook.seen] == [2, 4] and "fd" in hook.seen[0][1]
+    assert run.stop_reason.startswith("early stopping: fd did not improve for 1 evaluation(s)")
+    assert run.metrics("stop")[-1] == {"kind": "stop", "step": 4, "reason": run.stop_reason}
+    assert {"lr_g", "lr_d"} <= set(run.metrics("lr")[0])
+
+
+def test_the_cli_stops_early_and_prints_why_last(tmp_path, genforge_cache):
+    from helpers import run_genforge
+
+    config = tmp_path / "small-evaluations.toml"
+    config.write_text("eval_samples = 50\n")
+    result = run_genforge("train", "--steps", "40", "--image-size", "16", "--batch-size", "16", "-o", "g_width=8",
+                          "-o", "d_width=8", "--no-progress", "--out", tmp_path / "run", "--eval-every", "2",
+                          "--config", config, "--early-stopping", "1", "--early-stopping-delta", "1e9",
+                          "--sample-every", "0")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].startswith("stopped at step 4: early stopping: fd")
+    result = run_genforge("train", "--steps", "4", "--no-progress", "--out", tmp_path / "r2", "--early-stopping", "1")
+    assert result.returncode == 2 and "--eval-every" in result.stderr and not (tmp_path / "r2" / "config.json").exists()
+
+
+def test_callback_arguments_are_checked_in_python_terms():
+    from genforge import EarlyStopping, UserError
+
+    for bad in ({"patience": 0}, {"patience": 1.5}, {"min_delta": float("nan")}, {"metric": 3}):
+        with pytest.raises(UserError, match="EarlyStopping"):
+            EarlyStopping(**bad)

@@ -22,9 +22,11 @@ step, with a checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from pathlib import Path
 
+from genforge.core.errors import UserError
 from genforge.core.evaluation.scoring import evaluate_generator
 from genforge.core.images import save_loss_curve
 from genforge.core.progress import progress
@@ -40,6 +42,10 @@ class Callback:
     def name(self) -> str:
         return type(self).__name__
 
+    def check(self, config) -> None:
+        """Before anything is built or written: raise UserError if this callback cannot work with the training
+        options `config` (a TrainConfig), so a refusal leaves no run folder behind."""
+
     def on_fit_start(self, trainer) -> None:
         """Before the first step of this fit() (also after a resume)."""
 
@@ -48,6 +54,9 @@ class Callback:
 
     def on_checkpoint(self, trainer, path) -> None:
         """After a step checkpoint was written (path: its folder; None on ranks other than 0)."""
+
+    def on_evaluation(self, trainer, scores: dict) -> None:
+        """After every evaluation (eval_every steps, rank 0): scores maps metric names to values."""
 
     def on_fit_end(self, trainer) -> None:
         """After the last step and its checkpoint, when training ended normally (not after a signal or error)."""
@@ -151,6 +160,7 @@ class EvalBest(Callback):
             scores = evaluate_generator(trainer.model, trainer.info, config, n=config.eval_samples,
                                         metrics=[config.eval_metric], device=trainer.device)
         trainer.log({"kind": "eval", "step": trainer.step, **scores})
+        trainer.call("on_evaluation", scores)
         value = scores.get(config.eval_metric)
         if value is None:
             return
@@ -234,6 +244,61 @@ class Checkpoints(Callback):
         every = trainer.config.checkpoint_every
         if every and trainer.step % every == 0:
             trainer.save()
+
+
+class EarlyStopping(Callback):
+    """Stop training when `metric` (default: the run's eval_metric) has not improved by more than `min_delta`
+    for `patience` evaluations in a row; the reason is the last line of training and a metrics.jsonl record.
+    Needs evaluations (eval_every > 0); the metric's direction comes from its registration."""
+
+    def __init__(self, metric: str | None = None, patience: int = 3, min_delta: float = 0.0):
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 1:
+            raise UserError(f"EarlyStopping(patience={patience!r}) needs a whole number of evaluations, at least 1")
+        if isinstance(min_delta, bool) or not isinstance(min_delta, int | float) or not 0 <= min_delta < math.inf:
+            raise UserError(f"EarlyStopping(min_delta={min_delta!r}) needs a finite number, 0 or more")
+        if metric is not None and not isinstance(metric, str):
+            raise UserError(f"EarlyStopping(metric={metric!r}) needs a metric name such as 'fd'")
+        self.metric, self.patience, self.min_delta = metric, patience, float(min_delta)
+        self.best: float | None = None
+        self.best_step: int | None = None
+        self.bad = 0
+
+    def check(self, config):
+        if not config.eval_every:
+            raise UserError("EarlyStopping needs evaluations during training: set eval_every (--eval-every N)")
+        self.metric = self.metric or config.eval_metric
+        get_registry().get("metrics", self.metric)
+
+    def on_evaluation(self, trainer, scores):
+        value = scores.get(self.metric)
+        if value is None:
+            return
+        higher = get_registry().get("metrics", self.metric).higher_is_better
+        gain = (value - self.best if higher else self.best - value) if self.best is not None else math.inf
+        if gain > self.min_delta:
+            self.best, self.best_step, self.bad = float(value), trainer.step, 0
+            return
+        self.bad += 1
+        if self.bad >= self.patience:
+            trainer.stop_reason = (f"early stopping: {self.metric} did not improve for {self.patience} "
+                                   f"evaluation(s) (best {self.best:.4g} at step {self.best_step})")
+
+    def state_dict(self):
+        return {"best": self.best, "best_step": self.best_step, "bad": self.bad}
+
+    def load_state_dict(self, state):
+        self.best, self.best_step, self.bad = state.get("best"), state.get("best_step"), state.get("bad", 0)
+
+
+class LearningRateMonitor(Callback):
+    """Every log_every steps, each optimizer's learning rate as a metrics record ({"kind": "lr", "lr_g": ...}),
+    for metrics.jsonl and every logger."""
+
+    def on_step_end(self, trainer, metrics):
+        if trainer.placement.main and trainer.step % trainer.config.log_every == 0:
+            trainer.log({"kind": "lr", "step": trainer.step,
+                         **{f"lr_{name}": optimizer.param_groups[0]["lr"]
+                            for name, optimizer in trainer.optimizers.items()}})
 
 
 def callbacks_in_order(progress: bool, extra=(), log_to=()) -> list[Callback]:

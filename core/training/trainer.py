@@ -63,6 +63,9 @@ class Trainer:
                  progress: bool = True, callbacks: list[Callback] | None = None):
         self.config, self.out = config, Path(out)
         self.callbacks = callbacks_in_order(progress, callbacks or (), config.log_to)
+        for callback in self.callbacks:
+            if hasattr(callback, "check"):  # hooks added after a callback was written are optional
+                callback.check(config)
         self.loggers = next(c for c in self.callbacks if isinstance(c, Loggers))
         self.stop_reason: str | None = None  # a callback sets it to end training after the current step
         self.last_log: dict | None = None  # the latest metrics.jsonl record, for the progress bar
@@ -278,6 +281,8 @@ class Trainer:
                 metrics = self.train_step()
                 self.call("on_step_end", metrics)
             stop.__exit__()
+            if self.stop_reason is not None and self.placement.main:
+                self.log({"kind": "stop", "step": self.step, "reason": self.stop_reason})
             if self._saved_step != self.step:
                 self.save()
             if stop.received is not None:
@@ -313,7 +318,9 @@ class Trainer:
 
     def call(self, hook: str, *args) -> None:
         for callback in self.callbacks:
-            getattr(callback, hook)(self, *args)
+            method = getattr(callback, hook, None)  # hooks added after a callback was written are optional
+            if method is not None:
+                method(self, *args)
 
     def world(self) -> dict:
         return {"world_size": self.placement.world_size} if self.placement.distributed else {}
