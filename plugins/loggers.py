@@ -122,6 +122,12 @@ def flat_params(params: dict, prefix: str = "") -> dict:
     return flat
 
 
+# An unanswering tracking server costs seconds, not MLflow's default minutes of retries (120 s timeout, 7
+# retries with backoff): one try and one retry of at most 4 s each, then one warning and training goes on.
+MLFLOW_HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "4", "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+                      "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "0.5"}
+
+
 class MlflowLogger(Logger):
     """An MLflow run (experiment "genforge"): parameters, metrics per step, sample grids and files as
     artifacts."""
@@ -131,6 +137,8 @@ class MlflowLogger(Logger):
     def start(self, run_dir, hyperparams, step, state):
         import mlflow  # lazy: the mlflow extra
 
+        for name, value in MLFLOW_HTTP_LIMITS.items():  # the user's own settings win
+            os.environ.setdefault(name, value)
         self.uri = state.get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI") or \
             (Path(run_dir) / "mlruns").resolve().as_uri()
         if self.uri.startswith("file:"):
@@ -153,8 +161,6 @@ class MlflowLogger(Logger):
         import mlflow
 
         now = int(time.time() * 1000)
-        if record.get("kind") == "stop":
-            self.client.set_tag(self.run_id, "genforge.stop_reason", str(record.get("reason"))[:5000])
         metrics = [mlflow.entities.Metric(f"{record['kind']}/{k}", v, now, record["step"])
                    for k, v in numbers(record).items()]
         if metrics:
@@ -169,5 +175,12 @@ class MlflowLogger(Logger):
     def state_dict(self):
         return {"run_id": self.run_id, "tracking_uri": self.uri}
 
+    def finish(self, status, stop_reason):
+        if stop_reason:
+            self.client.set_tag(self.run_id, "genforge.stop_reason", stop_reason[:5000])
+        self.client.set_terminated(self.run_id, status=status)
+        self.terminated = True
+
     def close(self):
-        self.client.set_terminated(self.run_id)
+        if not getattr(self, "terminated", False):
+            self.client.set_terminated(self.run_id)

@@ -147,3 +147,66 @@ def test_genforge_export_hands_the_file_to_mlflow_too(logged_run, genforge_cli, 
     client = mlflow.MlflowClient((logged_run.path / "mlruns").resolve().as_uri())
     (run,) = client.search_runs([client.get_experiment_by_name("genforge").experiment_id])
     assert "from-the-cli.onnx" in {a.path for a in client.list_artifacts(run.info.run_id)}
+
+
+# -- services never hold a run hostage; the tracker records the truth (#30, 5) ---------------------------
+def test_an_unanswering_tracking_server_costs_seconds_and_one_warning(tmp_path, monkeypatch, capfd):
+    """A server that accepts connections and never answers: MLflow's default retries take minutes."""
+    import socket
+    import time
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    for name in ("MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+                 "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{silent.getsockname()[1]}")
+    started = time.monotonic()
+    try:
+        run = genforge.train(steps=4, log_to=["mlflow"], out=tmp_path / "run", **SMALL)
+    finally:
+        silent.close()
+    assert time.monotonic() - started < 30 and run.trained["step"] == 4
+    warnings = [line for line in capfd.readouterr().err.splitlines() if line.startswith("Warning")]
+    assert len(warnings) == 1 and "mlflow" in warnings[0], warnings
+
+
+def mlflow_run(out):
+    import mlflow
+
+    client = mlflow.MlflowClient((out / "mlruns").resolve().as_uri())
+    (experiment,) = [e for e in client.search_experiments() if e.name == "genforge"]
+    (run,) = client.search_runs([experiment.experiment_id])
+    return run
+
+
+def test_the_tracker_records_finished_with_the_stop_reason_failed_and_killed(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    from genforge import Callback, EarlyStopping
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    genforge.train(steps=40, log_to=["mlflow"], out=tmp_path / "stopped", eval_every=2, eval_samples=50,
+                   callbacks=[EarlyStopping("fd", patience=1, min_delta=1e9)], **SMALL)
+    run = mlflow_run(tmp_path / "stopped")
+    assert run.info.status == "FINISHED" and run.data.tags["genforge.stop_reason"].startswith("early stopping")
+
+    class Explode(Callback):
+        def on_step_end(self, trainer, metrics):
+            if trainer.step == 2:
+                raise RuntimeError("a plugin's bug")
+
+    with pytest.raises(RuntimeError):
+        genforge.train(steps=4, log_to=["mlflow"], out=tmp_path / "failed", callbacks=[Explode()], **SMALL)
+    assert mlflow_run(tmp_path / "failed").info.status == "FAILED"
+
+    class Interrupt(Callback):
+        def on_step_end(self, trainer, metrics):
+            if trainer.step == 2:
+                os.kill(os.getpid(), signal.SIGTERM)
+
+    with pytest.raises(BaseException):  # noqa: B017  TrainingInterrupted, whatever the API raises for a signal
+        genforge.train(steps=6, log_to=["mlflow"], out=tmp_path / "killed", callbacks=[Interrupt()], **SMALL)
+    assert mlflow_run(tmp_path / "killed").info.status == "KILLED"

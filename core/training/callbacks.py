@@ -209,6 +209,8 @@ class Loggers(Callback):
 
     def teardown(self, trainer):
         for name in list(self.active):
+            if hasattr(self.active[name], "finish"):
+                self._call(name, "finish", trainer.outcome, trainer.stop_reason)
             self._call(name, "close")
         self.active.clear()
 

@@ -45,6 +45,10 @@ class Logger:
         """Saved in every checkpoint (e.g. an experiment tracker's run id) and handed back to start()."""
         return {}
 
+    def finish(self, status: str, stop_reason: str | None) -> None:
+        """Before close(): how the fit ended: "FINISHED", "FAILED" (an error) or "KILLED" (SIGINT/SIGTERM), and
+        why a callback stopped it early (None when it did not)."""
+
     def close(self) -> None:
         """At the end of the fit, whether it ended well or not."""
 

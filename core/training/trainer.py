@@ -68,6 +68,7 @@ class Trainer:
                 callback.check(config)
         self.loggers = next(c for c in self.callbacks if isinstance(c, Loggers))
         self.stop_reason: str | None = None  # a callback sets it to end training after the current step
+        self.outcome = "FAILED"  # how fit() ended, for the loggers' teardown: FINISHED, KILLED (a signal) or FAILED
         self.last_log: dict | None = None  # the latest metrics.jsonl record, for the progress bar
         self.placement = placement_from_environment()
         self.threads = apply_threads(config.threads, self.placement.world_size)
@@ -286,11 +287,16 @@ class Trainer:
             if self._saved_step != self.step:
                 self.save()
             if stop.received is not None:
+                self.outcome = "KILLED"
                 safe = self.out / "checkpoints" / f"{ckpt.PREFIX}{self.step:08d}"
                 raise TrainingInterrupted(f"training stopped by {stop.name} at step {self.step}; checkpoint {safe} "
                                           f"is safe; continue with: genforge train --resume {self.out}",
                                           stop.received)
             self.call("on_fit_end")
+            self.outcome = "FINISHED"
+        except KeyboardInterrupt:
+            self.outcome = "KILLED"
+            raise
         finally:
             stop.__exit__()
             self.call("teardown")
