@@ -21,9 +21,20 @@ import numpy as np
 
 from genforge.app.results import BenchReport, Samples, Scores, html_table, inline_png
 from genforge.core import runtime
+from genforge.core.arguments import (
+    callbacks_of,
+    flag,
+    known_keywords,
+    number,
+    options_dict,
+    path_of,
+    plain,
+    text,
+    whole,
+)
 from genforge.core.errors import UserError
 from genforge.core.files import check_output_dir, check_output_file, read_toml
-from genforge.core.limits import MAX_BATCH, check_seconds
+from genforge.core.limits import MAX_BATCH, MAX_SECONDS, MAX_SEED
 
 RUN_KWARGS = ("model", "dataset")
 
@@ -52,7 +63,13 @@ def train(model: str | None = None, dataset: str | None = None, *, out=None, res
     from genforge.core.training.run_dir import read_run_config
     from genforge.core.training.trainer import Trainer
 
-    given = {k: v for k, v in {"model": model, "dataset": dataset, **options}.items() if v is not None}
+    nproc = whole(nproc, "nproc", 1, 1024)
+    progress, overwrite = flag(progress, "progress"), flag(overwrite, "overwrite")
+    out, resume = path_of(out, "out", optional=True), path_of(resume, "resume", optional=True)
+    config_file = path_of(config_file, "config_file", optional=True)
+    callbacks = callbacks_of(callbacks)
+    text(model, "model", optional=True), text(dataset, "dataset", optional=True)
+    given = {k: v for k, v in {"model": model, "dataset": dataset, **plain(options)}.items() if v is not None}
     from_file = read_config_file(config_file) if config_file else {}
     if isinstance(given.get("model_options"), dict) and isinstance(from_file.get("model_options"), dict):
         given["model_options"] = {**from_file["model_options"], **given["model_options"]}
@@ -108,10 +125,8 @@ def sample(target, n: int = 64, labels=None, seed: int = 0, checkpoint=None, ema
            provider: str = "cpu", sampling: dict | None = None) -> Samples:
     """n samples from a run directory, an .onnx or an .engine (labels: a class or a list cycled over them;
     sampling: new values for a run's sampling options, such as {"steps": 10} for diffusion)."""
-    if isinstance(target, Run):
-        target = target.path
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise UserError(f"n must be a whole number of at least 1, not {n!r}")
+    target = path_of(target, "target")
+    n, seed = whole(n, "n", 1, MAX_BATCH * 64), whole(seed, "seed", 0, MAX_SEED)
     generator = runtime.load(target, provider=provider, checkpoint=checkpoint, ema=ema, sampling=sampling)
     label_array = _labels(labels, n)
     if label_array is not None and not generator.conditional:
@@ -130,10 +145,14 @@ def evaluate(target, n: int = 2000, metrics=None, checkpoint=None, ema=None, dat
     values for a run's sampling options)."""
     from genforge.core.evaluation.scoring import evaluate_target
 
-    if isinstance(target, Run):
-        target = target.path
+    target = path_of(target, "target")
+    n, seed = whole(n, "n", 1, 10**7), whole(seed, "seed", 0, MAX_SEED)
+    ema, sampling = flag(ema, "ema", optional=True), options_dict(sampling, "sampling")
+    checkpoint = str(path_of(checkpoint, "checkpoint")) if checkpoint is not None else None
+    dataset_from = path_of(dataset_from, "dataset_from", optional=True)
     if isinstance(metrics, list | tuple):
-        metrics = ",".join(metrics)
+        metrics = ",".join(text(m, "metrics") for m in metrics)
+    text(metrics, "metrics", optional=True)
     options = {"inception_weights": inception_weights} if inception_weights else None
     return Scores(evaluate_target(target, checkpoint=checkpoint, ema=ema, n=n, metrics=metrics,
                                   dataset_from=dataset_from, seed=seed, options=options, sampling=sampling))
@@ -155,14 +174,47 @@ def export_onnx_file(run, out, precision: str = "fp32", target: str = "cpu", ove
     return report
 
 
+ONNX_OPTIONS = ("checkpoint", "opset", "batch", "ema", "rewrite", "force", "max_fd_increase", "quality_samples",
+                "sampling", "check_quality")
+EXPORT_OPTIONS = {"onnx": ONNX_OPTIONS,
+                  "tensorrt": ONNX_OPTIONS + ("min_batch", "opt_batch", "max_batch", "workspace_gib")}
+
+
+def check_export_options(options: dict) -> dict:
+    """export()'s keyword options by the rules of `genforge export`'s options."""
+    checked = dict(plain(options))
+    for name in ("opset",):
+        if name in checked:
+            checked[name] = whole(checked[name], name, 7, 30)
+    for name in ("batch", "min_batch", "opt_batch", "max_batch"):
+        if name in checked and not (name == "batch" and checked[name] in (None, "dynamic")):
+            checked[name] = whole(checked[name], name, 1, MAX_BATCH)
+    if "quality_samples" in checked:
+        checked["quality_samples"] = whole(checked["quality_samples"], "quality_samples", 10, 1_000_000)
+    if "max_fd_increase" in checked:
+        checked["max_fd_increase"] = number(checked["max_fd_increase"], "max_fd_increase", -1, 1000)
+    if "workspace_gib" in checked:
+        checked["workspace_gib"] = number(checked["workspace_gib"], "workspace_gib", 0, 1024, low_open=True)
+    for name in ("ema", "rewrite", "force", "check_quality"):
+        if name in checked:
+            checked[name] = flag(checked[name], name, optional=name == "ema")
+    if "sampling" in checked:
+        checked["sampling"] = options_dict(checked["sampling"], "sampling")
+    return checked
+
+
 def export(run, format: str = "onnx", out=None, precision: str = "fp32", target: str = "cpu", overwrite=False,
            **options) -> Path:
     """Export a run's generator and return the file: format "onnx" (options: checkpoint, opset, batch, ema,
     rewrite, force, max_fd_increase, quality_samples, sampling) or "tensorrt" (an engine built from a fresh ONNX export;
     options min_batch, opt_batch, max_batch, workspace_gib). The default path is beside the run directory."""
-    run_dir = Path(run.path if isinstance(run, Run) else run)
+    run_dir = path_of(run, "run")
     if format not in ("onnx", "tensorrt"):
         raise UserError(f"unknown export format {format!r}; use onnx or tensorrt")
+    known_keywords(options, EXPORT_OPTIONS[format], f"export(format={format!r})")
+    options = check_export_options(options)
+    out, overwrite = path_of(out, "out", optional=True), flag(overwrite, "overwrite")
+    text(precision, "precision"), text(target, "target")
     suffix = ".onnx" if format == "onnx" else ".engine"
     int8_for = f"-{target}" if precision == "int8" and target != "cpu" else ""
     out = Path(out) if out is not None else run_dir.parent / f"{run_dir.name}-{precision}{int8_for}{suffix}"
@@ -193,15 +245,20 @@ def bench(targets, backends=None, batches=(1, 8, 64), warmup_s: float = 0.5, min
     from genforge.benchmarks.measure import Settings, run_benchmarks
     from genforge.core.threads import apply_threads
 
-    paths = [t.path if isinstance(t, Run) else Path(t) for t in ([targets] if isinstance(targets, str | Path | Run)
-                                                                   else targets)]
+    many = targets if isinstance(targets, list | tuple) else [targets]
+    paths = [path_of(t, "targets") for t in many]
     if not paths:
-        raise UserError("give at least one target (a run directory, an .onnx or an .engine)")
-    sizes = tuple(batches)
-    if not sizes or not all(isinstance(b, int) and not isinstance(b, bool) and 1 <= b <= MAX_BATCH for b in sizes):
-        raise UserError(f"--batch needs positive numbers up to {MAX_BATCH}, like 1,8,64")
-    check_seconds(warmup_s, "--warmup-s")
-    check_seconds(duration_s, "--duration-s")
+        raise UserError("targets= is empty; give at least one (a run directory, an .onnx or an .engine)")
+    if isinstance(batches, int | str) or not isinstance(batches, list | tuple) or not batches:
+        raise UserError(f"batches={batches!r} must be a list of batch sizes, like [1, 8, 64]")
+    sizes = tuple(whole(b, "batches", 1, MAX_BATCH) for b in batches)
+    warmup_s = number(warmup_s, "warmup_s", 0, MAX_SECONDS)
+    duration_s = number(duration_s, "duration_s", 0, MAX_SECONDS, low_open=True)
+    min_iters, threads = whole(min_iters, "min_iters", 2, 1_000_000), whole(threads, "threads", 1, 1024, True)
+    if progress is not None and not callable(progress):
+        raise UserError(f"progress={progress!r} must be a function taking one line of text, or None")
+    if backends is not None and not isinstance(backends, str | list | tuple):
+        raise UserError(f"backends={backends!r} must be names, comma-separated or a list")
     names = [b.strip() for b in backends.split(",") if b.strip()] if isinstance(backends, str) else backends
     if precision not in ("fp32", "bf16"):
         raise UserError(f"unknown precision {precision!r} for benchmarking run directories; use fp32 or bf16")
@@ -239,7 +296,10 @@ def run_pipeline(pipeline=None, out=None, overwrite: bool = False, threads: int 
     from genforge.app.pipeline import load_pipeline
     from genforge.app.pipeline import run_pipeline as run_job
 
-    config = load_pipeline(Path(pipeline) if pipeline is not None else None, model)
+    pipeline, out = path_of(pipeline, "pipeline", optional=True), path_of(out, "out", optional=True)
+    threads, overwrite = whole(threads, "threads", 1, 1024, optional=True), flag(overwrite, "overwrite")
+    model = text(model, "model", optional=True)
+    config = load_pipeline(pipeline, model)
     if out is not None:
         config["out"] = str(out)
     if threads:

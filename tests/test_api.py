@@ -114,3 +114,74 @@ def test_resuming_a_finished_run_is_refused_and_leaves_it_open(tmp_path):
     with pytest.raises(UserError, match="already reached step 2"):
         genforge.train(resume=run.path, progress=False)
     assert genforge.train(resume=run.path, steps=3, progress=False).trained["step"] == 3
+
+
+# -- the API checks what the CLI checks, and says it in Python (#30, 2) ----------------------------------
+API_REFUSALS = [
+    ("train", dict(nproc="2"), "nproc="),
+    ("train", dict(nproc=-1), "nproc="),
+    ("train", dict(nproc=1.0), "nproc="),
+    ("train", dict(threads=0), "threads"),
+    ("train", dict(steps="5"), "steps"),
+    ("train", dict(steps=float("nan")), "steps"),
+    ("train", dict(progress="yes"), "progress="),
+    ("train", dict(out=123), "out="),
+    ("train", dict(callbacks=[genforge.Callback]), "pass an instance"),
+    ("train", dict(callbacks=[object()]), "not a callback"),
+    ("sample", dict(n="4"), "n="),
+    ("sample", dict(n=0), "n="),
+    ("sample", dict(seed=-1), "seed="),
+    ("evaluate", dict(n=np.float64(5)), "n="),
+    ("evaluate", dict(ema="no"), "ema="),
+    ("export", dict(precison="int8"), "unknown keyword argument(s) precison"),
+    ("export", dict(opset="17"), "opset="),
+    ("export", dict(max_fd_increase=float("nan")), "max_fd_increase="),
+    ("export", dict(quality_samples=5), "quality_samples="),
+    ("bench", dict(threads=-1), "threads="),
+    ("bench", dict(min_iters=0), "min_iters="),
+    ("bench", dict(batches=8), "batches="),
+    ("bench", dict(batches=[0]), "batches="),
+    ("bench", dict(duration_s=float("inf")), "duration_s="),
+    ("bench", dict(warmup_s=-1), "warmup_s="),
+    ("run_pipeline", dict(threads=1.5), "threads="),
+    ("run_pipeline", dict(overwrite="yes"), "overwrite="),
+    ("load", dict(checkpoint=4), "checkpoint="),
+    ("load", dict(ema=1), "ema="),
+    ("load", dict(sampling=[("steps", 3)]), "sampling="),
+]
+
+
+@pytest.mark.parametrize("function, kwargs, fragment", API_REFUSALS,
+                         ids=[f"{f}-{next(iter(k))}={k[next(iter(k))]!r}" for f, k, _ in API_REFUSALS])
+def test_every_api_argument_is_checked_and_named_in_python_terms(function, kwargs, fragment, run, tmp_path,
+                                                                  monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a refused train() or run_pipeline() would write here: nothing may appear
+    target = {"train": (), "run_pipeline": ()}.get(function, (run,))
+    with pytest.raises(UserError, match=fragment.replace("(", r"\(").replace(")", r"\)")) as refused:
+        getattr(genforge, function)(*target, **kwargs)
+    assert "--" not in str(refused.value).split(";")[0], "named as the keyword, not the CLI option"
+    assert list(tmp_path.iterdir()) == [], "a refusal leaves nothing behind"
+
+
+def test_load_refuses_a_non_path_and_numpy_numbers_count_as_numbers(run, tmp_path):
+    with pytest.raises(UserError, match="path="):
+        genforge.load(123)
+    samples = genforge.sample(run, n=np.int64(4), seed=np.int32(1))
+    assert samples.images.shape[0] == 4
+    trained = genforge.train(out=tmp_path / "np", steps=np.int64(2), image_size=16, batch_size=np.int64(16),
+                             model_options={"g_width": np.int64(8), "d_width": 8}, progress=False)
+    assert trained.config["steps"] == 2 and trained.config["model_options"]["g_width"] == 8
+
+
+def test_one_callback_is_taken_as_a_list_of_one(tmp_path):
+    from genforge import Callback
+
+    class Count(Callback):
+        seen = 0
+
+        def on_step_end(self, trainer, metrics):
+            Count.seen += 1
+
+    genforge.train(out=tmp_path / "one", steps=2, image_size=16, batch_size=16, progress=False,
+                   model_options={"g_width": 8, "d_width": 8}, callbacks=Count())
+    assert Count.seen == 2

@@ -12,6 +12,7 @@ Loading an .onnx or .engine needs only its metadata: no model-plugin code is imp
 
 from __future__ import annotations
 
+from genforge.core.arguments import flag, options_dict, path_of, text
 from genforge.core.errors import UserError
 from genforge.core.runtime.base import GeneratorRuntime
 from genforge.core.runtime.pytorch import TorchRuntime
@@ -23,6 +24,11 @@ def load(path, provider: str = "cpu", checkpoint=None, ema=None, device="cpu", p
     """Open a run directory (or one of its checkpoints), an .onnx or an .engine for generation. A run directory
     also runs in bf16 (precision="bf16") where the CPU has AVX-512 BF16 or AMX, or on CUDA, and takes new
     values for its model's sampling options (sampling={"steps": 10})."""
+    path = path_of(path, "path")
+    checkpoint = str(path_of(checkpoint, "checkpoint")) if checkpoint is not None else None
+    ema = flag(ema, "ema", optional=True)
+    text(provider, "provider"), text(precision, "precision")
+    sampling = options_dict(sampling, "sampling")
     target = classify_target(path)
     if target.kind == "run":
         return TorchRuntime(target.path, checkpoint or target.checkpoint, ema, device, precision, sampling)

@@ -310,11 +310,19 @@ def callbacks_in_order(progress: bool, extra=(), log_to=()) -> list[Callback]:
             Checkpoints()]
 
 
+def _name(callback) -> str:
+    return getattr(callback, "name", type(callback).__name__)
+
+
 def callbacks_state(callbacks) -> dict:
-    return {c.name: c.state_dict() for c in callbacks if c.state_dict()}
+    """Each callback's state_dict() under its name (callbacks written without one have none)."""
+    states = {_name(c): c.state_dict() for c in callbacks if hasattr(c, "state_dict")}
+    return {name: state for name, state in states.items() if state}
 
 
 def restore_callbacks(callbacks, state) -> None:
     saved = state if isinstance(state, dict) else {}
     for callback in callbacks:
-        callback.load_state_dict(saved.get(callback.name, {}) if isinstance(saved.get(callback.name), dict) else {})
+        if hasattr(callback, "load_state_dict"):
+            mine = saved.get(_name(callback))
+            callback.load_state_dict(mine if isinstance(mine, dict) else {})

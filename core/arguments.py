@@ -1,0 +1,107 @@
+"""The Python API's argument checks: the command line's rules, said in Python.
+
+Each check takes the value and the keyword argument's name and returns the value as genforge uses it, or
+raises UserError naming that keyword (`steps=`, not `--steps`). numpy scalars count as the Python numbers
+they hold; booleans never count as numbers; floats are finite.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+from genforge.core.errors import UserError
+
+
+def plain(value):
+    """numpy scalars as Python numbers (np.int64(8) -> 8), containers walked; anything else as it is."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(plain(v) for v in value)
+    if type(value).__module__ == "numpy" and hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        return value.item()
+    return value
+
+
+def whole(value, name: str, low: int = 1, high: int | None = None, optional: bool = False) -> int | None:
+    """A whole number from low to high (numpy integers too; never a bool, a float or a string)."""
+    if value is None and optional:
+        return None
+    value = plain(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        upper = f" to {high}" if high is not None else " or more"
+        raise UserError(f"{name}={value!r} must be a whole number from {low}{upper}")
+    return value
+
+
+def number(value, name: str, low: float = -math.inf, high: float = math.inf, low_open: bool = False,
+           optional: bool = False) -> float | None:
+    """A finite number within [low, high] (or (low, high] with low_open)."""
+    if value is None and optional:
+        return None
+    value = plain(value)
+    if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
+            or value < low or (low_open and value == low) or value > high):
+        side = "above" if low_open else "from"
+        raise UserError(f"{name}={value!r} must be a finite number {side} {low:g} up to {high:g}")
+    return float(value)
+
+
+def flag(value, name: str, optional: bool = False) -> bool | None:
+    if value is None and optional:
+        return None
+    value = plain(value)
+    if not isinstance(value, bool):
+        raise UserError(f"{name}={value!r} must be True or False")
+    return value
+
+
+def text(value, name: str, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value:
+        raise UserError(f"{name}={value!r} must be a non-empty string")
+    return value
+
+
+def path_of(value, name: str, optional: bool = False) -> Path | None:
+    """A path: str, os.PathLike, or an object with a .path (genforge's Run)."""
+    if value is None and optional:
+        return None
+    value = getattr(value, "path", value)
+    if not isinstance(value, str | os.PathLike) or not str(value):
+        raise UserError(f"{name}={value!r} must be a path (a string or a pathlib.Path)")
+    return Path(value)
+
+
+def options_dict(value, name: str, optional: bool = True) -> dict | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise UserError(f"{name}={value!r} must be a dict of option names to values, like {{'steps': 10}}")
+    return plain(value)
+
+
+def known_keywords(given: dict, known, where: str) -> None:
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise UserError(f"{where} got unknown keyword argument(s) {', '.join(unknown)}; known: "
+                        f"{', '.join(sorted(known))}")
+
+
+CALLBACK_HOOKS = ("check", "on_fit_start", "on_step_end", "on_evaluation", "on_checkpoint", "on_fit_end",
+                  "teardown", "state_dict", "load_state_dict")
+
+
+def callbacks_of(value) -> list:
+    """callbacks=: a list of callback instances, or one of them (as Lightning takes it)."""
+    items = [] if value is None else list(value) if isinstance(value, list | tuple) else [value]
+    for item in items:
+        if isinstance(item, type):
+            raise UserError(f"callbacks= holds the class {item.__name__}; pass an instance: {item.__name__}()")
+        if not any(callable(getattr(item, hook, None)) for hook in CALLBACK_HOOKS):
+            raise UserError(f"callbacks= holds {item!r}, which is not a callback: subclass genforge.Callback and "
+                            "implement its hooks (on_step_end, on_evaluation, ...)")
+    return items
