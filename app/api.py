@@ -320,12 +320,14 @@ class Run:
 
     @property
     def record(self) -> dict:
+        """config.json: the training options, the model's config and the data it was built for."""
         from genforge.core.training.run_dir import read_run_config
 
         return read_run_config(self.path)
 
     @property
     def config(self) -> dict:
+        """The training options the run was made with (config.json's "train")."""
         return self.record["train"]
 
     @property
@@ -346,12 +348,18 @@ class Run:
         return [r for r in read_metrics(self.path / "metrics.jsonl") if r.get("kind") == kind]
 
     def sample(self, n: int = 64, labels=None, seed: int = 0, checkpoint=None, ema=None) -> Samples:
+        """n images from this run (genforge.sample): labels a class or a list cycled over them (conditional
+        models), checkpoint a folder under checkpoints/ (default: the latest), ema the EMA weights or not."""
         return sample(self.path, n, labels, seed, checkpoint, ema)
 
     def evaluate(self, n: int = 2000, metrics=None, checkpoint=None, ema=None, seed: int = 0) -> Scores:
+        """Scores of n generated images (genforge.evaluate): FD and its floor, KID, class accuracy where labelled;
+        metrics names others (a list, or comma-separated)."""
         return evaluate(self.path, n, metrics, checkpoint, ema, seed=seed)
 
     def export(self, format: str = "onnx", out=None, precision: str = "fp32", **options) -> Path:
+        """The generator as a file (genforge.export): "onnx" in fp32, fp16 or int8 behind the quality gate, or
+        "tensorrt"; returns its path (default: beside the run directory)."""
         return export(self, format, out, precision, **options)
 
     def __repr__(self) -> str:
@@ -370,3 +378,24 @@ class Run:
                            for name in ("samples.png", "loss.png") if (self.path / name).exists())
         return f"<p>{repr(self)}</p>{pictures}<details><summary>options</summary>" \
                f"{html_table(rows, ['option', 'value'])}</details>"
+
+
+def _with_training_options(function):
+    """train()'s signature shows every training option (TrainConfig's fields) as a keyword, so help() and IDEs
+    list them; the function still takes them as **options."""
+    import inspect
+
+    from genforge.core.training.config import TrainConfig
+
+    signature = inspect.signature(function)
+    fixed = [p for p in signature.parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]
+    taken = {p.name for p in fixed}
+    extra = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY,
+                               default=None if f.default is dataclasses.MISSING else f.default, annotation=f.type)
+             for f in dataclasses.fields(TrainConfig) if f.name not in taken]
+    function.__signature__ = signature.replace(parameters=fixed + extra)
+    function.__doc__ += "\n    Training options: " + ", ".join(p.name for p in extra) + ".\n"
+    return function
+
+
+train = _with_training_options(train)

@@ -185,3 +185,18 @@ def test_one_callback_is_taken_as_a_list_of_one(tmp_path):
     genforge.train(out=tmp_path / "one", steps=2, image_size=16, batch_size=16, progress=False,
                    model_options={"g_width": 8, "d_width": 8}, callbacks=Count())
     assert Count.seen == 2
+
+
+def test_what_the_api_returns_says_what_it_is(run):
+    """genforge.load's value has a one-line repr; Run's methods have docstrings; train() lists its options
+    to help() and IDEs (#30, 10)."""
+    import inspect
+
+    shown = repr(genforge.load(run))
+    assert shown.startswith("TorchRuntime(") and "checkpoints" in shown and "-> images (1, 16, 16)" in shown
+    for name in ("sample", "evaluate", "export", "metrics", "record", "config", "stop_reason"):
+        member = getattr(genforge.Run, name)
+        assert (member.fget if isinstance(member, property) else member).__doc__, name
+    parameters = inspect.signature(genforge.train).parameters
+    assert {"steps", "batch_size", "eval_every", "model_options"} <= set(parameters)
+    assert "Training options: " in genforge.train.__doc__

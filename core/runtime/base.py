@@ -28,6 +28,14 @@ class GeneratorRuntime:
     image_shape: tuple[int, int, int]
     metadata: dict
 
+    def __repr__(self) -> str:
+        """One line: what it runs, what it takes and what it makes (genforge.load's value in a REPL)."""
+        classes = f", {self.num_classes} classes" if self.conditional else ""
+        loaded = getattr(self, "loaded", None)  # a run directory's runtime: the checkpoint it loaded
+        source = loaded.checkpoint if loaded is not None else getattr(self, "path", None)
+        return (f"{type(self).__name__}({str(source)!r}: noise {tuple(self.latent_shape)}{classes} -> images "
+                f"{tuple(self.image_shape)})")
+
     @property
     def latent_shape(self) -> tuple[int, ...]:
         return self.signature.latent_shape
