@@ -24,6 +24,7 @@ from torch.distributed.run import get_args_parser, run
 
 from genforge.core.contract import open_dataset
 from genforge.core.errors import TrainingStopped, UserError
+from genforge.core.threads import OURS, users_omp_threads
 from genforge.core.training.config import TrainConfig
 
 
@@ -65,7 +66,8 @@ def toml_value(value) -> str:
 def launch(nproc: int, options: dict, target: list[str], progress: bool) -> None:
     """Run `genforge train` in nproc processes with `options` (written to a TOML config) and `target`
     (["--out", DIR] and the like); raises TrainingStopped when a process fails."""
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    if users_omp_threads() is None:  # genforge's own share per process, marked as genforge's (core/threads.py)
+        os.environ["OMP_NUM_THREADS"] = os.environ[OURS] = str(max(1, (os.cpu_count() or 1) // nproc))
     logging.getLogger("torch.distributed.elastic").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="genforge-launch-") as tmp:
         config = Path(tmp) / "train.toml"

@@ -58,15 +58,32 @@ def default_threads(world_size: int = 1) -> int:
 
 
 def apply_threads(threads: int | None = None, world_size: int = 1) -> int:
-    """Set torch's, ONNX Runtime's (through current_threads) and OpenMP's thread counts; returns the count."""
+    """Set torch's, ONNX Runtime's (through current_threads) and OpenMP's thread counts; returns the count:
+    `threads`, else the user's OMP_NUM_THREADS, else the free cores."""
     import torch  # lazy: the CLI's start-up imports no torch
 
-    count = threads if threads else default_threads(world_size)
+    users = None if threads else users_omp_threads()
+    count = threads or users or default_threads(world_size)
     torch.set_num_threads(count)
-    os.environ["OMP_NUM_THREADS"] = str(count)
-    _applied.update(threads=count, chosen="--threads" if threads else "free cores", cores=cores_available(),
-                    load_average=load_average())
+    os.environ["OMP_NUM_THREADS"] = os.environ[OURS] = str(count)
+    chosen = "--threads" if threads else "OMP_NUM_THREADS" if users else "free cores"
+    _applied.update(threads=count, chosen=chosen, cores=cores_available(), load_average=load_average())
     return count
+
+
+OURS = "GENFORGE_SET_OMP_NUM_THREADS"  # what genforge itself put in OMP_NUM_THREADS (children inherit both)
+
+
+def users_omp_threads() -> int | None:
+    """The user's OMP_NUM_THREADS, when they set it (not genforge, here or in a parent process) to a count."""
+    value = os.environ.get("OMP_NUM_THREADS")
+    if value is None or value == os.environ.get(OURS):
+        return None
+    try:
+        count = int(value)
+    except ValueError:
+        return None
+    return count if 1 <= count <= 1024 else None
 
 
 def current_threads() -> int | None:

@@ -54,3 +54,22 @@ def test_a_noisy_row_is_flagged():
     assert "noisy" in row_cells(row)[6]
     row["stats"]["cv"] = 0.05
     assert "noisy" not in row_cells(row)[6]
+
+
+def test_the_users_omp_num_threads_is_the_default_and_genforges_own_is_not(monkeypatch):
+    """OMP_NUM_THREADS set by the user is the default count (#30, 10); the value genforge itself exported
+    (inherited by child processes) is not mistaken for the user's."""
+    from genforge.core.threads import OURS, apply_threads, thread_settings
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.delenv(OURS, raising=False)
+    assert apply_threads() == 1 and thread_settings()["chosen"] == "OMP_NUM_THREADS"
+    assert apply_threads(2) == 2 and thread_settings()["chosen"] == "--threads"
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.setenv(OURS, "1")  # what a genforge parent process exported
+    apply_threads()
+    assert thread_settings()["chosen"] == "free cores"
+    monkeypatch.setenv("OMP_NUM_THREADS", "lots")
+    monkeypatch.delenv(OURS)
+    apply_threads()
+    assert thread_settings()["chosen"] == "free cores", "a value that is not a count is ignored"
