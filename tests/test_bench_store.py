@@ -192,3 +192,14 @@ def test_the_python_api_records_a_report_and_refuses_in_python_terms(tmp_path, i
     with pytest.raises(UserError, match="commit="):
         report.record(tmp_path / "s.sqlite", commit="two words")
     assert not (tmp_path / "123").exists()
+
+
+def test_the_default_store_is_genforge_bench_store_else_the_cache(tmp_path, genforge_cli, genforge_cache, monkeypatch):
+    (tmp_path / "r.json").write_text(json.dumps(fake_report({ROW: 10.0})))
+    monkeypatch.delenv("GENFORGE_BENCH_STORE", raising=False)
+    genforge_cli("bench", "record", tmp_path / "r.json", "--commit", "a1")
+    assert (genforge_cache / "bench-history.sqlite").is_file()
+    monkeypatch.setenv("GENFORGE_BENCH_STORE", str(tmp_path / "team.sqlite"))
+    genforge_cli("bench", "record", tmp_path / "r.json", "--commit", "a2")
+    with open_store(tmp_path / "team.sqlite") as opened:
+        assert [r.commit for r in opened.records()] == ["a2"]
