@@ -13,6 +13,7 @@ calls one function here), with the CLI's validation, defaults and one-line error
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +35,7 @@ from genforge.core.arguments import (
 )
 from genforge.core.errors import UserError
 from genforge.core.files import check_output_dir, check_output_file, read_toml
-from genforge.core.limits import MAX_BATCH, MAX_SECONDS, MAX_SEED
+from genforge.core.limits import MAX_BATCH, MAX_SECONDS, MAX_SEED, check_generation
 
 RUN_KWARGS = ("model", "dataset")
 
@@ -126,8 +127,9 @@ def sample(target, n: int = 64, labels=None, seed: int = 0, checkpoint=None, ema
     """n samples from a run directory, an .onnx or an .engine (labels: a class or a list cycled over them;
     sampling: new values for a run's sampling options, such as {"steps": 10} for diffusion)."""
     target = path_of(target, "target")
-    n, seed = whole(n, "n", 1, MAX_BATCH * 64), whole(seed, "seed", 0, MAX_SEED)
+    n, seed = whole(n, "n", 1, 2**40), whole(seed, "seed", 0, MAX_SEED)
     generator = runtime.load(target, provider=provider, checkpoint=checkpoint, ema=ema, sampling=sampling)
+    check_generation(n, math.prod(generator.latent_shape), math.prod(generator.image_shape))  # before any array
     label_array = _labels(labels, n)
     if label_array is not None and not generator.conditional:
         raise UserError("--labels needs a conditional model; this one is unconditional")

@@ -395,3 +395,10 @@ def test_a_suite_target_name_cannot_write_outside_the_work_folder(name, genforge
     suite.write_text(f'[train]\nsteps = 1\n[[targets]]\nname = "{name}"\nmodel = "dcgan"\n')
     refused(genforge_cli, ("bench", "suite", suite, "--out", tmp_path / "out", "--smoke"), ["name"])
     assert not (tmp_path / "out").exists() and not (tmp_path.parent / "escaped").exists()
+
+
+def test_a_conditional_sample_too_large_for_memory_is_refused_before_any_array(genforge_cli, tmp_path):
+    """The default labels of a conditional model were allocated before the memory check: MemoryError (#30, 6)."""
+    cgan = tmp_path / "cgan"
+    genforge_cli("train", "--model", "cgan", "--steps", "1", *TINY, "-o", "embed_dim=8", "--out", cgan)
+    refused(genforge_cli, ("sample", cgan, "--n", str(10**12), "--out", tmp_path / "s.png"), ["memory"])
