@@ -267,7 +267,15 @@ class Worker:
         if not line:
             raise UserError(f"benchmark worker {self.process.args[0]} exited (code {self.process.wait()}); "
                             "is genforge installed in that Python?")
-        return json.loads(line)
+        try:
+            answer = json.loads(line)
+        except json.JSONDecodeError:
+            answer = None
+        if not isinstance(answer, dict):
+            self.process.kill()
+            raise UserError(f"benchmark worker {self.process.args[0]} answered {line.strip()[:80]!r}, not genforge's "
+                            "JSON; is that Python's genforge one that has `genforge bench worker`?") from None
+        return answer
 
     def request(self, verb: str, seconds: float, min_iters: int = 0) -> dict:
         self.process.stdin.write(f"{verb} {seconds} {min_iters}\n")

@@ -402,3 +402,12 @@ def test_a_conditional_sample_too_large_for_memory_is_refused_before_any_array(g
     cgan = tmp_path / "cgan"
     genforge_cli("train", "--model", "cgan", "--steps", "1", *TINY, "-o", "embed_dim=8", "--out", cgan)
     refused(genforge_cli, ("sample", cgan, "--n", str(10**12), "--out", tmp_path / "s.png"), ["memory"])
+
+
+def test_a_bench_ab_worker_that_prints_no_json_is_one_line(genforge_cli, exported, tmp_path):
+    """--python-a names a Python whose `genforge` answers with something else (#30, 6)."""
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\necho 'Python 3.11.7 has no genforge here'\nsleep 30\n")
+    fake.chmod(0o755)
+    refused(genforge_cli, ("bench", "ab", exported, "--python-a", fake, "--backend", "ort-cpu", "--batch", "1",
+                           "--duration-s", "0.1", "--warmup-s", "0"), ["JSON"])
