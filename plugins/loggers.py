@@ -13,6 +13,7 @@ import csv
 import io
 import json
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -84,12 +85,29 @@ class CsvLogger(Logger):
             file.close()
 
 
+def quiet_tensorboard_threads() -> None:
+    """TensorBoard's writer thread keeps a write error (a folder turned read-only, a full disk) for the training
+    thread's next call, which the loggers turn into one warning; it also re-raises it in its own thread, where
+    Python prints a traceback. That second report is dropped; every other thread's error is printed as before."""
+    if getattr(threading.excepthook, "genforge_quiet_tensorboard", False):
+        return
+    previous = threading.excepthook
+
+    def hook(args):
+        if type(args.thread).__name__ != "_AsyncWriterThread":
+            previous(args)
+
+    hook.genforge_quiet_tensorboard = True
+    threading.excepthook = hook
+
+
 class TensorBoardLogger(Logger):
     """RUN/tensorboard: scalars as KIND/NAME, sample grids as images, the options as hyperparameters."""
 
     def start(self, run_dir, hyperparams, step, state):
         from torch.utils.tensorboard import SummaryWriter  # lazy: the tensorboard extra
 
+        quiet_tensorboard_threads()
         self.writer = SummaryWriter(str(Path(run_dir) / "tensorboard"), purge_step=step or None, flush_secs=10)
         if not step:
             self.writer.add_hparams(flat_params(hyperparams), {}, run_name=".")

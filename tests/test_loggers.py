@@ -210,3 +210,38 @@ def test_the_tracker_records_finished_with_the_stop_reason_failed_and_killed(tmp
     with pytest.raises(BaseException):  # noqa: B017  TrainingInterrupted, whatever the API raises for a signal
         genforge.train(steps=6, log_to=["mlflow"], out=tmp_path / "killed", callbacks=[Interrupt()], **SMALL)
     assert mlflow_run(tmp_path / "killed").info.status == "KILLED"
+
+
+READ_ONLY_MID_RUN = """
+import errno, sys
+import genforge
+from tensorboard.summary.writer import record_writer
+
+class TurnReadOnly(genforge.Callback):
+    def on_step_end(self, trainer, metrics):
+        if trainer.step == 5:
+            def refuse(self, data):
+                raise OSError(errno.EROFS, "Read-only file system")
+            record_writer.RecordWriter.write = refuse
+
+run = genforge.train(steps=20, log_to=["tensorboard"], out=sys.argv[1], callbacks=[TurnReadOnly()], model="cgan",
+                     image_size=16, batch_size=16, model_options={"g_width": 8, "d_width": 8}, log_every=5,
+                     sample_every=10, progress=False, threads=1)
+print(run.trained["step"])
+"""
+
+
+def test_a_tensorboard_folder_that_stops_taking_writes_is_one_warning(tmp_path):
+    """The folder turns read-only mid-run (injected: tests run as root, where chmod does not bite). In a
+    subprocess: pytest would catch the writer thread's traceback that a user sees."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "read_only.py"
+    script.write_text(READ_ONLY_MID_RUN)
+    done = subprocess.run([sys.executable, str(script), str(tmp_path / "run")], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "20", done.stderr
+    assert "Traceback" not in done.stderr and "Exception in thread" not in done.stderr, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("Warning")]
+    assert len(warnings) == 1 and "tensorboard" in warnings[0] and "Read-only" in warnings[0], done.stderr
