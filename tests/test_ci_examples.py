@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+pytestmark = pytest.mark.slow  # runs the CI examples' commands as a push and a pull request
+
 DOC = Path(__file__).parents[1] / "docs" / "ci.md"
 
 

@@ -17,6 +17,8 @@ from genforge.core.training import checkpoint as ckpt
 from genforge.core.training.batches import BatchSampler
 from genforge.core.training.distributed import Placement
 
+pytestmark = pytest.mark.slow  # starts torch.distributed process groups
+
 
 def cli(*args, env=None, timeout=300):
     return subprocess.run([sys.executable, "-m", "genforge.app.cli", *map(str, args)], capture_output=True,

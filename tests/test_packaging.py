@@ -8,6 +8,10 @@ import venv
 import zipfile
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # builds and installs wheels in fresh virtual environments
+
 REPO = Path(__file__).resolve().parents[1]
 
 
