@@ -116,7 +116,7 @@ def test_resuming_a_finished_run_is_refused_and_leaves_it_open(tmp_path):
     assert genforge.train(resume=run.path, steps=3, progress=False).trained["step"] == 3
 
 
-# -- the API checks what the CLI checks, and says it in Python (#30, 2) ----------------------------------
+# -- the API checks what the CLI checks, and says it in Python ----------------------------------
 API_REFUSALS = [
     ("train", dict(nproc="2"), "nproc="),
     ("train", dict(nproc=-1), "nproc="),
@@ -189,7 +189,7 @@ def test_one_callback_is_taken_as_a_list_of_one(tmp_path):
 
 def test_what_the_api_returns_says_what_it_is(run):
     """genforge.load's value has a one-line repr; Run's methods have docstrings; train() lists its options
-    to help() and IDEs (#30, 10)."""
+    to help() and IDEs."""
     import inspect
 
     shown = repr(genforge.load(run))

@@ -219,7 +219,7 @@ def test_gpu_backends_time_with_cuda_events_and_report_end_to_end(train_small, t
 
 
 def test_the_share_of_peak_counts_the_threads_the_benchmark_used(fake_targets):
-    """A --threads 1 row is measured against one core's peak, not the machine's (#30, 10)."""
+    """A --threads 1 row is measured against one core's peak, not the machine's."""
     from genforge.core.hardware import cpu_peak_gflops
     from genforge.core.threads import apply_threads
 

@@ -70,7 +70,7 @@ def test_callback_state_survives_kill_9_and_resume(tmp_path, small_config):
     assert resumed.step == last.step + 7 and counter.seen == last.step + 7
 
 
-# -- callbacks a Lightning user expects (#30, 9) ---------------------------------------------------------
+# -- callbacks a Lightning user expects ---------------------------------------------------------
 class RecordScores:
     """A user's evaluation hook."""
 

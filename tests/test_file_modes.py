@@ -1,4 +1,4 @@
-"""Every file genforge writes gets the mode a plain open() would give it under the user's umask (#30, 1):
+"""Every file genforge writes gets the mode a plain open() would give it under the user's umask:
 runs, samples, reports, exports, benchmark reports and stores, the run lock and markers."""
 
 import os

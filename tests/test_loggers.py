@@ -149,7 +149,7 @@ def test_genforge_export_hands_the_file_to_mlflow_too(logged_run, genforge_cli, 
     assert "from-the-cli.onnx" in {a.path for a in client.list_artifacts(run.info.run_id)}
 
 
-# -- services never hold a run hostage; the tracker records the truth (#30, 5) ---------------------------
+# -- services never hold a run hostage; the tracker records the truth ---------------------------
 def test_an_unanswering_tracking_server_costs_seconds_and_one_warning(tmp_path, monkeypatch, capfd):
     """A server that accepts connections and never answers: MLflow's default retries take minutes."""
     import socket

@@ -104,7 +104,7 @@ def test_run_writes_a_report_whose_page_matches_its_json(tmp_path, genforge_cli)
     ok_rows = [r for r in report["bench"] if r["status"] == "ok"]
     assert {(r["target"], r["backend"]) for r in ok_rows} == {
         ("PyTorch (the run)", "torch"), ("model-fp32.onnx", "ort-cpu"), ("model-int8.onnx", "ort-cpu")}
-    assert "PyTorch (the run)" in bench, "the run's row says PyTorch, not the folder's name 'training' (#30, 10)"
+    assert "PyTorch (the run)" in bench, "the run's row says PyTorch, not the folder's name 'training'"
     for row in ok_rows:
         cells = row_cells(row)
         assert cells[3] in bench and cells[7] in bench

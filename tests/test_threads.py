@@ -57,7 +57,7 @@ def test_a_noisy_row_is_flagged():
 
 
 def test_the_users_omp_num_threads_is_the_default_and_genforges_own_is_not(monkeypatch):
-    """OMP_NUM_THREADS set by the user is the default count (#30, 10); the value genforge itself exported
+    """OMP_NUM_THREADS set by the user is the default count; the value genforge itself exported
     (inherited by child processes) is not mistaken for the user's."""
     from genforge.core.threads import OURS, apply_threads, thread_settings
 

@@ -252,7 +252,7 @@ def test_markdown_cells_cannot_become_links_or_images():
     cell = markdown_cell("![x](javascript:alert(1)) [a](b) `c` | d")
     assert "![" not in cell and "](" not in cell and "`" not in cell.replace("\\`", "") and " | " not in cell
     assert markdown_cell("the classifier's \"accuracy\" <b>") == "the classifier's \"accuracy\" &lt;b&gt;", \
-        "quotes stay quotes in report.md (#30, 10); markup is escaped"
+        "quotes stay quotes in report.md; markup is escaped"
 
 
 def test_plugins_check_exits_1_when_a_plugin_failed(install_plugin, genforge_cli):
@@ -280,7 +280,7 @@ def test_a_generator_making_zero_to_one_images_is_flagged_at_build(genforge_cli,
     assert not (tmp_path / "r").exists()
 
 
-# -- one run per folder (#30, 3) -------------------------------------------------------------------------
+# -- one run per folder -------------------------------------------------------------------------
 def test_a_run_that_filled_the_folder_first_is_never_trained_over(genforge_cli, run, tmp_path, monkeypatch):
     """The interleaving: this process found the new folder empty; another took the lock first, trained and
     finished. Under the lock this one must see the other's run and refuse, leaving it as it was."""
@@ -359,7 +359,7 @@ def test_a_hand_edited_model_config_is_refused_before_a_resume_trains(edit, frag
             [mine])
 
 
-# -- numbers are bounded where they enter (#30, 6) -------------------------------------------------------
+# -- numbers are bounded where they enter -------------------------------------------------------
 @pytest.mark.parametrize("args, fragment", [
     (("train", "--model", "cgan", "-o", "class_loss=inf", "--steps", "1"), "finite"),
     (("train", "--model", "cgan", "-o", "class_loss=nan", "--steps", "1"), "finite"),
@@ -398,14 +398,14 @@ def test_a_suite_target_name_cannot_write_outside_the_work_folder(name, genforge
 
 
 def test_a_conditional_sample_too_large_for_memory_is_refused_before_any_array(genforge_cli, tmp_path):
-    """The default labels of a conditional model were allocated before the memory check: MemoryError (#30, 6)."""
+    """The memory check comes before a conditional model's default labels are allocated (else MemoryError)."""
     cgan = tmp_path / "cgan"
     genforge_cli("train", "--model", "cgan", "--steps", "1", *TINY, "-o", "embed_dim=8", "--out", cgan)
     refused(genforge_cli, ("sample", cgan, "--n", str(10**12), "--out", tmp_path / "s.png"), ["memory"])
 
 
 def test_a_bench_ab_worker_that_prints_no_json_is_one_line(genforge_cli, exported, tmp_path):
-    """--python-a names a Python whose `genforge` answers with something else (#30, 6)."""
+    """--python-a names a Python whose `genforge` answers with something else."""
     fake = tmp_path / "python"
     fake.write_text("#!/bin/sh\necho 'Python 3.11.7 has no genforge here'\nsleep 30\n")
     fake.chmod(0o755)
