@@ -23,7 +23,9 @@ import numpy as np
 from genforge.app.results import BenchReport, Samples, Scores, html_table, inline_png
 from genforge.core import runtime
 from genforge.core.arguments import (
+    EXPORT_OPTIONS,
     callbacks_of,
+    check_export_options,
     flag,
     known_keywords,
     number,
@@ -148,7 +150,7 @@ def evaluate(target, n: int = 2000, metrics=None, checkpoint=None, ema=None, dat
     from genforge.core.evaluation.scoring import evaluate_target
 
     target = path_of(target, "target")
-    n, seed = whole(n, "n", 1, 10**7), whole(seed, "seed", 0, MAX_SEED)
+    n, seed = whole(n, "n", 1, 2**40), whole(seed, "seed", 0, MAX_SEED)
     ema, sampling = flag(ema, "ema", optional=True), options_dict(sampling, "sampling")
     checkpoint = str(path_of(checkpoint, "checkpoint")) if checkpoint is not None else None
     dataset_from = path_of(dataset_from, "dataset_from", optional=True)
@@ -174,35 +176,6 @@ def export_onnx_file(run, out, precision: str = "fp32", target: str = "cpu", ove
     report = export_gated(run_dir, out, precision=precision, target=target, **options)
     log_artifacts(run_dir, [out])
     return report
-
-
-ONNX_OPTIONS = ("checkpoint", "opset", "batch", "ema", "rewrite", "force", "max_fd_increase", "quality_samples",
-                "sampling", "check_quality")
-EXPORT_OPTIONS = {"onnx": ONNX_OPTIONS,
-                  "tensorrt": ONNX_OPTIONS + ("min_batch", "opt_batch", "max_batch", "workspace_gib")}
-
-
-def check_export_options(options: dict) -> dict:
-    """export()'s keyword options by the rules of `genforge export`'s options."""
-    checked = dict(plain(options))
-    for name in ("opset",):
-        if name in checked:
-            checked[name] = whole(checked[name], name, 7, 30)
-    for name in ("batch", "min_batch", "opt_batch", "max_batch"):
-        if name in checked and not (name == "batch" and checked[name] in (None, "dynamic")):
-            checked[name] = whole(checked[name], name, 1, MAX_BATCH)
-    if "quality_samples" in checked:
-        checked["quality_samples"] = whole(checked["quality_samples"], "quality_samples", 10, 1_000_000)
-    if "max_fd_increase" in checked:
-        checked["max_fd_increase"] = number(checked["max_fd_increase"], "max_fd_increase", -1, 1000)
-    if "workspace_gib" in checked:
-        checked["workspace_gib"] = number(checked["workspace_gib"], "workspace_gib", 0, 1024, low_open=True)
-    for name in ("ema", "rewrite", "force", "check_quality"):
-        if name in checked:
-            checked[name] = flag(checked[name], name, optional=name == "ema")
-    if "sampling" in checked:
-        checked["sampling"] = options_dict(checked["sampling"], "sampling")
-    return checked
 
 
 def export(run, format: str = "onnx", out=None, precision: str = "fp32", target: str = "cpu", overwrite=False,

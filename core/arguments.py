@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from genforge.core.errors import UserError
+from genforge.core.limits import MAX_BATCH
 
 
 def plain(value):
@@ -105,3 +106,32 @@ def callbacks_of(value) -> list:
             raise UserError(f"callbacks= holds {item!r}, which is not a callback: subclass genforge.Callback and "
                             "implement its hooks (on_step_end, on_evaluation, ...)")
     return items
+
+
+ONNX_OPTIONS = ("checkpoint", "opset", "batch", "ema", "rewrite", "force", "max_fd_increase", "quality_samples",
+                "sampling", "check_quality")
+EXPORT_OPTIONS = {"onnx": ONNX_OPTIONS,
+                  "tensorrt": ONNX_OPTIONS + ("min_batch", "opt_batch", "max_batch", "workspace_gib")}
+
+
+def check_export_options(options: dict) -> dict:
+    """export()'s keyword options by the rules of `genforge export`'s options."""
+    checked = dict(plain(options))
+    for name in ("opset",):
+        if name in checked:
+            checked[name] = whole(checked[name], name, 7, 30)
+    for name in ("batch", "min_batch", "opt_batch", "max_batch"):
+        if name in checked and not (name == "batch" and checked[name] in (None, "dynamic")):
+            checked[name] = whole(checked[name], name, 1, MAX_BATCH)
+    if "quality_samples" in checked:
+        checked["quality_samples"] = whole(checked["quality_samples"], "quality_samples", 10, 1_000_000)
+    if "max_fd_increase" in checked:
+        checked["max_fd_increase"] = number(checked["max_fd_increase"], "max_fd_increase", -1, 1000)
+    if "workspace_gib" in checked:
+        checked["workspace_gib"] = number(checked["workspace_gib"], "workspace_gib", 0, 1024, low_open=True)
+    for name in ("ema", "rewrite", "force", "check_quality"):
+        if name in checked:
+            checked[name] = flag(checked[name], name, optional=name == "ema")
+    if "sampling" in checked:
+        checked["sampling"] = options_dict(checked["sampling"], "sampling")
+    return checked

@@ -181,7 +181,7 @@ def convert_option(key: str, value, kind):
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
         raise UserError(f"model option {key}={value!r} must be {kind.__name__}, not {type(value).__name__}")
     if kind is float and not math.isfinite(value):
-        raise UserError(f"model option {key}={value!r} must be a finite number")
+        raise UserError(f"model option {key} = {value!r} must be a finite number")
     return value
 
 

@@ -24,7 +24,7 @@ def load(path, provider: str = "cpu", checkpoint=None, ema=None, device="cpu", p
     """Open a run directory (or one of its checkpoints), an .onnx or an .engine for generation. A run directory
     also runs in bf16 (precision="bf16") where the CPU has AVX-512 BF16 or AMX, or on CUDA, and takes new
     values for its model's sampling options (sampling={"steps": 10})."""
-    path = path_of(path, "path")
+    path = path_of(path, "path", optional=True)  # None: classify_target says what to give
     checkpoint = str(path_of(checkpoint, "checkpoint")) if checkpoint is not None else None
     ema = flag(ema, "ema", optional=True)
     text(provider, "provider"), text(precision, "precision")
