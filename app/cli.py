@@ -90,7 +90,7 @@ def _explicit(ctx, names):
               help="Steps between evaluations (keeps checkpoints/best); 0: never.")
 @click.option("--early-stopping", "early_stopping", type=click.IntRange(min=1), metavar="PATIENCE",
               help="Stop when --eval-metric has not improved for PATIENCE evaluations in a row (needs --eval-every).")
-@click.option("--early-stopping-delta", default=0.0, show_default=True, type=FiniteRange(0, 1e12),
+@click.option("--early-stopping-delta", default=0.0, show_default=True, type=FiniteRange(min=0),
               help="The smallest change of --eval-metric that counts as an improvement.")
 @click.option("-o", "--model-option", "model_option", multiple=True, metavar="KEY=VALUE",
               help="A model option, e.g. -o latent_dim=64 (see the model's Config).")

@@ -43,9 +43,6 @@ def _int_list(text: str, what: str) -> tuple[int, ...]:
     return values
 
 
-ALPHA = PROBABILITY
-
-
 def _fraction(text: str) -> float:
     try:
         value = float(text[:-1]) / 100 if text.endswith("%") else float(text)
@@ -167,7 +164,7 @@ def bench_record(report_file, store, commit, branch):
 @click.option("--branch", help="Only records of this branch (default: every branch).")
 @click.option("--machine", help="Only this machine fingerprint (or its first characters).")
 @click.option("--min-effect", default="5%", show_default=True, help="Smallest step that counts.")
-@click.option("--alpha", default=0.01, show_default=True, type=ALPHA,
+@click.option("--alpha", default=0.01, show_default=True, type=PROBABILITY,
               help="Chance of a false step in a flat history.")
 @click.option("--plots", type=OutputDir("plot folder"),
               help="Write one PNG per series here (and index.html, every plot and step on one page).")
@@ -248,7 +245,7 @@ def _print_comparison(rows) -> bool:
 @click.argument("base", type=click.Path(path_type=Path))
 @click.argument("new", type=click.Path(path_type=Path))
 @click.option("--min-effect", default="10%", show_default=True, help="Smallest slowdown that counts.")
-@click.option("--alpha", default=0.01, show_default=True, type=ALPHA, help="Significance level (Mann-Whitney U).")
+@click.option("--alpha", default=0.01, show_default=True, type=PROBABILITY, help="Significance level (Mann-Whitney U).")
 @click.option("--confirm", "confirm", type=click.IntRange(0, 10), default=0, is_flag=False, flag_value=1,
               metavar="[N]", help="Rerun NEW's targets for each slower row (N times, 1 if bare) and fail only if "
                                   "every rerun is slower too.")
@@ -302,7 +299,7 @@ def bench_compare(base, new, min_effect, alpha, confirm, summary):
 @click.option("--python-b", help="Python of the candidate genforge install (default: this one).")
 @click.option("--rounds", default=6, show_default=True, type=click.IntRange(min=2), help="A/B alternations per row.")
 @click.option("--min-effect", default="10%", show_default=True)
-@click.option("--alpha", default=0.01, show_default=True, type=ALPHA)
+@click.option("--alpha", default=0.01, show_default=True, type=PROBABILITY)
 @click.option("--json", "json_out", type=OutputFile("report file"), help="Write both reports and the comparison.")
 def bench_ab(target_a, target_b, backends, batches, warmup_s, min_iters, duration_s, threads, python_a, python_b,
              rounds, min_effect, alpha, json_out):
@@ -350,7 +347,7 @@ def bench_worker(target, backend, batch, threads):
 @click.option("--smoke", is_flag=True, help="Seconds-long version (2 training steps, short timings).")
 @click.option("--baseline", type=click.Path(path_type=Path), help="Compare against this stored suite.json.")
 @click.option("--min-effect", default="10%", show_default=True)
-@click.option("--alpha", default=0.01, show_default=True, type=ALPHA)
+@click.option("--alpha", default=0.01, show_default=True, type=PROBABILITY)
 def bench_suite(suite_file, out, work, smoke, baseline, min_effect, alpha):
     """Run the benchmark suite (default: the standard suite shipped with genforge)."""
     from genforge.app.suite import run_suite

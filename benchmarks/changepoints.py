@@ -32,14 +32,20 @@ class Step:
     last_possible: int
 
 
-def _split_strength(values: np.ndarray) -> np.ndarray:
-    """For each series (rows), the largest between-segment sum of squares over splits with MIN_SEGMENT a side."""
+def _split_strengths(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The split positions k (MIN_SEGMENT a side) and, for each series (rows), the between-segment sum of squares
+    of splitting before k."""
     n = values.shape[-1]
     k = np.arange(MIN_SEGMENT, n - MIN_SEGMENT + 1)
     prefix = np.cumsum(values, axis=-1)[..., k - 1]
     total = values.sum(axis=-1, keepdims=True)
     left, right = prefix / k, (total - prefix) / (n - k)
-    return (k * (n - k) / n * (left - right) ** 2).max(axis=-1)
+    return k, k * (n - k) / n * (left - right) ** 2
+
+
+def _split_strength(values: np.ndarray) -> np.ndarray:
+    """For each series (rows), the strongest split's between-segment sum of squares."""
+    return _split_strengths(values)[1].max(axis=-1)
 
 
 def _p_value(window: np.ndarray, rng: np.random.Generator) -> float:
@@ -51,10 +57,8 @@ def _p_value(window: np.ndarray, rng: np.random.Generator) -> float:
 def _likely_range(window: np.ndarray, best: int, mass: float = 0.9) -> tuple[int, int]:
     """The first and last split positions among the most likely ones that together hold `mass` of the likelihood
     (a Gaussian profile likelihood with the noise of the fitted split)."""
+    k, strength = _split_strengths(window)
     n = window.size
-    k = np.arange(MIN_SEGMENT, n - MIN_SEGMENT + 1)
-    prefix = np.cumsum(window)[k - 1]
-    strength = k * (n - k) / n * (prefix / k - (window.sum() - prefix) / (n - k)) ** 2
     fitted = np.where(np.arange(n) >= best, window[best:].mean(), window[:best].mean())
     variance = max(float(np.mean((window - fitted) ** 2)), 1e-12)
     weights = np.exp((strength - strength.max()) / (2 * variance))

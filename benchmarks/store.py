@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from genforge.core.errors import UserError
+from genforge.core.files import genforge_cache_dir
 
 STORE_SCHEMA = "genforge.benchstore/1"
 DEFAULT_STORE_NAME = "bench-history.sqlite"
@@ -53,7 +54,7 @@ def default_store() -> Path:
     """Where records go without --store: GENFORGE_BENCH_STORE, else the genforge cache."""
     if os.environ.get("GENFORGE_BENCH_STORE"):
         return Path(os.environ["GENFORGE_BENCH_STORE"])
-    return Path(os.environ.get("GENFORGE_CACHE", Path.home() / ".cache" / "genforge")) / DEFAULT_STORE_NAME
+    return genforge_cache_dir() / DEFAULT_STORE_NAME
 
 
 def machine_of(environment: dict) -> dict:

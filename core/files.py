@@ -95,6 +95,11 @@ def _fsync_folder(folder: Path) -> None:
             os.close(fd)
 
 
+def genforge_cache_dir() -> Path:
+    """genforge's cache folder: GENFORGE_CACHE, else ~/.cache/genforge."""
+    return Path(os.environ.get("GENFORGE_CACHE", Path.home() / ".cache" / "genforge"))
+
+
 PLAIN_FILE_MODE = 0o666  # what open() asks for; the umask takes away from it
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from genforge.core.backend import CudaEventsMixin, PreparedCall
+from genforge.core.files import genforge_cache_dir
 from genforge.core.flops import count_macs
 from genforge.core.hardware import cpu_has_bf16
 from genforge.core.inputs import signature_of, torch_inputs
@@ -143,9 +144,8 @@ def gpu_provider_options(provider: str, stream: int, onnx_path: Path) -> dict:
     genforge's cache (GENFORGE_CACHE/trt-ep), so a second benchmark does not rebuild the engine."""
     options = {"has_user_compute_stream": "1", "user_compute_stream": str(stream)}
     if provider == "tensorrt":
-        import os
 
-        cache = Path(os.environ.get("GENFORGE_CACHE", Path.home() / ".cache" / "genforge")) / "trt-ep"
+        cache = genforge_cache_dir() / "trt-ep"
         cache.mkdir(parents=True, exist_ok=True)
         options.update(trt_engine_cache_enable="1", trt_engine_cache_path=str(cache),
                        trt_engine_cache_prefix=onnx_path.stem, trt_timing_cache_enable="1",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from torch import nn
 from genforge.core.contract import open_dataset, plugin_error
 from genforge.core.data import DataInfo, ImageTensorDataset, batch_of, image_batches
 from genforge.core.errors import UserError
-from genforge.core.files import atomic_path, write_json
+from genforge.core.files import atomic_path, genforge_cache_dir, write_json
 from genforge.core.numerics import span_outside_range
 from genforge.core.progress import progress
 from genforge.core.registry import get_registry
@@ -54,7 +53,7 @@ class FeatureClassifier(nn.Module):
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("GENFORGE_CACHE", Path.home() / ".cache" / "genforge")) / "classifiers"
+    return genforge_cache_dir() / "classifiers"
 
 
 @dataclass
