@@ -264,31 +264,41 @@ def _prepare(engine: sa.Engine, shown: str, sqlite: bool, create: bool) -> None:
             raise UserError(f"{shown} is not a SQLite database (damaged, or another kind of file); pass a new path "
                             "for the benchmark store") from None
         raise UserError(f"cannot open the benchmark store {shown}: {detail}") from None
-    if meta_table.name in tables:
-        _check_schema(engine, shown)
-        return
-    if sqlite and tables:
-        raise UserError(f"{shown} is a SQLite database of something else ({', '.join(sorted(tables)[:3])}...), "
-                        "not a genforge benchmark store; pass a new path")
-    if not create:
-        raise UserError(f"{shown} holds no genforge benchmark store; record one first with `genforge bench record`")
-    with _store_errors(f"creating the benchmark store {shown}"), engine.begin() as connection:
-        if engine.dialect.name == "postgresql":  # CREATE TABLE IF NOT EXISTS races in PostgreSQL's catalogue
-            connection.execute(sa.text("SELECT pg_advisory_xact_lock(7142026)"))
-        for table in metadata.sorted_tables:
-            connection.execute(sa.schema.CreateTable(table, if_not_exists=True))
-            for index in table.indexes:
-                connection.execute(sa.schema.CreateIndex(index, if_not_exists=True))
-    try:
-        with engine.begin() as connection:
-            connection.execute(meta_table.insert().values(key="schema", value=STORE_SCHEMA))
-    except IntegrityError:
-        pass  # another writer created the store at the same moment
-    _check_schema(engine, shown)
+    if meta_table.name not in tables:
+        ours = set(metadata.tables) | {"sqlite_sequence"}
+        if sqlite and tables and not tables <= ours:  # only our own: another writer is creating the store now
+            raise UserError(f"{shown} is a SQLite database of something else ({', '.join(sorted(tables)[:3])}...), "
+                            "not a genforge benchmark store; pass a new path")
+        if not create:
+            raise UserError(f"{shown} holds no genforge benchmark store; record one first with `genforge bench "
+                            "record`")
+        with _store_errors(f"creating the benchmark store {shown}"), engine.begin() as connection:
+            if engine.dialect.name == "postgresql":  # CREATE TABLE IF NOT EXISTS races in PostgreSQL's catalogue
+                connection.execute(sa.text("SELECT pg_advisory_xact_lock(7142026)"))
+            for table in metadata.sorted_tables:
+                connection.execute(sa.schema.CreateTable(table, if_not_exists=True))
+                for index in table.indexes:
+                    connection.execute(sa.schema.CreateIndex(index, if_not_exists=True))
+    _check_schema(engine, shown, create)
 
 
-def _check_schema(engine: sa.Engine, shown: str) -> None:
+def _schema_of(engine: sa.Engine, shown: str) -> str | None:
     with _store_errors(f"reading the benchmark store {shown}"), engine.connect() as connection:
-        value = connection.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema")).scalar()
+        return connection.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema")).scalar()
+
+
+def _check_schema(engine: sa.Engine, shown: str, create: bool) -> None:
+    """The store's schema row; a writer adds it where the tables stand without it (its own new store, or one
+    another writer is creating at this moment: SQLite commits each CREATE TABLE on its own)."""
+    value = _schema_of(engine, shown)
+    if value is None and create:
+        try:
+            with engine.begin() as connection:
+                connection.execute(meta_table.insert().values(key="schema", value=STORE_SCHEMA))
+        except IntegrityError:
+            pass  # the other writer added it first
+        value = _schema_of(engine, shown)
+    if value is None:
+        raise UserError(f"{shown} holds no genforge benchmark store; record one first with `genforge bench record`")
     if value != STORE_SCHEMA:
         raise UserError(f"{shown} is a benchmark store of schema {value!r}; this genforge reads {STORE_SCHEMA!r}")
