@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
+import signal
 import sys
 import tempfile
 import traceback
@@ -29,7 +31,7 @@ from genforge.core.files import IMAGE_SUFFIXES, PLAIN_FILE_MODE, check_distinct_
 from genforge.core.limits import MAX_SEED, check_generation
 from genforge.core.options import parse_model_options
 from genforge.core.registry import get_registry
-from genforge.core.training.config import AUTOCAST_MODES, DEVICES
+from genforge.core.training.config import AUGMENT_MODES, AUTOCAST_MODES, DEVICES
 
 
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -74,6 +76,10 @@ def _explicit(ctx, names):
 @click.option("--precision", default="fp32", show_default=True, type=click.Choice(AUTOCAST_MODES),
               help="bf16/fp16 run the step under autocast; fp16 (CUDA) adds gradient scaling.")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(DEVICES))
+@click.option("--augment", type=click.Choice(AUGMENT_MODES),
+              help="What a GAN's discriminator sees of real and generated images: differentiable translation, "
+                   "cutout and colour, always (fixed) or as strong as its overfitting asks (adaptive). Default: "
+                   "adaptive under 20,000 training images, else none.")
 @click.option("--channels-last/--no-channels-last", default=False, show_default=True,
               help="NHWC memory format (faster convolutions on CPU with oneDNN and on tensor cores).")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, MAX_SEED), help="0 to 2^63 - 1.")
@@ -275,6 +281,8 @@ def run_command(pipeline, out, overwrite, model, threads):
                f"{folder / 'report.json'})")
 
 
+SHOWN_WARNINGS: set[str] = set()
+
 for command in (models, metrics, backends, loggers, datasets, export, plugins, bench):
     cli.add_command(command)
 
@@ -284,14 +292,15 @@ def main(argv=None):
 
     Anything else is a bug: one line saying so, the traceback in a file whose path it prints, exit 1.
     """
-    warnings.filterwarnings("ignore", module=r"(torch|onnxruntime|onnx|onnxscript|torchmetrics)(\.|$)")
-    warnings.showwarning = show_warning
+    show_own_warnings_only()
     try:
         try:
-            get_registry().add_commands(cli)
+            registry = get_registry()
+            registry.add_commands(cli)
         except GenforgeError as exc:  # a broken plugin under GENFORGE_STRICT_PLUGINS=1
             say(f"Error: {one_line(exc.message)}")
             sys.exit(exc.exit_code)
+        show_own_warnings_only(registry.plugin_modules())
         cli.main(args=argv, prog_name="genforge")
     except Exception as exc:  # noqa: BLE001  the last resort; validation is the first
         report = write_crash_report(exc)
@@ -299,6 +308,8 @@ def main(argv=None):
         say(f"genforge hit a bug ({type(exc).__name__}: {one_line(str(exc))[:200]}); {where}: please report it")
         sys.exit(1)
     finally:
+        with contextlib.suppress(ValueError):  # not the main thread: signals are not ours to set
+            signal.signal(signal.SIGINT, interrupted_while_exiting)
         try:
             sys.stdout.flush()
         except OSError:
@@ -308,9 +319,31 @@ def main(argv=None):
             sys.exit(2)
 
 
+def show_own_warnings_only(plugin_modules=()) -> None:
+    """On the command line only genforge's and its plugins' warnings show, each text once and on one line;
+    a library's warnings (torch, numpy, PIL, ...) are not the user's to act on and would come before the
+    one `Error:` line."""
+    if not sys.warnoptions:  # -W or PYTHONWARNINGS: the user's own choice stands
+        warnings.simplefilter("ignore")
+    for module in ("genforge", *plugin_modules):
+        warnings.filterwarnings("default", module=rf"{re.escape(module)}(\.|$)")
+    warnings.showwarning = show_warning
+
+
 def show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """A warning on the command line is one line, like an error (not Python's file:line and source line)."""
-    say(f"Warning: {one_line(str(message))}")
+    text = one_line(str(message))
+    if text not in SHOWN_WARNINGS:
+        SHOWN_WARNINGS.add(text)
+        say(f"Warning: {text}")
+
+
+def interrupted_while_exiting(signum, frame) -> None:
+    """Ctrl-C once the command has returned (interpreter shutdown, threads joining): every file is written."""
+    say("genforge: interrupted (Ctrl-C) while exiting; every file was already written")
+    with contextlib.suppress(OSError):
+        sys.stdout.flush()
+    os._exit(130)
 
 
 def write_crash_report(exc: BaseException) -> Path | None:

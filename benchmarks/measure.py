@@ -291,8 +291,6 @@ class Worker:
 
 def serve_worker(target, backend_name: str, batch: int, threads: int | None, stdin, stdout) -> None:
     """The worker side: prepare once, then answer `warmup S 0`, `time S N` and `quit` lines with JSON."""
-
-
     spec = resolve_backends([backend_name])[backend_name]
     resolved = resolve_target(target)
     call, first = prepare_timed(spec, resolved, batch, Settings(threads=threads))
@@ -316,8 +314,6 @@ def serve_worker(target, backend_name: str, batch: int, threads: int | None, std
 def run_ab_versions(target, python_a: str, python_b: str, backend_names, settings: Settings, rounds: int = 6,
                     progress=None) -> tuple[dict, dict]:
     """One target under two genforge installations (their Pythons), interleaved A/B/A/B."""
-
-
     resolved = resolve_target(target)
     backends = [n for n, s in resolve_backends(backend_names).items()
                 if resolved.kind in s.targets and not s.load()().skip_reason(resolved)]
@@ -326,11 +322,11 @@ def run_ab_versions(target, python_a: str, python_b: str, backend_names, setting
                for key, python in (("a", python_a), ("b", python_b))}
     for name in backends:
         for batch in settings.batches:
-            if progress:
-                progress(f"A/B versions · {name} · batch {batch}")
-            workers = {"a": Worker(python_a, resolved.path, name, batch, settings.threads),
-                       "b": Worker(python_b, resolved.path, name, batch, settings.threads)}
+            workers = {"a": Worker(python_a, resolved.path, name, batch, settings.threads)}
             try:
+                workers["b"] = Worker(python_b, resolved.path, name, batch, settings.threads)
+                if progress:  # after both workers answered: a worker that is not genforge's is the only line
+                    progress(f"A/B versions · {name} · batch {batch}")
                 samples = {"a": [], "b": []}
                 for key in "ab":
                     workers[key].request("warmup", settings.warmup_s)

@@ -77,7 +77,7 @@ def check_model_class(spec: ModelSpec, model_class) -> None:
         if getattr(model_class, method) is getattr(GeneratorModel, method):
             raise plugin_error(spec, f"{model_class.__name__} does not implement {method}(); "
                                      "see the model contract in genforge/core/model.py")
-    for flag in ("conditional", "ema_by_default"):
+    for flag in ("conditional", "ema_by_default", "augments"):
         if not isinstance(getattr(model_class, flag), bool):
             raise plugin_error(spec, f"{model_class.__name__}.{flag} is {getattr(model_class, flag)!r}; "
                                      "set it to True or False")

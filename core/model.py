@@ -24,6 +24,10 @@ Optional, on the class:
                     and export use it. Set it where the averaged weights are the better
                     generator (GANs); leave it off where the generator holds state fitted
                     once, such as a prior fitted after training.
+  augments          bool (default False): the training step shows its discriminator real and
+                    generated images through ctx.augment (and reports its raw scores on the
+                    reals with ctx.report_real_scores), so `--augment` applies; the default
+                    then depends on the dataset's size (core/training/augment.py).
 
 Required, on the instance (set in __init__(self, info: DataInfo, config)):
   latent_shape      tuple of positive ints: the shape of one noise sample, e.g. (100, 1, 1).
@@ -74,6 +78,7 @@ class GeneratorModel(nn.Module):
     Config: type = None  # a dataclass of the model's options, beside the model in its file
     conditional: bool = False
     ema_by_default: bool = False
+    augments: bool = False
     image_sizes: tuple[int, ...] | None = None  # None: any size
     sampling_options: tuple[str, ...] = ()  # Config fields that sample/evaluate/export may change
     latent_shape: tuple[int, ...] = ()

@@ -200,6 +200,12 @@ class Registry:
                 info.errors.append(problem)
                 return
 
+    def plugin_modules(self) -> list[str]:
+        """The module names of the third-party plugins loaded (their warnings are the user's business)."""
+        names = (getattr(module, "__name__", None) or getattr(module, "__module__", None)
+                 for name, module in self._order if not self.plugins[name].builtin)
+        return [name for name in names if isinstance(name, str)]
+
     def add_commands(self, cli) -> None:
         self._call_each("register_commands", lambda info: {"cli": cli})
 

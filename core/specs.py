@@ -82,12 +82,18 @@ class MetricSpec(Spec):
 
     applies_to lists what the metric needs (keys of METRIC_REQUIREMENTS), all of them; a metric
     whose needs are not met is skipped with a note. default: computed when --metrics is not given.
+    check: what the metric needs from its options (a weights file, say), tried before anything is generated.
     """
 
     applies_to: tuple[str, ...] = field(default=())
     higher_is_better: bool = False
     default: bool = True
+    check: str = ""  # "package.module:function" taking the evaluation options, raising UserError before any work
     kind = "metric"
+
+    def check_options(self, options: dict) -> None:
+        if self.check:
+            import_object(self.check)(options)
 
     def __post_init__(self):
         unknown = sorted(set(self.applies_to) - set(METRIC_REQUIREMENTS))

@@ -6,16 +6,19 @@ from contextlib import contextmanager, nullcontext
 
 import torch
 
+from genforge.core.training.augment import Augmentation
 from genforge.core.training.distributed import average_gradients
 
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class StepContext:
-    def __init__(self, optimizers: dict, device: torch.device, precision: str = "fp32"):
+    def __init__(self, optimizers: dict, device: torch.device, precision: str = "fp32",
+                 augmentation: Augmentation | None = None):
         self.optimizers = optimizers
         self.device = device
         self.precision = precision
+        self.augmentation = augmentation or Augmentation("none")
         self.dtype = AUTOCAST_DTYPES[precision]
         use_scaler = precision == "fp16"
         self.scalers = {name: torch.amp.GradScaler(device.type) for name in optimizers} if use_scaler else {}
@@ -24,6 +27,15 @@ class StepContext:
         if self.dtype is None:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def augment(self, images: torch.Tensor) -> torch.Tensor:
+        """What the discriminator sees of real or generated images: the run's differentiable augmentation
+        (`--augment`; core/training/augment.py), or the images themselves when it is off."""
+        return self.augmentation(images)
+
+    def report_real_scores(self, scores: torch.Tensor) -> None:
+        """The discriminator's raw scores on the augmented real images; adaptive augmentation's signal."""
+        self.augmentation.report_real_scores(scores)
 
     def randn(self, *shape) -> torch.Tensor:
         return torch.randn(shape, device=self.device)
@@ -57,9 +69,11 @@ class StepContext:
                 p.requires_grad_(True)
 
     def state_dict(self) -> dict:
-        return {name: scaler.state_dict() for name, scaler in self.scalers.items()}
+        return {**{name: scaler.state_dict() for name, scaler in self.scalers.items()},
+                "augmentation": self.augmentation.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
-        for name, scaler_state in state.items():
+        for name, saved in state.items():
             if name in self.scalers:
-                self.scalers[name].load_state_dict(scaler_state)
+                self.scalers[name].load_state_dict(saved)
+        self.augmentation.load_state_dict(state.get("augmentation", {}))

@@ -49,7 +49,7 @@ def register_metrics(register):
                         applies_to=("elbo", "reconstruct")))
     register(MetricSpec("inception", f"{E}:metric_inception",
                         "standard FID, KID and IS on Inception-v3 features (weights file supplied by the user)",
-                        default=False))
+                        default=False, check=f"{E}:check_inception"))
 
 
 @hookimpl

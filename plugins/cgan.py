@@ -119,6 +119,7 @@ class ConditionalGAN(GeneratorModel):
     Config = ConditionalGANConfig
     conditional = True
     ema_by_default = True  # EMA of G (Yazici et al. 2019; Brock et al. 2019)
+    augments = True
     image_sizes = POW2_SIZES
 
     def __init__(self, info, config: ConditionalGANConfig):
@@ -150,12 +151,14 @@ class ConditionalGAN(GeneratorModel):
         fake_labels = torch.randint(0, self.num_classes, (n,), device=images.device)
         with ctx.autocast():
             fake = self.G(z, fake_labels)
-            (d_real, real_logits), d_fake = self.D(images, labels, classify=True), self.D(fake.detach(), fake_labels)
+            d_real, real_logits = self.D(ctx.augment(images), labels, classify=True)
+            d_fake = self.D(ctx.augment(fake.detach()), fake_labels)
+            ctx.report_real_scores(d_real)
             d_class = F.cross_entropy(real_logits.float(), labels)  # real images only: fakes would teach it G's errors
             d_loss = discriminator_loss(self.config.loss, d_real, d_fake) + weight * d_class
         ctx.optimize("d", d_loss)
         with ctx.frozen(self.D), ctx.autocast():
-            d_gen, fake_logits = self.D(fake, fake_labels, classify=True)
+            d_gen, fake_logits = self.D(ctx.augment(fake), fake_labels, classify=True)
             g_class = F.cross_entropy(fake_logits.float(), fake_labels)
             g_loss = generator_loss(self.config.loss, d_gen) + weight * g_class
         ctx.optimize("g", g_loss)

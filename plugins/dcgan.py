@@ -64,6 +64,7 @@ class DCGAN(GeneratorModel):
     Config = DCGANConfig
     image_sizes = POW2_SIZES
     ema_by_default = True  # EMA of G (Yazici et al. 2019; Brock et al. 2019)
+    augments = True
 
     def __init__(self, info, config: DCGANConfig):
         super().__init__(info, config)
@@ -86,11 +87,12 @@ class DCGAN(GeneratorModel):
         z = ctx.randn(images.shape[0], *self.latent_shape)
         with ctx.autocast():
             fake = self.G(z)
-            d_real, d_fake = self.D(images), self.D(fake.detach())
+            d_real, d_fake = self.D(ctx.augment(images)), self.D(ctx.augment(fake.detach()))
+            ctx.report_real_scores(d_real)
             d_loss = discriminator_loss(self.config.loss, d_real, d_fake)
         ctx.optimize("d", d_loss)
         with ctx.frozen(self.D), ctx.autocast():
-            g_loss = generator_loss(self.config.loss, self.D(fake))
+            g_loss = generator_loss(self.config.loss, self.D(ctx.augment(fake)))
         ctx.optimize("g", g_loss)
         return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(),
                 "d_real": torch.sigmoid(d_real.detach()).float().mean(),

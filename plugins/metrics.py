@@ -88,10 +88,9 @@ def _inception_uint8(images: torch.Tensor) -> torch.Tensor:
     return images.repeat(1, 3, 1, 1) if images.shape[1] == 1 else images
 
 
-@torch.no_grad()
-def metric_inception(data: EvalInput) -> dict:
-    """Standard FID, KID and IS on Inception-v3 features, from a weights file the user supplies."""
-    path = data.options.get("inception_weights") or os.environ.get("GENFORGE_INCEPTION_WEIGHTS")
+def check_inception(options: dict) -> str:
+    """The Inception-v3 weights file the options name, checked (a plain weights file), and torch-fidelity there."""
+    path = options.get("inception_weights") or os.environ.get("GENFORGE_INCEPTION_WEIGHTS")
     if not path:
         raise UserError("inception metrics need --inception-weights FILE (torch-fidelity's Inception-v3 "
                         "weights, pt_inception-2015-12-05); genforge downloads nothing")
@@ -102,6 +101,13 @@ def metric_inception(data: EvalInput) -> dict:
         import torch_fidelity  # noqa: F401
     except ImportError:
         raise UserError("inception metrics need torch-fidelity: pip install 'genforge[inception]'") from None
+    return path
+
+
+@torch.no_grad()
+def metric_inception(data: EvalInput) -> dict:
+    """Standard FID, KID and IS on Inception-v3 features, from a weights file the user supplies."""
+    path = check_inception(data.options)
     from torchmetrics.image.fid import FrechetInceptionDistance  # lazy: torchmetrics takes about 1 s to import
     from torchmetrics.image.inception import InceptionScore  # lazy: see above
     from torchmetrics.image.kid import KernelInceptionDistance  # lazy: see above

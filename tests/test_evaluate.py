@@ -163,3 +163,35 @@ def test_kid_is_the_same_for_the_same_images_and_leaves_the_global_rng_alone():
     second = kernel_distance(real, fake, features)
     assert first == second and first[0] > 0
     assert torch.equal(torch.rand(3), expected_next)
+
+
+CRASHING_METRIC = """
+from genforge import MetricSpec, hookimpl
+
+
+def crash(data):
+    return {"crash": 1 / 0}
+
+
+def need_a_file(options):
+    if not options.get("needed_file"):
+        raise ValueError("this metric needs needed_file")
+
+
+@hookimpl
+def register_metrics(register):
+    register(MetricSpec("crash", "acme_metric:crash", "divides by zero", default=False))
+    register(MetricSpec("picky", "acme_metric:crash", "checks its options first", default=False,
+                        check="acme_metric:need_a_file"))
+"""
+
+
+def test_a_plugin_metric_that_fails_names_its_plugin_and_a_failing_check_comes_before_any_work(
+        run, install_plugin, genforge_cli):
+    install_plugin("acme_metric", CRASHING_METRIC, dist="acme-metrics")
+    result = genforge_cli("evaluate", run, "--n", "20", "--metrics", "crash", expect=2)
+    last = result.stderr.strip().splitlines()[-1]  # after the work's progress: the metric ran, then failed
+    assert last.startswith("Error: metric 'crash' from plugin acme-metrics failed: ZeroDivisionError"), last
+    assert "Traceback" not in result.stderr
+    result = genforge_cli("evaluate", run, "--n", "20", "--metrics", "picky", expect=2)
+    assert_one_line_error(result, "metric 'picky'", "needs needed_file")

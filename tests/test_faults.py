@@ -234,3 +234,30 @@ def test_a_damaged_classifier_cache_is_rebuilt_and_plugins_new_refuses_an_unwrit
     blocker.write_text("x")
     refused(genforge_cli, ("plugins", "new", "my-gan", "--kind", "model", "--out", blocker / "pkg"),
             ["cannot be written"])
+
+
+def test_a_library_warning_or_a_repeated_warning_never_comes_before_the_error_line(tmp_path):
+    (tmp_path / "noisylib.py").write_text("import warnings\n\ndef chatter():\n"
+                                          "    warnings.warn('a library talking to itself', UserWarning)\n")
+    code = ("import sys, warnings\nsys.path.insert(0, sys.argv[1])\nimport noisylib\nfrom genforge.app import cli\n"
+            "real = cli.get_registry\n"
+            "def noisy():\n    noisylib.chatter()\n"
+            "    for line in (1, 2):\n"
+            "        warnings.warn_explicit('said once', UserWarning, 'x.py', line, module='genforge.core.data')\n"
+            "    return real()\n"
+            "cli.get_registry = noisy\ncli.main(['evaluate', sys.argv[1] + '/no-such-run'])\n")
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    lines = result.stderr.splitlines()
+    assert result.returncode == 2, result.stderr
+    assert lines[0] == "Warning: said once" and lines[1].startswith("Error: ") and len(lines) == 2, result.stderr
+
+
+def test_ctrl_c_after_the_last_file_was_written_ends_with_one_line(tmp_path):
+    code = ("import atexit, os, signal, time\n"
+            "atexit.register(lambda: (os.kill(os.getpid(), signal.SIGINT), time.sleep(5)))\n"
+            "from genforge.app.cli import main\nmain(['models'])\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "dcgan" in result.stdout
+    assert result.returncode == 130, result.stderr
+    assert result.stderr.splitlines() == ["genforge: interrupted (Ctrl-C) while exiting; every file was already "
+                                          "written"], result.stderr

@@ -9,7 +9,7 @@ samples (FD over the floor, conditional accuracy). Targets: on digits, FD over f
 the cgan's and conditional accuracy at least 0.98; on digits-distorted, FD over floor at most half
 the cgan's. Writes diffusion-quality.json and a sample grid per dataset to --out.
 
-Run: python benchmarks/scripts/diffusion_quality.py [--datasets digits,digits-distorted] [--budget 4]
+Run: python benchmarks/scripts/diffusion_quality.py [--datasets digits,digits-distorted] [--budget 4] [--threads N]
 """
 
 import argparse
@@ -59,11 +59,14 @@ def main():
     parser.add_argument("--datasets", default="digits,digits-distorted")
     parser.add_argument("--budget", type=float, default=4.0, help="Diffusion training time over the cgan's.")
     parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="Torch threads for both models (default: the free cores).")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     for dataset in args.datasets.split(","):
-        common = {"dataset": dataset, "sample_every": 0, "checkpoint_every": 0, "log_every": 50}
+        common = {"dataset": dataset, "sample_every": 0, "checkpoint_every": 0, "log_every": 50,
+                  "threads": args.threads}
         cgan = train_and_score(TrainConfig(model="cgan", epochs=CGAN_EPOCHS[dataset], **common),
                                args.runs / f"{dataset}-cgan", n=args.n)
         print(json.dumps(cgan), flush=True)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from genforge.core.data import DataInfo
-from genforge.core.errors import UserError
+from genforge.core.errors import GenforgeError, PluginError, UserError
 from genforge.core.evaluation.features import CHUNK, Reference, images_of, test_images, uniform_noise
 from genforge.core.numerics import check_output_values
 from genforge.core.registry import get_registry
@@ -107,14 +107,36 @@ def what_applies(reference: Reference, generator_capabilities) -> set[str]:
     return offered
 
 
+def chosen_metrics(names: list[str] | None) -> list:
+    """The metric specs `names` names (default: every default metric); an unknown name is one line."""
+    registry = get_registry()
+    return [registry.get("metrics", name) for name in names] if names else [
+        spec for spec in registry.specs("metrics").values() if spec.default]
+
+
+def in_plugin(spec, call, *args):
+    """`call(*args)` of a metric plugin: an error that is not genforge's names the plugin it came from."""
+    try:
+        return call(*args)
+    except GenforgeError:
+        raise
+    except Exception as exc:  # noqa: BLE001  a plugin's bug is the plugin's, not genforge's
+        raise PluginError(f"metric {spec.name!r} from plugin {spec.plugin or '?'} failed: {type(exc).__name__}: "
+                          f"{' '.join(str(exc).split())}; fix or update that plugin") from exc
+
+
+def check_metric_options(names: list[str] | None, options: dict | None) -> None:
+    """Each chosen metric's own check of its options (a weights file, say), before anything is generated."""
+    for spec in chosen_metrics(names):
+        in_plugin(spec, spec.check_options, options or {})
+
+
 def run_metrics(names: list[str] | None, data: EvalInput, offered: set[str]) -> dict:
     """The metrics `names` (default: every default metric) that apply; the others skipped with a note.
 
     scores["skipped"] maps each skipped metric to what it needs.
     """
-    registry = get_registry()
-    specs = [registry.get("metrics", name) for name in names] if names else [
-        spec for spec in registry.specs("metrics").values() if spec.default]
+    specs = chosen_metrics(names)
     scores: dict = {"classifier_test_accuracy": data.reference.accuracy, "n": len(data.images)}
     skipped = {}
     for spec in specs:
@@ -122,7 +144,7 @@ def run_metrics(names: list[str] | None, data: EvalInput, offered: set[str]) -> 
         if missing:
             skipped[spec.name] = f"needs {METRIC_REQUIREMENTS[missing[0]]}"
             continue
-        scores.update(spec.load()(data))
+        scores.update(in_plugin(spec, spec.load(), data))
     if len(scores) == 2 and skipped:  # nothing could be computed
         if "labelled_data" not in offered:
             raise UserError(f"{data.reference.info.name} has no labels, so genforge has no feature classifier for "

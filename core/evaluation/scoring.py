@@ -17,6 +17,7 @@ from genforge.core.evaluation.metrics import (
     EvalInput,
     check_generated,
     check_images,
+    check_metric_options,
     frechet_distance,
     run_metrics,
     what_applies,
@@ -24,7 +25,6 @@ from genforge.core.evaluation.metrics import (
 from genforge.core.inputs import signature_of, torch_inputs
 from genforge.core.limits import check_generation
 from genforge.core.model import capabilities, eval_mode, generate
-from genforge.core.registry import get_registry
 from genforge.core.targets import classify_target
 from genforge.core.training.run_dir import load_run, read_run_config
 
@@ -41,6 +41,7 @@ def evaluate_generator(model, info: DataInfo, train_config, n: int = 1000, metri
                        seed: int = 0, options: dict | None = None) -> dict:
     """Score a PyTorch model: `metrics` by name (default: every default metric that applies)."""
     config = dataclasses.asdict(train_config) if dataclasses.is_dataclass(train_config) else dict(train_config)
+    check_metric_options(metrics, options)
     check_generation(n, math.prod(model.latent_shape), info.channels * info.height * info.width, "scoring")
     z, labels = torch_inputs(*signature_of(model).inputs(n=n, seed=seed), device=device)
     images = in_chunks(lambda zc, lc: generate(model.generator(), zc, lc).cpu(), z, labels)
@@ -69,8 +70,7 @@ def evaluate_target(target, checkpoint=None, ema=None, n=2000, metrics=None, dat
                     options=None, sampling=None) -> dict:
     """Scores of a run directory (or checkpoint folder), an .onnx or an .engine; metrics by name, comma-separated."""
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
-    for name in names or ():
-        get_registry().get("metrics", name)
+    check_metric_options(names, options)
     found = classify_target(target)
     if found.kind == "run":
         return evaluate_run(found.path, checkpoint or found.checkpoint, ema, n, names, seed, options, sampling)

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 # training precisions (torch autocast modes); export precisions are exporters/precisions.py's
 AUTOCAST_MODES = ("fp32", "bf16", "fp16")
 DEVICES = ("auto", "cpu", "cuda")
+AUGMENT_MODES = ("none", "fixed", "adaptive")  # what the discriminator sees: core/training/augment.py
 
 
 @dataclass
@@ -32,6 +33,7 @@ class TrainConfig:
     channels_last: bool = False
     seed: int = 0
     ema: bool | None = None  # None: the model's choice (GeneratorModel.ema_by_default)
+    augment: str | None = None  # none | fixed | adaptive; None: by the dataset's size (core/training/augment.py)
     ema_decay: float = 0.999  # the most it reaches; it warms up as min(ema_decay, (1 + step) / (10 + step))
     log_every: int = 10
     sample_every: int = 200
@@ -58,6 +60,7 @@ OPTION_RULES = {
     "steps": ((int, type(None)), lambda v: v is None or v >= 1, "at least 1"),
     "batch_size": (int, lambda v: v >= 1, "at least 1"),
     "precision": (str, lambda v: v in AUTOCAST_MODES, " or ".join(AUTOCAST_MODES)),
+    "augment": ((str, type(None)), lambda v: v is None or v in AUGMENT_MODES, ", ".join(AUGMENT_MODES)),
     "device": (str, lambda v: v in DEVICES, " or ".join(DEVICES)),
     "channels_last": (bool, None, "true or false"),
     "seed": (int, lambda v: 0 <= v <= MAX_SEED, "a whole number from 0 to 2^63 - 1"),
@@ -111,7 +114,7 @@ def resumed_config(record: dict, changes: dict) -> TrainConfig:
 
     A new --steps replaces the run's --epochs and the other way round.
     """
-    values = dict(record["train"])
+    values = {"augment": "none", **record["train"]}  # a run from before augmentation trained without it
     for key, value in changes.items():
         if key not in RESUMABLE_CHANGES and values.get(key) != value:
             raise UserError(f"--{key.replace('_', '-')} {value} disagrees with the run's {values.get(key)}; "

@@ -37,6 +37,7 @@ from genforge.core.step import StepContext
 from genforge.core.threads import apply_threads
 from genforge.core.training import checkpoint as ckpt
 from genforge.core.training import run_dir
+from genforge.core.training.augment import Augmentation, resolve_mode
 from genforge.core.training.batches import BatchSampler
 from genforge.core.training.callbacks import Callback, Loggers, callbacks_in_order, callbacks_state, restore_callbacks
 from genforge.core.training.checkpoint import rng_state, set_rng_state
@@ -101,7 +102,9 @@ class Trainer:
         broadcast_state(self.model)
         if self.placement.rank:  # each process draws its own noise; rank 0 draws what a single process would
             torch.manual_seed((config.seed * 1_000_003 + self.placement.rank) % 2**63)
-        self.ctx = StepContext(self.optimizers, self.device, config.precision)
+        augment = resolve_mode(config.augment, type(self.model), self.info.split_sizes.get("train"))
+        self.config = config = dataclasses.replace(config, augment=augment)
+        self.ctx = StepContext(self.optimizers, self.device, config.precision, Augmentation(augment))
         if config.ema is None:
             self.config = config = dataclasses.replace(config, ema=type(self.model).ema_by_default)
         self.ema = EMA(self.model.generator(), config.ema_decay) if config.ema else None
@@ -308,6 +311,9 @@ class Trainer:
         images, labels = self.sampler.batch(self.step)
         images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
         metrics = self.model.training_step(images, labels.to(self.device, non_blocking=True), self.ctx)
+        if self.ctx.augmentation.active:
+            self.ctx.augmentation.end_step(images.shape[0])
+            metrics["augment_p"] = torch.tensor(self.ctx.augmentation.p)
         self._check_finite(metrics)
         for scheduler in self.schedulers.values():
             scheduler.step()

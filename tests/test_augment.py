@@ -1,0 +1,115 @@
+"""Augmentation for small data: differentiable, applied to real and generated images alike, adaptive in
+strength, chosen by the dataset's size, recorded in the run and restored on resume."""
+
+import json
+
+import pytest
+import torch
+from helpers import refused
+
+from genforge.core.step import StepContext
+from genforge.core.training.augment import OPERATIONS, Augmentation, colour, cutout, resolve_mode, translate
+
+
+@pytest.mark.parametrize("operation", OPERATIONS, ids=lambda op: op.__name__)
+def test_every_operation_changes_the_images_and_passes_gradients(operation):
+    torch.manual_seed(0)
+    images = torch.rand(16, 3, 16, 16, requires_grad=True)
+    out = operation(images)
+    assert out.shape == images.shape and not torch.equal(out, images)
+    (out * torch.randn_like(out)).sum().backward()
+    assert images.grad is not None and images.grad.abs().sum() > 0
+
+
+def test_translation_moves_content_without_changing_it():
+    torch.manual_seed(0)
+    images = torch.zeros(64, 1, 16, 16)
+    images[:, :, 8, 8] = 1.0
+    moved = translate(images)
+    where = [tuple(torch.nonzero(m[0] == 1.0)[0].tolist()) for m in moved]
+    assert all(abs(y - 8) <= 2 and abs(x - 8) <= 2 for y, x in where)
+    assert len(set(where)) > 5 and float(moved.sum()) == 64.0
+
+
+def test_cutout_blanks_a_quarter_of_each_image_and_colour_keeps_greyscale_grey():
+    torch.manual_seed(0)
+    holes = (cutout(torch.ones(8, 1, 16, 16)) == 0).float().mean(dim=(1, 2, 3))
+    assert torch.allclose(holes, torch.full((8,), 0.25))
+    assert colour(torch.rand(4, 1, 8, 8)).shape == (4, 1, 8, 8)
+
+
+def test_off_is_the_identity_and_fixed_applies_every_operation():
+    images = torch.rand(4, 1, 8, 8)
+    assert Augmentation("none")(images) is images
+    assert Augmentation("fixed").p == 1.0 and not torch.equal(Augmentation("fixed")(images), images)
+
+
+def test_adaptive_strength_rises_while_the_discriminator_is_sure_of_the_reals_and_falls_after():
+    augmentation = Augmentation("adaptive")
+    for _ in range(400):  # 25,600 images: more than IMAGES_TO_FULL
+        augmentation.report_real_scores(torch.full((64,), 3.0))
+        augmentation.end_step(64)
+    assert augmentation.p == 1.0
+    for _ in range(8):
+        augmentation.report_real_scores(torch.full((64,), -3.0))
+        augmentation.end_step(64)
+    assert 0.0 < augmentation.p < 1.0
+    saved = augmentation.state_dict()
+    restored = Augmentation("adaptive")
+    restored.load_state_dict(saved)
+    assert restored.state_dict() == saved
+
+
+class Recording(Augmentation):
+    def __call__(self, images):
+        self.seen.append(images)
+        return super().__call__(images)
+
+
+@pytest.mark.parametrize("model", ["dcgan", "cgan"])
+def test_a_gan_step_shows_its_discriminator_real_and_generated_images_through_the_augmentation(model):
+    from conftest import SMALL_MODELS
+
+    from genforge.core.contract import build_model
+    from genforge.core.data import DataInfo
+
+    info = DataInfo("digits", 1, 16, 16, 10, tuple("0123456789"), {"train": 100})
+    gan = build_model(model, info, SMALL_MODELS[model])
+    augmentation = Recording("fixed")
+    augmentation.seen = []
+    ctx = StepContext(gan.optimizers(), torch.device("cpu"), augmentation=augmentation)
+    images, labels = torch.rand(8, 1, 16, 16) * 2 - 1, torch.randint(0, 10, (8,))
+    gan.training_step(images, labels, ctx)
+    assert any(seen is images for seen in augmentation.seen), "the reals were not augmented"
+    generated = [seen for seen in augmentation.seen if seen is not images]
+    assert len(generated) >= 2 and any(seen.requires_grad for seen in generated), "the fakes were not augmented"
+
+
+def test_the_default_follows_the_dataset_size_and_only_for_models_that_augment():
+    from genforge.plugins.cgan import ConditionalGAN
+    from genforge.plugins.vae import VAE
+
+    assert resolve_mode(None, ConditionalGAN, 500) == "adaptive"
+    assert resolve_mode(None, ConditionalGAN, 200_000) == "none"
+    assert resolve_mode("fixed", ConditionalGAN, 200_000) == "fixed"
+    assert resolve_mode(None, VAE, 500) == "none"
+
+
+def test_the_run_records_its_augmentation_and_logs_its_strength_and_resume_continues_it(tmp_path, train_small):
+    from genforge.core.training.config import resumed_config
+    from genforge.core.training.run_dir import read_run_config
+    from genforge.core.training.trainer import Trainer
+
+    out = tmp_path / "run"
+    train_small(out, "cgan", steps=8, checkpoint_every=4)
+    assert json.loads((out / "config.json").read_text())["train"]["augment"] == "adaptive"
+    strengths = [json.loads(line).get("augment_p") for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [p for p in strengths if p is not None][-1] > 0
+    trainer = Trainer(resumed_config(read_run_config(out), {"steps": 12}), out, resume=True, progress=False)
+    assert trainer.ctx.augmentation.p == pytest.approx([p for p in strengths if p is not None][-1])
+
+
+def test_augment_asked_of_a_model_that_does_not_augment_is_one_line_and_leaves_no_run(tmp_path, genforge_cli):
+    refused(genforge_cli, ("train", "--model", "vae", "--augment", "fixed", "--steps", "2", "--out", tmp_path / "r"),
+            ["--augment fixed", "does not augment"])
+    assert not (tmp_path / "r").exists()
