@@ -94,6 +94,10 @@ def _explicit(ctx, names):
 @click.option("--keep", default=3, show_default=True, type=int, help="Step checkpoints kept.")
 @click.option("--eval-every", default=0, show_default=True, type=int,
               help="Steps between evaluations (keeps checkpoints/best); 0: never.")
+@click.option("--eval-metric", default="fd", show_default=True,
+              help="The metric --eval-every computes and checkpoints/best keeps the best of (see `genforge metrics`).")
+@click.option("--eval-samples", default=1000, show_default=True, type=click.IntRange(min=1),
+              help="Samples each --eval-every evaluation scores.")
 @click.option("--early-stopping", "early_stopping", type=click.IntRange(min=1), metavar="PATIENCE",
               help="Stop when --eval-metric has not improved for PATIENCE evaluations in a row (needs --eval-every).")
 @click.option("--early-stopping-delta", default=0.0, show_default=True, type=FiniteRange(min=0),

@@ -173,6 +173,10 @@ def crash(data):
     return {"crash": 1 / 0}
 
 
+def misnamed(data):
+    return {"something_else": 1.0}
+
+
 def need_a_file(options):
     if not options.get("needed_file"):
         raise ValueError("this metric needs needed_file")
@@ -181,6 +185,7 @@ def need_a_file(options):
 @hookimpl
 def register_metrics(register):
     register(MetricSpec("crash", "acme_metric:crash", "divides by zero", default=False))
+    register(MetricSpec("misnamed", "acme_metric:misnamed", "returns another key", default=False))
     register(MetricSpec("picky", "acme_metric:crash", "checks its options first", default=False,
                         check="acme_metric:need_a_file"))
 """
@@ -195,3 +200,15 @@ def test_a_plugin_metric_that_fails_names_its_plugin_and_a_failing_check_comes_b
     assert "Traceback" not in result.stderr
     result = genforge_cli("evaluate", run, "--n", "20", "--metrics", "picky", expect=2)
     assert_one_line_error(result, "metric 'picky'", "needs needed_file")
+
+
+def test_the_eval_metric_is_checked_before_the_first_step_and_must_return_its_own_name(
+        tmp_path, install_plugin, genforge_cli):
+    install_plugin("acme_metric", CRASHING_METRIC, dist="acme-metrics")
+    small = ("--steps", "4", "--image-size", "16", "--batch-size", "16", "--eval-every", "2", "--eval-samples", "20")
+    for metric, said in (("fid_typo", "unknown metric"), ("picky", "needs needed_file")):
+        result = genforge_cli("train", *small, "--eval-metric", metric, "--out", tmp_path / metric, expect=2)
+        assert_one_line_error(result, said)
+        assert not (tmp_path / metric).exists()
+    result = genforge_cli("train", *small, "--eval-metric", "misnamed", "--out", tmp_path / "m", expect=2)
+    assert "returned something_else but not 'misnamed'" in result.stderr.strip().splitlines()[-1]

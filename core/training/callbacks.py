@@ -26,7 +26,8 @@ import math
 import time
 from pathlib import Path
 
-from genforge.core.errors import UserError
+from genforge.core.errors import PluginError, UserError
+from genforge.core.evaluation.metrics import check_metric_options
 from genforge.core.evaluation.scoring import evaluate_generator
 from genforge.core.images import save_loss_curve
 from genforge.core.progress import progress
@@ -152,6 +153,10 @@ class SampleGrids(Callback):
 class EvalBest(Callback):
     """Every eval_every steps: score the generator (EMA weights when on), log it, keep checkpoints/best."""
 
+    def check(self, config):
+        if config.eval_every:  # a misspelled or unusable metric is refused before the first step
+            check_metric_options([config.eval_metric], {})
+
     def on_step_end(self, trainer, metrics):
         config = trainer.config
         if not (trainer.placement.main and config.eval_every and trainer.step % config.eval_every == 0):
@@ -162,9 +167,15 @@ class EvalBest(Callback):
         trainer.log({"kind": "eval", "step": trainer.step, **scores})
         trainer.call("on_evaluation", scores)
         value = scores.get(config.eval_metric)
+        spec = get_registry().get("metrics", config.eval_metric)
+        if value is None and config.eval_metric not in scores.get("skipped", {}):
+            raise PluginError(f"metric {spec.name!r} from plugin {spec.plugin or '?'} returned "
+                              f"{', '.join(k for k in scores if k not in ('n', 'classifier_test_accuracy'))} but "
+                              f"not {spec.name!r}: a metric must return its own name as a key to keep the best "
+                              "checkpoint; fix that plugin or choose another --eval-metric")
         if value is None:
             return
-        higher = get_registry().get("metrics", config.eval_metric).higher_is_better
+        higher = spec.higher_is_better
         best = trainer.best
         if best is None or (value > best["value"] if higher else value < best["value"]):
             trainer.best = {"metric": config.eval_metric, "value": value, "step": trainer.step}
