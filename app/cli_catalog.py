@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from genforge.app.console import print_table
-from genforge.app.params import OutputFile
+from genforge.app.params import OutputDir, OutputFile
 from genforge.core.errors import UserError
 from genforge.core.files import IMAGE_SUFFIXES
 from genforge.core.registry import get_registry
@@ -94,3 +94,22 @@ def datasets_show(name, data_dir, image_size, channels, split, download, out):
         captions = [info.class_names[lb] if info.class_names and lb >= 0 else "" for _, lb in items]
         save_grid(images, out, nrow=8, captions=captions if info.labelled else None)
         click.echo(f"wrote {out}")
+
+
+@datasets.command("shards")
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=OutputDir("shard folder"), help="A new folder for the .tar shards.")
+@click.option("--per-shard", default=10_000, show_default=True, type=click.IntRange(min=1),
+              help="Images in each shard.")
+def datasets_shards(folder, out, per_shard):
+    """Write an image folder as WebDataset tar shards (for --dataset webdataset --data-dir DIR).
+
+    \b
+    Class subfolders become class indices (cls) and classes.json; each image keeps
+    its own file's bytes. Shards train on several machines from shared or object
+    storage without copying folders.
+    """
+    from genforge.plugins.webdataset_shards import write_shards
+
+    shards = write_shards(folder, out, per_shard)
+    click.echo(f"wrote {len(shards)} shard(s) to {out}  (train: genforge train --dataset webdataset --data-dir {out})")

@@ -1,4 +1,4 @@
-"""What every dataset plugin returns: images in memory as uint8, served as floats in [-1, 1].
+"""What every dataset plugin returns: uint8 images, served as floats in [-1, 1].
 
 A dataset plugin's implementation is a function
 
@@ -10,7 +10,8 @@ says; label an int in 0..num_classes-1, or -1 for unlabelled data (num_classes N
 The function is called with keyword arguments; it raises genforge.core.errors.UserError
 (one line, what to do) for bad input such as a missing data_dir. genforge checks the
 result against this contract when it opens the dataset (core/contract.py).
-Built-ins return an ImageTensorDataset, which also serves whole batches at once (the
+Built-ins return an ImageTensorDataset, or for image folders a CachedImages
+(core/image_cache.py); both serve whole batches at once through batch(indices) (the
 trainer's fast path); any other Dataset works item by item.
 """
 
@@ -126,7 +127,7 @@ def images_from_array(array: np.ndarray, image_size: int, channels: int | None) 
 
 def batch_of(dataset, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Images (float, NCHW) and int64 labels of `indices`, from any dataset of (image, label) items."""
-    if isinstance(dataset, ImageTensorDataset):
+    if callable(getattr(dataset, "batch", None)):  # ImageTensorDataset, core/image_cache.CachedImages
         return dataset.batch(indices)
     items = [dataset[int(i)] for i in indices]
     labels = torch.tensor([int(label) for _, label in items], dtype=torch.long)

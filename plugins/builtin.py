@@ -27,6 +27,9 @@ def register_datasets(register):
     register(DatasetSpec("shapes", f"{P}.shapes:load", "procedural coloured shapes, 4 classes, deterministic by seed"))
     register(DatasetSpec("image-folder", f"{P}.image_folder:load", "your own images: class subfolders or a flat folder",
                          labelled=True, offline=False))
+    register(DatasetSpec("webdataset", f"{P}.webdataset_shards:load",
+                         "WebDataset tar shards: a folder, a brace pattern or a URL (pip install "
+                         "'genforge[webdataset]')", labelled=True, offline=False))
     register(DatasetSpec("mnist", f"{P}.mnist:load_mnist", "MNIST from IDX files in --data-dir (or --download)",
                          offline=False))
     register(DatasetSpec("fashion-mnist", f"{P}.mnist:load_fashion_mnist", "Fashion-MNIST from IDX files in --data-dir",

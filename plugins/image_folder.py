@@ -2,19 +2,21 @@
 
 Class subfolders become labels (sorted by name); a flat folder is unlabelled. Each image
 is resized (shorter side) and centre-cropped to a square. Channels default to 3 unless
-every image is greyscale. Unreadable files are skipped and reported once. The split is
-deterministic: every tenth file (sorted order) is the test split when there are 20 or more.
+the first images are greyscale. The folder is decoded once, in worker processes, into a
+uint8 cache that later commands read a batch at a time (core/image_cache.py): memory does
+not grow with the image count. Unreadable files are skipped and reported once, when the
+cache is built. The split is deterministic: every tenth file (sorted order) is the test
+split when there are 20 or more.
 """
 
-import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps
 
-from genforge.core.data import DataInfo, ImageTensorDataset, check_split
+from genforge.core.data import DataInfo, check_split
 from genforge.core.errors import UserError
+from genforge.core.image_cache import decode_files, file_tasks, files_key, open_cache, split_of
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp"}
 
@@ -64,31 +66,24 @@ def load(split="train", image_size=32, channels=None, data_dir=None, download=Fa
         raise UserError("image-folder needs --data-dir pointing at a folder of images")
     root = Path(data_dir).expanduser()
     files, classes = find_images(root)
-    test = [i % 10 == 9 for i in range(len(files))] if len(files) >= 20 else [False] * len(files)
-    chosen = [f for f, t in zip(files, test) if t == (split == "test")] or ([] if split == "test" else files)
-    if not chosen:
+    if split == "test" and len(files) < 20:
         raise UserError(f"{root} has too few images for a test split (20 or more are needed)")
     mode = {1: "L", 3: "RGB", None: None}[channels]
     if mode is None:
-        mode = "L" if all(_is_grey(f) for f, _ in chosen[:16]) else "RGB"
-    arrays, labels, bad = [], [], []
-    for path, label in chosen:
-        try:
-            arrays.append(read_square(path, image_size, mode))
-            labels.append(label)
-        except Exception as exc:  # noqa: BLE001  any unreadable file is skipped and counted
-            bad.append(f"{path.name}: {type(exc).__name__}")
-    if bad:
-        print(f"warning: skipped {len(bad)} unreadable image(s) in {root} (first: {bad[0]})", file=sys.stderr)
-    if not arrays:
-        raise UserError(f"none of the {len(chosen)} images in {root} could be read")
-    stack = np.stack(arrays)
-    images = torch.from_numpy(stack[:, None] if stack.ndim == 3 else stack.transpose(0, 3, 1, 2)).contiguous()
-    label_tensor = torch.tensor(labels, dtype=torch.long) if classes else None
-    n_test = sum(test)
-    info = DataInfo("image-folder", images.shape[1], image_size, image_size, len(classes) if classes else None,
-                    tuple(classes) if classes else None, {"train": len(files) - n_test, "test": n_test})
-    return ImageTensorDataset(images, label_tensor), info
+        mode = "L" if all(_is_grey(f) for f, _ in files[:16]) else "RGB"
+    folder, cached = open_cache(files_key(files, image_size, mode), file_tasks(files, image_size, mode, read_square),
+                               decode_files, len(files), str(root))
+    if not cached["count"]:
+        raise UserError(f"none of the {len(files)} images in {root} could be read")
+    split_test = len(files) >= 20
+    dataset = split_of(folder, cached, lambda index: (index % 10 == 9) == (split == "test") if split_test
+                       else np.ones(len(index), dtype=bool))
+    n_test = len(split_of(folder, cached, lambda index: index % 10 == 9)) if split_test else 0
+    if not len(dataset):
+        raise UserError(f"no readable image is left for the {split} split of {root}")
+    info = DataInfo("image-folder", dataset.shape[0], image_size, image_size, len(classes) if classes else None,
+                    tuple(classes) if classes else None, {"train": cached["count"] - n_test, "test": n_test})
+    return dataset, info
 
 
 def _is_grey(path: Path) -> bool:

@@ -108,6 +108,9 @@ def data_fingerprint(spec, datasets) -> str:
     """A short hash of the datasets' images and labels and of the plugin that made them."""
     digest = hashlib.blake2b(f"{spec.plugin} {spec.plugin_version} {spec.impl}".encode(), digest_size=8)
     for dataset in datasets:
+        if getattr(dataset, "fingerprint", None):  # a cache names its own contents (core/image_cache.py)
+            digest.update(dataset.fingerprint.encode())
+            continue
         if isinstance(dataset, ImageTensorDataset):
             digest.update(dataset.images.numpy().tobytes())
             digest.update(dataset.labels.numpy().tobytes())
