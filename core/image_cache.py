@@ -14,6 +14,7 @@ an epoch touches them, and the point is that training memory does not grow with 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -111,7 +112,12 @@ def open_cache(key: str, tasks: list, decode_task: Callable, total: int, where: 
     """
     folder = genforge_cache_dir() / "images" / key
     if not (folder / "info.json").is_file():
-        build(folder, tasks, decode_task, total, where, unit)
+        locks = folder.parent / ".locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        with open(locks / key, "a") as lock:  # one builder; the others wait for it (kept: removing races)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (folder / "info.json").is_file():
+                build(folder, tasks, decode_task, total, where, unit)
     return folder, json.loads((folder / "info.json").read_text())
 
 
