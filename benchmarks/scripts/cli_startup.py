@@ -1,6 +1,6 @@
 """Wall time of `genforge --help` and `genforge plugins` against `python -c "import torch"`.
 
-Targets (issue 2): --help at most 0.3 s, plugins at most 0.6 s on the 2-core CPU machine.
+Targets: --help at most 0.3 s, plugins at most 0.6 s on the 2-core CPU machine.
 Run: python benchmarks/scripts/cli_startup.py [--repeats 7]
 """
 

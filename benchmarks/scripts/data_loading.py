@@ -2,7 +2,7 @@
 
 Two paths per dataset: the trainer's in-memory batch sampler (what `genforge train`
 uses) and a plain torch DataLoader over the same Dataset (what a third-party Dataset
-gets). Target (issue 3): digits well above 10,000 images/s, so loading never bounds
+gets). Target: digits well above 10,000 images/s, so loading never bounds
 training. Run: python benchmarks/scripts/data_loading.py [--image-size 32] [--seconds 2]
 """
 

@@ -4,7 +4,7 @@ The 0.1 recipe is reachable through options: dcgan and cgan with `--no-ema -o lo
 spectral_norm=false -o lr=2e-4 -o beta1=0.5 -o beta2=0.999` (cgan also `-o conditional_bn=false -o class_loss=0`),
 vae with `-o prior=standard`. Each round trains
 one epoch of each variant on the same data and batch; the ratio new / old is the median over rounds.
-Target (issue 14): at most 1.3x.
+Target: at most 1.3x.
 
 Run: python benchmarks/scripts/epoch_time.py [--dataset digits --rounds 3]
 """

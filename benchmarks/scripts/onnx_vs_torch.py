@@ -13,7 +13,7 @@ min..max beside it to show how much this machine's noise moves it.
 GFLOP/s counts the generator's multiply-adds x 2 for every backend (the rewrite keeps the
 count). The fp32 peak is cores x clock x fp32 lanes x 2 (FMA) x 2 FMA units (core/hardware.py).
 
-Targets (issue 6): fp32 ORT batch-1 latency >= 3x lower than eager; batch-64 throughput
+Targets: fp32 ORT batch-1 latency >= 3x lower than eager; batch-64 throughput
 >= 1.4x; int8 batch-64 throughput >= 1.25x fp32 ORT with the quality gate held.
 Run: python benchmarks/scripts/onnx_vs_torch.py [--run RUN_DIR] [--seconds 1.5] [--rounds 10]
 """

@@ -4,7 +4,7 @@ One-hot labels concatenated to the noise (G) and as extra image channels (D), DC
 BatchNorm in both, the non-saturating BCE loss and Adam(2e-4, betas 0.5/0.999): the conditional
 DCGAN of the PyTorch tutorials (Mirza & Osindero 2014; Radford et al. 2015). It trains on the same
 genforge dataset, batches and epochs, and is scored by the same evaluation, so `quality.py
---baseline` can put the built-in defaults beside it (issue 14: FD at most half of the plain loop's).
+--baseline` can put the built-in defaults beside it (FD at most half of the plain loop's).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ FD(train, test), ceiling = FD(uniform noise, test). Writes quality-DATASET.md/.j
 grid per model (quality-DATASET-MODEL.png) to --out.
 
 Datasets: digits (scikit-learn's, 32x32) and digits-distorted (the same digits at 28x28 under random
-affine distortions, 5 per digit; harder, still offline). Targets on digits (issue 14): cgan
+affine distortions, 5 per digit; harder, still offline). Targets on digits: cgan
 conditional accuracy >= 0.98 and FD <= 2x the floor; dcgan and vae FD <= 3x the floor. On
 digits-distorted the plain conditional GAN loop of a tutorial (benchmarks/scripts/plain_cgan.py) trains the
 same epochs beside them as a yardstick: cgan's FD at most half of its, conditional accuracy above it.

@@ -6,7 +6,7 @@ D on real then fake (two backward passes), then G; random data. The trainer runs
 built-in dcgan plugin with the same sizes on the in-memory `shapes` dataset at 64x64.
 Variants run interleaved (A/B/C, A/B/C, ...) so machine noise hits all of them alike.
 
-Targets (issue 4): trainer fp32 >= 1.0x the plain loop; trainer with the CPU fast path
+Targets: trainer fp32 >= 1.0x the plain loop; trainer with the CPU fast path
 (channels_last, plus bf16 autocast only where the CPU has native bf16) >= 1.6x.
 
 Arithmetic: each variant's floating-point operations per image are counted on one real step

@@ -1,6 +1,6 @@
 """Two genforge installs side by side: CLI start-up and one training epoch, interleaved rounds.
 
-Checks that a change made nothing slower (issue 21: within 5%). Give the Python of the baseline
+Checks that a change made nothing slower (within 5%). Give the Python of the baseline
 install; the candidate is this one. Each round runs, for each install in turn, `genforge --help`,
 `genforge plugins` and `genforge train` for one epoch of dcgan on digits (the whole command's wall
 time: start-up, checks, the loop, its checkpoint and grids). Ratios are candidate / baseline, the
