@@ -158,7 +158,7 @@ def build(folder: Path, tasks: list, decode_task: Callable, total: int, where: s
         os.chmod(temporary, 0o777 & ~current_umask())
         make_owned_folder(temporary, KIND)
         kept, bad, shape, position = [], [], None, 0
-        bar = progress(total, f"decoding {total} {unit}s of {where} once (cached)", unit=unit)
+        bar = progress(total, f"decoding {total} {unit}s of {where} once (cached)", unit=unit, delay=1.0)
         with open(temporary / "images.u8", "wb") as out:
             os.fchmod(out.fileno(), PLAIN_FILE_MODE & ~current_umask())
             for results in _decoded(tasks, decode_task, data_workers()):

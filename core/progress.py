@@ -22,15 +22,17 @@ def in_notebook() -> bool:
 class LineProgress:
     """tqdm's small interface (update, set_postfix, close), printing a line at every 10% and at the end."""
 
-    def __init__(self, total: int, desc: str, unit: str, initial: int = 0, stream=None):
+    def __init__(self, total: int, desc: str, unit: str, initial: int = 0, stream=None, delay: float = 0.0):
         self.total, self.desc, self.unit, self.n = max(int(total), 1), desc, unit, initial
-        self.stream = stream or sys.stderr
+        self.stream, self.delay = stream or sys.stderr, delay
         self.start, self.started_at, self.postfix = initial, time.perf_counter(), {}
         self.next_mark = initial * LINES // self.total + 1  # in tenths of the work
 
     def update(self, n: int = 1) -> None:
         self.n += n
-        if self.n * LINES >= self.next_mark * self.total:
+        if time.perf_counter() - self.started_at < self.delay:  # short work shows nothing
+            self.next_mark = self.n * LINES // self.total + 1
+        elif self.n * LINES >= self.next_mark * self.total:
             self.next_mark = self.n * LINES // self.total + 1
             self.print()
 
@@ -60,18 +62,21 @@ class NoProgress:
         pass
 
 
-def progress(total: int, desc: str, unit: str = "step", initial: int = 0, enabled: bool = True):
-    """The progress display for `total` units of work: a notebook widget, a compact terminal bar, or lines."""
+def progress(total: int, desc: str, unit: str = "step", initial: int = 0, enabled: bool = True,
+             delay: float = 0.0):
+    """The progress display for `total` units of work: a notebook widget, a compact terminal bar, or lines;
+    nothing at all for work that ends within `delay` seconds."""
     if not enabled:
         return NoProgress()
     if in_notebook() and importlib.util.find_spec("ipywidgets") is not None:
         from tqdm.notebook import tqdm
 
-        return tqdm(total=total, initial=initial, unit=unit, desc=desc)
+        return tqdm(total=total, initial=initial, unit=unit, desc=desc, delay=delay)
     if sys.stderr.isatty():
         from tqdm import tqdm
 
         return tqdm(total=total, initial=initial, unit=unit, desc=desc, dynamic_ncols=True, mininterval=0.2,
+                    delay=delay,
                     bar_format="{desc}: {percentage:3.0f}%|{bar:10}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]"
                                "{postfix}")
-    return LineProgress(total, desc, unit, initial)
+    return LineProgress(total, desc, unit, initial, delay=delay)

@@ -30,12 +30,16 @@ def caches(cache):
     return sorted(p.name for p in root.iterdir() if p.name != ".locks") if root.exists() else []
 
 
-def test_the_cache_holds_what_direct_decoding_gives_and_is_built_once(tmp_path, genforge_cache, capfd):
+def test_the_cache_holds_what_direct_decoding_gives_and_is_built_once(tmp_path, genforge_cache, monkeypatch):
+    from genforge.core import image_cache
+
+    builds = []
+    build = image_cache.build
+    monkeypatch.setattr(image_cache, "build", lambda *args: (builds.append(args[0]), build(*args)))
     root = make_folder(tmp_path / "photos")
     train, info = image_folder.load("train", 8, None, str(root))
-    assert "decoding 40 images" in capfd.readouterr().err
     test, _ = image_folder.load("test", 8, None, str(root))
-    assert capfd.readouterr().err == "" and len(caches(genforge_cache)) == 1
+    assert len(builds) == 1 and len(caches(genforge_cache)) == 1
     files, _ = image_folder.find_images(root)
     expected = image_folder.read_square(files[0][0], 8, "RGB").transpose(2, 0, 1)
     images, labels = train.batch(torch.tensor([0]))
@@ -150,3 +154,17 @@ def test_shards_of_a_missing_place_or_into_a_full_folder_are_one_line(tmp_path, 
     refused(genforge_cli, ("train", "--dataset", "webdataset", "--data-dir", tmp_path / "none-{0..3}.tar",
                            "--out", tmp_path / "r"), ["does not exist"])
     assert not (tmp_path / "r").exists()
+
+
+def test_a_long_build_shows_progress_and_a_short_one_stays_quiet(capfd):
+    from genforge.core.progress import LineProgress
+
+    quiet = LineProgress(10, "short work", "image", delay=60)
+    for _ in range(10):
+        quiet.update()
+    quiet.close()
+    shown = LineProgress(10, "long work", "image")
+    for _ in range(10):
+        shown.update()
+    err = capfd.readouterr().err
+    assert "short work" not in err and err.count("long work") == 10
