@@ -43,6 +43,8 @@ _LAZY = {  # name -> module that defines it (imports torch)
     "EarlyStopping": "genforge.core.training.callbacks",
     "LearningRateMonitor": "genforge.core.training.callbacks",
     "Logger": "genforge.core.training.loggers",
+    "EvalInput": "genforge.core.evaluation.metrics",  # what a metric plugin's function receives
+    "Reference": "genforge.core.evaluation.features",  # EvalInput.reference: the dataset side
     "load": "genforge.core.runtime.load",
     # the Python API (app/api.py): the CLI is a thin layer over it
     "train": "genforge.app.api",
