@@ -161,7 +161,7 @@ def write_shards(folder, out, per_shard: int = 10_000) -> list[Path]:
         bar = progress(len(files), f"writing {len(files)} images as shards", unit="image")
         with wds.ShardWriter(str(temporary / "shard-%06d.tar"), maxcount=per_shard, verbose=0) as sink:
             for index, (path, label) in enumerate(files):
-                sample = {"__key__": f"{index:09d}", path.suffix.lower().lstrip("."): path.read_bytes()}
+                sample = {"__key__": f"{index:09d}", Path(path).suffix.lower().lstrip("."): Path(path).read_bytes()}
                 if label >= 0:
                     sample["cls"] = label
                 sink.write(sample)
