@@ -155,3 +155,34 @@ def test_only_rank_0_logs(install_plugin, tmp_path):
     assert steps == ["10", "20"]
     kinds = [json.loads(line)["kind"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert kinds == ["train", "train", "distributed"]
+
+
+def test_two_processes_on_an_image_folder_read_every_image_once_per_epoch(install_plugin, tmp_path):
+    import hashlib
+
+    import numpy as np
+    from PIL import Image
+
+    from genforge.plugins import image_folder
+
+    install_plugin("regression_plugin", sample_plugin("regression_plugin"), dist="regression")
+    site = install_plugin("recording_plugin", sample_plugin("recording_plugin"), dist="recording")
+    rng = np.random.default_rng(0)
+    for i in range(44):  # 40 train images (every tenth file is test): five global batches of 8
+        folder = tmp_path / "photos" / f"c{i % 2}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(folder / f"{i:03d}.png")
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    env = {"PYTHONPATH": str(site), "GENFORGE_TEST_SEEN": str(seen), "GENFORGE_CACHE": str(tmp_path / "cache")}
+    result = cli("train", "--model", "recording", "--dataset", "image-folder", "--data-dir", tmp_path / "photos",
+                 "--steps", "5", "--batch-size", "8", "--image-size", "16", "--sample-every", "0", "--no-progress",
+                 "--nproc", "2", "--out", tmp_path / "run", env=env)
+    assert result.returncode == 0, result.stderr
+    ranks = [(seen / f"rank-{rank}.txt").read_text().split()[4:] for rank in (0, 1)]  # after the 4-image probe
+    train, _ = image_folder.load("train", 16, None, str(tmp_path / "photos"))
+    everything = {hashlib.blake2b(image.numpy().tobytes(), digest_size=8).hexdigest()
+                  for image in train.uint8(torch.arange(len(train)))}
+    assert len(ranks[0]) == len(ranks[1]) == 20
+    assert not set(ranks[0]) & set(ranks[1])
+    assert set(ranks[0]) | set(ranks[1]) == everything and len(everything) == 40
