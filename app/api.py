@@ -37,7 +37,7 @@ from genforge.core.arguments import (
 )
 from genforge.core.errors import UserError
 from genforge.core.files import check_output_dir, check_output_file, read_toml
-from genforge.core.limits import MAX_BATCH, MAX_SECONDS, MAX_SEED, check_generation
+from genforge.core.limits import MAX_BATCH, MAX_SECONDS, MAX_SEED, MAX_THREADS, check_generation
 
 RUN_KWARGS = ("model", "dataset")
 
@@ -229,7 +229,7 @@ def bench(targets, backends=None, batches=(1, 8, 64), warmup_s: float = 0.5, min
     sizes = tuple(whole(b, "batches", 1, MAX_BATCH) for b in batches)
     warmup_s = number(warmup_s, "warmup_s", 0, MAX_SECONDS)
     duration_s = number(duration_s, "duration_s", 0, MAX_SECONDS, low_open=True)
-    min_iters, threads = whole(min_iters, "min_iters", 2, 1_000_000), whole(threads, "threads", 1, 1024, True)
+    min_iters, threads = whole(min_iters, "min_iters", 2, 1_000_000), whole(threads, "threads", 1, MAX_THREADS, True)
     if progress is not None and not callable(progress):
         raise UserError(f"progress={progress!r} must be a function taking one line of text, or None")
     if backends is not None and not isinstance(backends, str | list | tuple):
@@ -272,7 +272,7 @@ def run_pipeline(pipeline=None, out=None, overwrite: bool = False, threads: int 
     from genforge.app.pipeline import run_pipeline as run_job
 
     pipeline, out = path_of(pipeline, "pipeline", optional=True), path_of(out, "out", optional=True)
-    threads, overwrite = whole(threads, "threads", 1, 1024, optional=True), flag(overwrite, "overwrite")
+    threads, overwrite = whole(threads, "threads", 1, MAX_THREADS, optional=True), flag(overwrite, "overwrite")
     model = text(model, "model", optional=True)
     config = load_pipeline(pipeline, model)
     if out is not None:

@@ -25,7 +25,15 @@ from genforge.app.cli_export import export
 from genforge.app.cli_plugins import plugins
 from genforge.app.console import print_table
 from genforge.app.one_line import OneLineErrors, one_line, say
-from genforge.app.params import PROBABILITY, FiniteRange, OutputDir, OutputFile, sampling_of, sampling_option
+from genforge.app.params import (
+    PROBABILITY,
+    FiniteRange,
+    OutputDir,
+    OutputFile,
+    sampling_of,
+    sampling_option,
+    threads_option,
+)
 from genforge.core.errors import GenforgeError, UserError
 from genforge.core.files import IMAGE_SUFFIXES, PLAIN_FILE_MODE, check_distinct_outputs, current_umask, write_json
 from genforge.core.limits import MAX_SEED, check_generation
@@ -49,8 +57,6 @@ def cli():
     """
 
 
-THREADS_HELP = "Threads for torch, ONNX Runtime and OpenMP (default: the free cores of this machine)."
-threads_option = click.option("--threads", type=click.IntRange(1, 1024), help=THREADS_HELP)
 
 
 def use_threads(threads: int | None) -> int:

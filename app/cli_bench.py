@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from genforge.app.console import print_table
-from genforge.app.params import PROBABILITY, FiniteRange, OutputDir, OutputFile
+from genforge.app.params import PROBABILITY, FiniteRange, OutputDir, OutputFile, threads_option
 from genforge.core.errors import UserError
 from genforge.core.files import check_distinct_outputs, read_json, write_atomic, write_json
 from genforge.core.limits import MAX_BATCH, MAX_SECONDS, check_seconds
@@ -63,8 +63,7 @@ def bench_options(function):
         click.option("--min-iters", default=10, show_default=True, type=click.IntRange(2, 1_000_000)),
         click.option("--duration-s", default=2.0, show_default=True,
                      type=FiniteRange(0, MAX_SECONDS, min_open=True), help="Timed seconds per row."),
-        click.option("--threads", type=click.IntRange(1, 1024),
-                     help="Threads for torch, ONNX Runtime and OpenMP (default: the free cores of this machine)."),
+        threads_option,
     ]
     for option in reversed(options):
         function = option(function)
@@ -332,7 +331,7 @@ def bench_ab(target_a, target_b, backends, batches, warmup_s, min_iters, duratio
 @click.argument("target", type=click.Path(path_type=Path))
 @click.option("--backend", required=True)
 @click.option("--batch", required=True, type=int)
-@click.option("--threads", type=int)
+@threads_option
 def bench_worker(target, backend, batch, threads):
     """Serve timing requests on stdin for `bench ab --python-a/--python-b` (internal)."""
     from genforge.benchmarks.measure import serve_worker

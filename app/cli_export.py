@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from genforge.app.params import FiniteRange, OutputFile, sampling_of, sampling_option
+from genforge.app.params import FiniteRange, OutputFile, sampling_of, sampling_option, threads_option
 from genforge.core.errors import UserError
 from genforge.core.files import check_distinct_outputs, write_json
 from genforge.core.limits import MAX_BATCH, check_batch_text
@@ -50,8 +50,7 @@ def export():
                    "Default: on for fp32 and int8, off for fp16.")
 @click.option("--json", "json_out", type=OutputFile("export report"), help="Write the export report as JSON.")
 @sampling_option
-@click.option("--threads", type=click.IntRange(1, 1024),
-              help="Threads for torch, ONNX Runtime and OpenMP (default: the free cores of this machine).")
+@threads_option
 def export_onnx_command(run_dir, checkpoint, out, opset, batch, precision, target, ema, max_fd_increase,
                         quality_samples, force, overwrite, rewrite, json_out, sampling, threads):
     """Export RUN_DIR's generator to a validated, self-describing ONNX file."""

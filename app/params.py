@@ -7,6 +7,7 @@ import math
 import click
 
 from genforge.core.files import check_output_dir, check_output_file
+from genforge.core.limits import MAX_THREADS
 from genforge.core.options import parse_model_options
 
 
@@ -56,3 +57,7 @@ sampling_option = click.option("--sampling", multiple=True, metavar="KEY=VALUE",
 def sampling_of(pairs) -> dict | None:
     """--sampling KEY=VALUE pairs as a dict (None when none is given); the model's Config converts the values."""
     return parse_model_options(pairs, "--sampling", "steps=10") if pairs else None
+
+
+THREADS_HELP = "Threads for torch, ONNX Runtime and OpenMP (default: the free cores of this machine)."
+threads_option = click.option("--threads", type=click.IntRange(1, MAX_THREADS), help=THREADS_HELP)

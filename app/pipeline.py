@@ -35,7 +35,7 @@ from genforge.core.errors import UserError
 from genforge.core.evaluation.scoring import evaluate_target
 from genforge.core.files import check_output_dir, read_toml, write_atomic, write_json
 from genforge.core.folders import make_owned_folder, removal_refusal, remove_owned_folder, run_lock
-from genforge.core.limits import MAX_BATCH
+from genforge.core.limits import MAX_BATCH, MAX_THREADS
 from genforge.core.model import make_config
 from genforge.core.registry import get_registry
 from genforge.core.threads import apply_threads
@@ -83,7 +83,7 @@ SECTION_RULES = {
               "warmup_s": (_number(0, high=MAX_SECONDS), f"seconds, 0 to {MAX_SECONDS}"),
               "duration_s": (_number(0, strict=True, high=MAX_SECONDS), f"seconds above 0, at most {MAX_SECONDS}"),
               "min_iters": (_whole(1), "a whole number from 1 to 1000000"),
-              "threads": (lambda v: v is None or _whole(1, 1024)(v), "a whole number from 1 to 1024"),
+              "threads": (lambda v: v is None or _whole(1, MAX_THREADS)(v), f"a whole number from 1 to {MAX_THREADS}"),
               "store": (lambda v: isinstance(v, str) and bool(v), "a SQLite path or a database URL (text)"),
               "commit": (lambda v: isinstance(v, str) and bool(v), "a commit SHA (text)"),
               "branch": (lambda v: isinstance(v, str) and bool(v), "a branch name (text)")},
@@ -110,8 +110,8 @@ def load_pipeline(path: Path | None, model: str | None = None) -> dict:
             config["out"] = value
             continue
         if key == "threads":
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1024:
-                raise UserError(f"pipeline threads = {value!r} must be a whole number from 1 to 1024")
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_THREADS:
+                raise UserError(f"pipeline threads = {value!r} must be a whole number from 1 to {MAX_THREADS}")
             config["threads"] = value
             continue
         if not isinstance(value, dict):

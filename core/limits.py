@@ -9,6 +9,7 @@ from pathlib import Path
 from genforge.core.errors import UserError
 
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 1024  # pixels a side
+MAX_THREADS = 1024  # the most threads any option, argument or setting may ask for
 CHANNELS = (1, 3)  # grey or RGB: what genforge converts datasets to
 
 

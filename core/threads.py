@@ -14,7 +14,7 @@ import os
 import time
 from pathlib import Path
 
-from genforge.core.limits import cores_available
+from genforge.core.limits import MAX_THREADS, cores_available
 
 SAMPLE_S = 0.05  # the /proc/stat sample that measures how busy the other cores are
 _applied: dict = {}
@@ -83,7 +83,7 @@ def users_omp_threads() -> int | None:
         count = int(value)
     except ValueError:
         return None
-    return count if 1 <= count <= 1024 else None
+    return count if 1 <= count <= MAX_THREADS else None
 
 
 def current_threads() -> int | None:

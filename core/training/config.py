@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from genforge.core.errors import UserError
-from genforge.core.limits import CHANNELS, MAX_IMAGE_SIZE, MAX_SEED, MIN_IMAGE_SIZE
+from genforge.core.limits import CHANNELS, MAX_IMAGE_SIZE, MAX_SEED, MAX_THREADS, MIN_IMAGE_SIZE
 
 if TYPE_CHECKING:
     import torch
@@ -76,7 +76,8 @@ OPTION_RULES = {
     "model_options": (dict, lambda v: all(isinstance(k, str) for k in v), "a table of model options"),
     "sync_batchnorm": (bool, None, "true or false"),
     "dist_timeout_s": (int, lambda v: v >= 10, "seconds, at least 10"),
-    "threads": ((int, type(None)), lambda v: v is None or 1 <= v <= 1024, "1 to 1024 (default: the free cores)"),
+    "threads": ((int, type(None)), lambda v: v is None or 1 <= v <= MAX_THREADS,
+                f"1 to {MAX_THREADS} (default: the free cores)"),
     "log_to": (list, lambda v: all(isinstance(name, str) and name for name in v), "a list of logger names"),
 }
 
