@@ -26,6 +26,7 @@ from genforge.core.contract import open_dataset
 from genforge.core.errors import TrainingStopped, UserError
 from genforge.core.threads import OURS, users_omp_threads
 from genforge.core.training.config import TrainConfig
+from genforge.core.training.distributed import FINISHED_DIR
 
 
 def check_launch(nproc: int, config: TrainConfig) -> None:
@@ -76,9 +77,12 @@ def launch(nproc: int, options: dict, target: list[str], progress: bool) -> None
             "--standalone", f"--nproc-per-node={nproc}", "--max-restarts=0", "--monitor-interval=0.5",
             "-m", "genforge.app.cli", "train", "--config", str(config), *target,
             "--progress" if progress else "--no-progress"])
+        os.environ[FINISHED_DIR] = tmp
         try:
             run(args)
         except ChildFailedError as failed:
+            if all((Path(tmp) / f"finished-{rank}").exists() for rank in range(nproc)):
+                return  # every process passed the last barrier: the abort came in gloo's teardown, after the work
             rank, failure = min(failed.failures.items(), key=lambda item: item[1].timestamp)
             how = (f"was killed by {signal.Signals(-failure.exitcode).name}" if failure.exitcode < 0
                    else f"exited with status {failure.exitcode}")

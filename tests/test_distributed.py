@@ -186,3 +186,13 @@ def test_two_processes_on_an_image_folder_read_every_image_once_per_epoch(instal
     assert len(ranks[0]) == len(ranks[1]) == 20
     assert not set(ranks[0]) & set(ranks[1])
     assert set(ranks[0]) | set(ranks[1]) == everything and len(everything) == 40
+
+
+def test_an_abort_after_the_last_barrier_is_not_a_failed_run(install_plugin, tmp_path):
+    install_plugin("regression_plugin", sample_plugin("regression_plugin"), dist="regression")
+    site = install_plugin("aborting_plugin", sample_plugin("aborting_plugin"), dist="aborting")
+    result = cli("train", "--model", "aborting", "--steps", "4", "--image-size", "16", "--batch-size", "16",
+                 "--sample-every", "0", "--no-progress", "--nproc", "2", "--out", tmp_path / "run",
+                 env={"PYTHONPATH": str(site)})
+    assert result.returncode == 0, result.stderr
+    assert ckpt.read_checkpoint(ckpt.find_checkpoint(tmp_path / "run")).step == 4

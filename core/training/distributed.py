@@ -21,6 +21,7 @@ import datetime
 import hashlib
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
@@ -28,6 +29,7 @@ import torch.distributed as dist
 from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
 
 from genforge.core.errors import UserError
+from genforge.core.files import write_atomic
 
 if TYPE_CHECKING:
     from genforge.core.training.config import TrainConfig
@@ -79,11 +81,18 @@ def start(placement: Placement, device_type: str, timeout_s: int = DEFAULT_TIMEO
     return device
 
 
+FINISHED_DIR = "GENFORGE_LAUNCH_DIR"  # set by app/launch.py: where each process says it finished
+
+
 def stop() -> None:
     """Leave the process group together: a process that tears gloo down while its peer still sends can abort
-    (SIGABRT, "terminate called without an active exception"), so every process first waits for the others."""
+    (SIGABRT, "terminate called without an active exception"), so every process first waits for the others.
+    Past that barrier all work is done everywhere; each process says so in the launcher's folder, so an abort
+    in gloo's teardown (still seen about once in 15 runs) is not taken for a failed run."""
     if dist.is_initialized():
         dist.barrier()
+        if os.environ.get(FINISHED_DIR):
+            write_atomic(Path(os.environ[FINISHED_DIR]) / f"finished-{dist.get_rank()}", "")
         dist.destroy_process_group()
 
 
