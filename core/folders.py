@@ -9,10 +9,11 @@ import errno
 import fcntl
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 from genforge.core.errors import UserError
-from genforge.core.files import write_atomic
+from genforge.core.files import current_umask, write_atomic
 
 MARKER = ".genforge-{kind}"  # written into every folder genforge creates; only such folders are ever deleted
 LOCK = ".genforge-lock"  # the advisory lock of a run directory (one writer at a time)
@@ -68,6 +69,29 @@ def remove_dead_temporaries(folder, prefix: str) -> None:
         pid = entry.name[len(prefix):].split("-")[0]
         if pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(entry, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def folder_written_whole(final, kind: str, prefix: str):
+    """Yields a new temporary folder beside `final` (the umask's mode, genforge's marker of `kind`) to fill;
+    then renames it to `final`, so `final` is whole or absent. Left behind by a failure, it is removed; left
+    by a killed process, the next call removes it. A `final` another process finished first is kept."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    remove_dead_temporaries(final.parent, prefix)
+    temporary = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=final.parent))
+    try:
+        os.chmod(temporary, 0o777 & ~current_umask())
+        make_owned_folder(temporary, kind)
+        yield temporary
+        try:
+            os.rename(temporary, final)
+        except OSError:
+            if not (final.is_dir() and any(final.iterdir())):  # not another process's finished folder
+                raise
+    finally:
+        if temporary.exists():
+            shutil.rmtree(temporary, ignore_errors=True)
 
 
 def pid_alive(pid: int) -> bool:

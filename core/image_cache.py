@@ -15,12 +15,11 @@ an epoch touches them, and the point is that training memory does not grow with 
 from __future__ import annotations
 
 import fcntl
+import functools
 import hashlib
 import json
 import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -28,8 +27,9 @@ import numpy as np
 import torch
 
 from genforge.core.data import to_float
-from genforge.core.files import PLAIN_FILE_MODE, current_umask, genforge_cache_dir
-from genforge.core.folders import make_owned_folder, remove_dead_temporaries
+from genforge.core.errors import UserError
+from genforge.core.files import genforge_cache_dir
+from genforge.core.folders import folder_written_whole
 from genforge.core.progress import progress
 
 FORMAT = 1  # bump when the files' layout changes: older caches are then never read
@@ -53,8 +53,6 @@ def data_workers() -> int:
     value = os.environ.get("GENFORGE_DATA_WORKERS", "").strip()
     if value:
         if not value.isdigit() or int(value) < 1:
-            from genforge.core.errors import UserError
-
             raise UserError(f"GENFORGE_DATA_WORKERS is {value!r}; set it to a whole number of 1 or more")
         return int(value)
     return default_threads()
@@ -150,17 +148,10 @@ def _decoded(tasks, decode_task, workers):
 
 def build(folder: Path, tasks: list, decode_task: Callable, total: int, where: str, unit: str) -> None:
     """Decode every task into a temporary folder beside `folder`, then rename it into place."""
-    root = folder.parent
-    root.mkdir(parents=True, exist_ok=True)
-    remove_dead_temporaries(root, ".building-")
-    temporary = Path(tempfile.mkdtemp(prefix=f".building-{os.getpid()}-", dir=root))
-    try:
-        os.chmod(temporary, 0o777 & ~current_umask())
-        make_owned_folder(temporary, KIND)
+    with folder_written_whole(folder, KIND, ".building-") as temporary:
         kept, bad, shape, position = [], [], None, 0
         bar = progress(total, f"decoding {total} {unit}s of {where} once (cached)", unit=unit, delay=1.0)
         with open(temporary / "images.u8", "wb") as out:
-            os.fchmod(out.fileno(), PLAIN_FILE_MODE & ~current_umask())
             for results in _decoded(tasks, decode_task, data_workers()):
                 for result, label in results:
                     array = None if isinstance(result, str) else (
@@ -182,18 +173,16 @@ def build(folder: Path, tasks: list, decode_task: Callable, total: int, where: s
         info = {"format": FORMAT, "count": len(kept), "shape": list(shape or ()), "sources": position,
                 "unreadable": len(bad), "first_unreadable": bad[0] if bad else None}
         (temporary / "info.json").write_text(json.dumps(info) + "\n")
-        try:
-            os.rename(temporary, folder)
-        except OSError:
-            if not (folder / "info.json").is_file():  # not another process's finished cache: a real failure
-                raise
-    finally:
-        if temporary.exists():
-            shutil.rmtree(temporary, ignore_errors=True)
+
+
+@functools.lru_cache(maxsize=8)
+def _rows(folder: Path) -> np.ndarray:
+    """A cache's (source index, label) table: its folder never changes once renamed into place."""
+    return np.load(folder / "rows.npy")
 
 
 def split_of(folder: Path, info: dict, take: Callable[[np.ndarray], np.ndarray]) -> CachedImages:
     """The cached images whose original file index `take` selects (a boolean mask over file indices)."""
-    table = np.load(folder / "rows.npy")
+    table = _rows(Path(folder))
     chosen = np.nonzero(take(table[:, 0]))[0] if len(table) else np.zeros(0, dtype=np.int64)
     return CachedImages(folder, chosen, table[chosen, 1] if len(table) else chosen, tuple(info["shape"]))

@@ -140,11 +140,7 @@ def write_shards(folder, out, per_shard: int = 10_000) -> list[Path]:
     """An image folder (class subfolders or flat) as WebDataset shards in the new folder `out`: each sample
     the file's own bytes under its suffix and its class index as cls; classes.json names the classes.
     Written in a temporary folder beside `out` and renamed into place, so `out` is whole or absent."""
-    import shutil
-    import tempfile
-
-    from genforge.core.files import current_umask
-    from genforge.core.folders import make_owned_folder
+    from genforge.core.folders import folder_written_whole
     from genforge.core.progress import progress
     from genforge.plugins.image_folder import find_images
 
@@ -153,11 +149,7 @@ def write_shards(folder, out, per_shard: int = 10_000) -> list[Path]:
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise UserError(f"{out} is not empty; give a new folder for the shards")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(prefix=f".{out.name}.genforge-shards-", dir=out.parent))
-    try:
-        os.chmod(temporary, 0o777 & ~current_umask())
-        make_owned_folder(temporary, "shards")
+    with folder_written_whole(out, "shards", f".{out.name}.genforge-shards-") as temporary:
         bar = progress(len(files), f"writing {len(files)} images as shards", unit="image")
         with wds.ShardWriter(str(temporary / "shard-%06d.tar"), maxcount=per_shard, verbose=0) as sink:
             for index, (path, label) in enumerate(files):
@@ -169,10 +161,4 @@ def write_shards(folder, out, per_shard: int = 10_000) -> list[Path]:
         bar.close()
         if classes:
             (temporary / "classes.json").write_text(json.dumps(classes) + "\n")
-        if out.exists():
-            out.rmdir()
-        os.rename(temporary, out)
-    finally:
-        if temporary.exists():
-            shutil.rmtree(temporary, ignore_errors=True)
     return sorted(out.glob("*.tar"))
