@@ -38,6 +38,7 @@ _LAZY = {  # name -> module that defines it (imports torch)
     "convert_channels": "genforge.core.data",
     "signature_of": "genforge.core.inputs",
     "torch_inputs": "genforge.core.inputs",
+    "ImageInput": "genforge.core.inputs",  # a restoration model's image inputs (core/restore.py)
     "load_run": "genforge.core.training.run_dir",
     "Callback": "genforge.core.training.callbacks",
     "EarlyStopping": "genforge.core.training.callbacks",
@@ -50,6 +51,7 @@ _LAZY = {  # name -> module that defines it (imports torch)
     "train": "genforge.app.api",
     "Run": "genforge.app.api",
     "sample": "genforge.app.api",
+    "restore": "genforge.app.restore_folder",
     "evaluate": "genforge.app.api",
     "export": "genforge.app.api",
     "bench": "genforge.app.api",

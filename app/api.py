@@ -132,6 +132,10 @@ def sample(target, n: int = 64, labels=None, seed: int = 0, checkpoint=None, ema
     n, seed = whole(n, "n", 1, 2**40), whole(seed, "seed", 0, MAX_SEED)
     generator = runtime.load(target, provider=provider, checkpoint=checkpoint, ema=ema, sampling=sampling)
     check_generation(n, math.prod(generator.latent_shape), math.prod(generator.image_shape))  # before any array
+    if generator.signature.restores:
+        from genforge.app.restore_folder import restoration_samples
+
+        return restoration_samples(generator, target, n, seed)
     label_array = _labels(labels, n)
     if label_array is not None and not generator.conditional:
         raise UserError("--labels needs a conditional model; this one is unconditional")

@@ -79,8 +79,9 @@ def _explicit(ctx, names):
 @click.option("--batch-size", default=64, show_default=True, type=int)
 @click.option("--image-size", default=32, show_default=True, type=int)
 @click.option("--channels", type=click.Choice(["1", "3"]), help="Train on 1 or 3 channels (converting).")
-@click.option("--precision", default="fp32", show_default=True, type=click.Choice(AUTOCAST_MODES),
-              help="bf16/fp16 run the step under autocast; fp16 (CUDA) adds gradient scaling.")
+@click.option("--precision", type=click.Choice(AUTOCAST_MODES),
+              help="bf16/fp16 run the step under autocast; fp16 (CUDA) adds gradient scaling. Default: fp32, or bf16 "
+                   "for a model that asks for it (diffusion) on a CPU or GPU with native bf16.")
 @click.option("--device", default="auto", show_default=True, type=click.Choice(DEVICES))
 @click.option("--augment", type=click.Choice(AUGMENT_MODES),
               help="What a GAN's discriminator sees of real and generated images: differentiable translation, "
@@ -100,8 +101,9 @@ def _explicit(ctx, names):
 @click.option("--keep", default=3, show_default=True, type=int, help="Step checkpoints kept.")
 @click.option("--eval-every", default=0, show_default=True, type=int,
               help="Steps between evaluations (keeps checkpoints/best); 0: never.")
-@click.option("--eval-metric", default="fd", show_default=True,
-              help="The metric --eval-every computes and checkpoints/best keeps the best of (see `genforge metrics`).")
+@click.option("--eval-metric",
+              help="The metric --eval-every computes and checkpoints/best keeps the best of (see `genforge metrics`). "
+                   "Default: the model's primary metric (fd; psnr_masked for inpaint).")
 @click.option("--eval-samples", default=1000, show_default=True, type=click.IntRange(min=1),
               help="Samples each --eval-every evaluation scores.")
 @click.option("--early-stopping", "early_stopping", type=click.IntRange(min=1), metavar="PATIENCE",
@@ -178,18 +180,37 @@ def parse_labels(text: str | None):
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0, MAX_SEED), help="0 to 2^63 - 1.")
 @click.option("--provider", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda", "tensorrt"]),
               help="ONNX Runtime provider for .onnx targets.")
-@click.option("--out", default="samples.png", show_default=True, type=OutputFile("sample grid", IMAGE_SUFFIXES))
+@click.option("--out", type=click.Path(path_type=Path),
+              help="The grid to write (default samples.png); with --input, the folder for the restored images.")
+@click.option("--input", "input_dir", type=click.Path(path_type=Path),
+              help="Restoration models: restore every image in this folder (its other inputs, such as a mask, "
+                   "beside each as NAME.mask.png) into --out, under their own names.")
+@click.option("--overwrite", is_flag=True, help="With --input: replace restored images already in --out.")
 @sampling_option
 @threads_option
-def sample(target, checkpoint, ema, n, labels, seed, provider, out, sampling, threads):
-    """Write a grid of samples from a run directory, an .onnx file or an .engine."""
+def sample(target, checkpoint, ema, n, labels, seed, provider, out, input_dir, overwrite, sampling, threads):
+    """Write a grid of samples from a run directory, an .onnx file or an .engine; or restore a folder of images
+    (--input) with a restoration model. A restoration run's grid shows damaged | restored | clean test images."""
     from genforge.app.api import sample as sample_target
+    from genforge.app.restore_folder import restore
+    from genforge.core.files import check_output_dir, check_output_file
 
     use_threads(threads)
+    if input_dir is not None:
+        if out is None:
+            raise UserError("--input needs --out DIR, the folder for the restored images")
+        out = check_output_dir(out, "restored images")
+        check_distinct_outputs({"--out": out}, {"the target": target, "--input": input_dir})
+        written = restore(target, input_dir, out, seed, checkpoint, ema, provider, overwrite, sampling_of(sampling))
+        click.echo(f"restored {len(written)} images from {input_dir} into {out}")
+        return
+    out = check_output_file(out or Path("samples.png"), "sample grid", IMAGE_SUFFIXES)
     check_distinct_outputs({"--out": out}, {"the target": target})
     samples = sample_target(target, n, parse_labels(labels), seed, checkpoint, ema, provider, sampling_of(sampling))
     samples.save(out)
-    click.echo(f"wrote {out} ({n} samples{', one class per column' if samples.nrow else ''})")
+    layout = ("; rows: damaged, restored, clean" if samples.tile_captions else
+              ", one class per column" if samples.nrow else "")
+    click.echo(f"wrote {out} ({n} samples{layout})")
 
 
 @cli.command()

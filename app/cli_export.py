@@ -13,7 +13,7 @@ from genforge.app.params import FiniteRange, OutputFile, sampling_of, sampling_o
 from genforge.core.errors import UserError
 from genforge.core.files import check_distinct_outputs, write_json
 from genforge.core.limits import MAX_BATCH, check_batch_text
-from genforge.exporters.precisions import DEFAULT_OPSET, INT8_TARGETS, OPSETS, PRECISIONS
+from genforge.exporters.precisions import DEFAULT_OPSET, GATE_METRICS, INT8_TARGETS, OPSETS, PRECISIONS
 
 
 def refuse_existing(out: Path, overwrite: bool) -> None:
@@ -42,6 +42,10 @@ def export():
               help="Export the EMA weights (--no-ema: the raw ones). Default: EMA when the checkpoint has it.")
 @click.option("--max-fd-increase", default=0.10, show_default=True, type=FiniteRange(-1, 1000),
               help="Quality gate: refuse a variant whose FD exceeds fp32's by more than this fraction.")
+@click.option("--gate-metric", type=click.Choice(GATE_METRICS),
+              help="What the quality gate compares with fp32: fd (relative increase, --max-fd-increase), or for a "
+                   "restoration model psnr/psnr_masked (at most 0.5 dB lower) or ssim/ssim_masked (at most 0.01 "
+                   "lower). Default: the model's primary metric (fd; psnr_masked for inpaint).")
 @click.option("--quality-samples", default=1000, show_default=True, type=click.IntRange(10, 1_000_000))
 @click.option("--force", is_flag=True, help="Write a variant that fails the quality gate anyway.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing --out file.")
@@ -52,7 +56,7 @@ def export():
 @sampling_option
 @threads_option
 def export_onnx_command(run_dir, checkpoint, out, opset, batch, precision, target, ema, max_fd_increase,
-                        quality_samples, force, overwrite, rewrite, json_out, sampling, threads):
+                        gate_metric, quality_samples, force, overwrite, rewrite, json_out, sampling, threads):
     """Export RUN_DIR's generator to a validated, self-describing ONNX file."""
     from genforge.app.api import export_onnx_file
 
@@ -69,15 +73,15 @@ def export_onnx_command(run_dir, checkpoint, out, opset, batch, precision, targe
                + (f", then the quality gate on {quality_samples} samples (about a minute on a CPU)" if gated else ""))
     report = export_onnx_file(run_dir, out, precision, target, overwrite=True, checkpoint=checkpoint, opset=opset,
                               batch=batch, ema=ema, force=force, max_fd_increase=max_fd_increase,
-                              quality_samples=quality_samples, rewrite=rewrite, sampling=sampling_of(sampling))
+                              gate_metric=gate_metric, quality_samples=quality_samples, rewrite=rewrite,
+                              sampling=sampling_of(sampling))
     for check in report.checks:
         click.echo(f"batch {check['batch']}: max abs error {check['max_abs_error']:.3g}, "
                    f"PSNR {check['psnr_db']:.1f} dB vs the PyTorch generator")
     if report.quality:
         q = report.quality
         verdict = "passed" if q["ok"] else "FAILED (written because of --force)"
-        click.echo(f"{precision}: FD {q['fd_increase']:+.1%} against fp32 ({q['fd_variant']:.4g} vs "
-                   f"{q['fd_fp32']:.4g}), gate {max_fd_increase:.0%}: {verdict}")
+        click.echo(f"{precision}: {q['summary']}: {verdict}")
     if report.float_layers:
         click.echo(f"{precision}: {len(report.float_layers)} nodes kept in float to pass the checks (the first and "
                    "last layers and attention; listed in the metadata's int8_float_layers)")

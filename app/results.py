@@ -48,8 +48,11 @@ class Samples:
     labels: np.ndarray | None = None
     class_names: list = field(default_factory=list)
     nrow: int | None = None  # one class per column when the labels were genforge's default (0, 1, 2, ...)
+    tile_captions: list | None = None  # a restoration model's grid: damaged, restored, clean
 
     def captions(self):
+        if self.tile_captions is not None:
+            return self.tile_captions
         if self.labels is None:
             return None
         names = list(self.class_names)
@@ -80,6 +83,11 @@ class Scores(dict):
     """Quality scores by metric name (a dict), with the verdict against the dataset's own floor."""
 
     def verdict(self) -> str | None:
+        for key, where in (("psnr_masked", "in the hole"), ("psnr", "over the image")):  # restoration models
+            value, damaged = self.get(key), self.get(f"{key}_input")
+            if isinstance(value, float) and isinstance(damaged, float):
+                return (f"restored PSNR {where} {value:.2f} dB, {value - damaged:+.2f} dB against the damaged input "
+                        f"({damaged:.2f} dB); higher is better")
         fd, floor = self.get("fd"), self.get("fd_floor")
         if isinstance(fd, float) and floor:
             return (f"FD {fd:.4g} is {fd / floor:.2f}x the floor (the FD between the dataset's own train and test "

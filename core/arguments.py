@@ -109,7 +109,7 @@ def callbacks_of(value) -> list:
 
 
 ONNX_OPTIONS = ("checkpoint", "opset", "batch", "ema", "rewrite", "force", "max_fd_increase", "quality_samples",
-                "sampling", "check_quality")
+                "sampling", "check_quality", "gate_metric")
 EXPORT_OPTIONS = {"onnx": ONNX_OPTIONS,
                   "tensorrt": ONNX_OPTIONS + ("min_batch", "opt_batch", "max_batch", "workspace_gib")}
 

@@ -18,12 +18,13 @@ import torch
 from torch import nn
 
 from genforge.core.data import DataInfo, ImageTensorDataset, batch_of, check_image_size
-from genforge.core.errors import UserError
+from genforge.core.errors import ContractError, UserError
 from genforge.core.inputs import call_generator, label_problem, signature_of, torch_inputs
 from genforge.core.limits import check_channels
 from genforge.core.model import GeneratorModel, capabilities, eval_mode, make_config
 from genforge.core.numerics import ROUNDING_TOLERANCE, relative_difference, span_outside_range
 from genforge.core.registry import Registry, get_registry
+from genforge.core.restore import check_declared_inputs, degraded_inputs, example_clean
 from genforge.core.specs import DatasetSpec, ModelSpec
 from genforge.core.step import StepContext
 
@@ -31,10 +32,6 @@ ITEMS_CHECKED = 8  # dataset items read to check them against their DataInfo
 PROBE_IMAGES = 4  # images in the training-step probe
 PROBABLY_UNIT_RANGE = 0.25  # outputs all >= 0 with at least this mean: a Sigmoid, [0, 1] images (untrained Tanh
 #                             generators sit near 0 and may be all positive by chance: the built-in VAE is)
-
-
-class ContractError(UserError):
-    """A plugin does not keep the contract: one line naming the plugin and what to change."""
 
 
 def plugin_error(spec, message: str) -> ContractError:
@@ -77,7 +74,7 @@ def check_model_class(spec: ModelSpec, model_class) -> None:
         if getattr(model_class, method) is getattr(GeneratorModel, method):
             raise plugin_error(spec, f"{model_class.__name__} does not implement {method}(); "
                                      "see the model contract in genforge/core/model.py")
-    for flag in ("conditional", "ema_by_default", "augments"):
+    for flag in ("conditional", "ema_by_default", "augments", "bf16_by_default"):
         if not isinstance(getattr(model_class, flag), bool):
             raise plugin_error(spec, f"{model_class.__name__}.{flag} is {getattr(model_class, flag)!r}; "
                                      "set it to True or False")
@@ -121,7 +118,8 @@ def check_model(spec: ModelSpec, model: GeneratorModel, info: DataInfo, probe: t
                                  "one noise sample, e.g. (latent_dim, 1, 1)")
     generator = generator_of(spec, model)
     z, labels = torch_inputs(*signature_of(model).inputs(n=2, seed=0))
-    images = run_generator(spec, generator, z, labels)
+    inputs = check_restoration(spec, model, probe[0][:2] if probe is not None else None)
+    images = run_generator(spec, generator, z, labels, inputs)
     check_generator_output(spec, images, info, "generator() output")
     if float(images.min()) >= 0 and float(images.mean()) >= PROBABLY_UNIT_RANGE:
         raise plugin_error(spec, f"generator() output never goes below 0 on {len(images)} samples "
@@ -129,7 +127,7 @@ def check_model(spec: ModelSpec, model: GeneratorModel, info: DataInfo, probe: t
                                  f"{float(images.mean()):.2g}); it probably makes images in "
                                  "[0, 1], and genforge's images are in [-1, 1]: return images * 2 - 1, or end with "
                                  "Tanh instead of Sigmoid")
-    difference = relative_difference(images, run_generator(spec, generator, z, labels))
+    difference = relative_difference(images, run_generator(spec, generator, z, labels, inputs))
     if difference > ROUNDING_TOLERANCE:
         raise plugin_error(spec, f"generator() gives different images for the same noise (they differ by "
                                  f"{difference:.2g} of their range, rounding allows {ROUNDING_TOLERANCE:g}); noise "
@@ -150,11 +148,29 @@ def generator_of(spec: ModelSpec, model: GeneratorModel) -> nn.Module:
     return generator
 
 
+def check_restoration(spec: ModelSpec, model: GeneratorModel, clean: torch.Tensor | None) -> tuple:
+    """A restoration model's declared inputs and its degrade() on two clean images (the probe's, else ramps):
+    the image inputs to check the generator with; () for a noise-only model."""
+    has_inputs, has_degrade = bool(model.inputs), callable(getattr(model, "degrade", None))
+    if has_inputs != has_degrade:
+        fix = "add degrade(clean, seed)" if has_inputs else "set self.inputs to its ImageInputs in __init__"
+        raise plugin_error(spec, f"{type(model).__name__} has {'inputs' if has_inputs else 'degrade()'} but not "
+                                 f"{'degrade()' if has_inputs else 'inputs'}; {fix} (see core/model.py)")
+    if not has_inputs:
+        return ()
+    try:
+        check_declared_inputs(model.inputs, type(model).__name__)
+        return degraded_inputs(model, clean if clean is not None else example_clean(model, 2), seed=0)
+    except ContractError as exc:
+        raise plugin_error(spec, str(exc)) from None
+
+
 @torch.no_grad()
-def run_generator(spec, generator: nn.Module, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+def run_generator(spec, generator: nn.Module, z: torch.Tensor, labels: torch.Tensor | None, images=()
+                  ) -> torch.Tensor:
     try:
         with eval_mode(generator):
-            images = call_generator(generator, z, labels)
+            images = call_generator(generator, z, labels, images)
     except Exception as exc:  # noqa: BLE001
         if labels is not None:
             raise plugin_error(spec, f"generator()(z, labels) failed on noise {tuple(z.shape)} and int32 labels: "
@@ -256,6 +272,14 @@ def open_dataset(name: str, split: str = "train", image_size: int = 32, channels
     except Exception as exc:  # noqa: BLE001
         raise plugin_error(spec, f"load(split={split!r}, ...) raised {type(exc).__name__}: {exc}") from None
     return check_dataset(spec, result, image_size, channels)
+
+
+def run_test_images(train: dict, n: int, start: int = 0) -> torch.Tensor:
+    """n clean images of a run's test split (its config.json "train" record) from `start`, cycling through it:
+    what a restoration model's checks degrade."""
+    dataset, _ = open_dataset(train["dataset"], "test", train["image_size"], train.get("channels"),
+                              train.get("data_dir"))
+    return batch_of(dataset, (start + torch.arange(n)) % len(dataset))[0]
 
 
 def check_dataset(spec: DatasetSpec, result, image_size: int, channels: int | None):

@@ -21,6 +21,10 @@ class UserError(GenforgeError, ValueError):
     exit_code = 2
 
 
+class ContractError(UserError):
+    """A plugin does not keep the contract: one line naming the plugin and what to change."""
+
+
 class PluginError(UserError):
     """A plugin failed to load or register (fatal only with GENFORGE_STRICT_PLUGINS=1)."""
 

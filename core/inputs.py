@@ -10,8 +10,12 @@ from `GeneratorSignature.inputs`:
 * labels (conditional generators only): int32, shape (N,), 0, 1, 2, ... modulo the number
   of classes unless given.
 
-One call convention: `call_generator(g, z, labels)` is `g(z)` for unconditional generators
-and `g(z, labels)` for conditional ones.
+* images (restoration models only): the model's named image inputs (`ImageInput`: an image to
+  restore, a mask, ...), float32 (N, C, H, W) each, made from clean images by the model's
+  `degrade` (core/restore.py) or given by the user; never drawn from noise.
+
+One call convention: `call_generator(g, z, labels, images)` is `g(z, *images)` for unconditional
+generators and `g(z, labels, *images)` for conditional ones, the images in the model's order.
 """
 
 from __future__ import annotations
@@ -25,11 +29,81 @@ from genforge.core.errors import UserError
 
 
 @dataclass(frozen=True)
+class ImageInput:
+    """A generator input that is an image: its name (the ONNX input's), its shape (C, H, W) and what it means."""
+
+    name: str
+    shape: tuple[int, int, int]
+    meaning: str = ""
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "shape": list(self.shape), "meaning": self.meaning}
+
+
+RESERVED_INPUT_NAMES = ("z", "labels", "step")
+
+
+@dataclass(frozen=True)
 class GeneratorSignature:
-    """What a generator takes: noise of `latent_shape` and, when num_classes is set, labels."""
+    """What a generator takes: noise of `latent_shape`, labels when num_classes is set, and the image inputs of a
+    restoration model."""
 
     latent_shape: tuple[int, ...]
     num_classes: int | None = None
+    images: tuple[ImageInput, ...] = ()
+
+    @property
+    def restores(self) -> bool:
+        return bool(self.images)
+
+    @property
+    def input_names(self) -> list[str]:
+        """The generator's inputs in call order: z, labels (conditional), then the image inputs."""
+        return ["z"] + (["labels"] if self.conditional else []) + [i.name for i in self.images]
+
+    def timing_images(self, n: int) -> tuple[np.ndarray, ...]:
+        """Stand-in image inputs for timing an exported file, which carries no data: smooth ramps in [-1, 1], and
+        for a mask a centred hole of a quarter of the image. A dense network's speed does not depend on pixel
+        values; quality checks never use these (they degrade real images, core/feeds.py)."""
+        made = []
+        for spec in self.images:
+            c, h, w = spec.shape
+            if spec.name == "mask":
+                image = np.ones((c, h, w), np.float32)
+                image[:, h // 4:h // 4 + h // 2, w // 4:w // 4 + w // 2] = 0
+            else:
+                image = np.broadcast_to(np.linspace(-1, 1, w, dtype=np.float32), (c, h, w))
+            made.append(np.ascontiguousarray(np.broadcast_to(image, (n, c, h, w))))
+        return tuple(made)
+
+    def image_inputs(self, given: dict | None, n: int | None = None) -> tuple[np.ndarray, ...]:
+        """The image inputs `given` by name, checked against their declared shapes, in call order."""
+        if not self.images:
+            if given:
+                raise UserError(f"this generator takes no image inputs; drop {', '.join(sorted(given))}")
+            return ()
+        given = dict(given or {})
+        names = [i.name for i in self.images]
+        missing, unknown = [m for m in names if m not in given], sorted(set(given) - set(names))
+        if missing or unknown:
+            wants = ", ".join(f"{i.name} {shape_text(i.shape)}" for i in self.images)
+            raise UserError(f"this generator restores images: give {wants}"
+                            + (f"; {', '.join(unknown)} is not one of them" if unknown else ""))
+        arrays = []
+        for spec in self.images:
+            value = np.asarray(given[spec.name])
+            if not np.issubdtype(value.dtype, np.floating):
+                raise UserError(f"{spec.name} must be float32 in [-1, 1], not {value.dtype}")
+            if value.ndim == 3:
+                value = value[None]
+            count = n if n is not None else len(arrays[0]) if arrays else len(value)
+            if value.shape != (count, *spec.shape):
+                raise UserError(f"{spec.name} must have shape (N, {', '.join(map(str, spec.shape))}) with the same "
+                                f"N as the other inputs, not {value.shape}")
+            if not np.isfinite(value).all():
+                raise UserError(f"{spec.name} holds NaN or Inf values; pass finite numbers in [-1, 1]")
+            arrays.append(value.astype(np.float32, copy=False))
+        return tuple(arrays)
 
     @property
     def conditional(self) -> bool:
@@ -100,10 +174,15 @@ def _count(n) -> int:
     return int(n)
 
 
+def shape_text(shape) -> str:
+    return f"(N, {', '.join(map(str, shape))})"
+
+
 def signature_of(model) -> GeneratorSignature:
     """The signature of a model plugin's generator (see core/model.py)."""
+    images = tuple(getattr(model, "inputs", ()) or ())
     return GeneratorSignature(tuple(int(d) for d in model.latent_shape),
-                              model.info.num_classes if model.conditional else None)
+                              model.info.num_classes if model.conditional else None, images)
 
 
 def torch_inputs(z: np.ndarray, labels: np.ndarray | None, device="cpu"):
@@ -114,6 +193,7 @@ def torch_inputs(z: np.ndarray, labels: np.ndarray | None, device="cpu"):
     return zt, (torch.from_numpy(labels).to(device) if labels is not None else None)
 
 
-def call_generator(generator, z, labels=None):
-    """The one call convention: g(z) for unconditional generators, g(z, labels) for conditional ones."""
-    return generator(z) if labels is None else generator(z, labels)
+def call_generator(generator, z, labels=None, images=()):
+    """The one call convention: g(z, *images) for unconditional generators, g(z, labels, *images) for conditional
+    ones (images: a restoration model's image inputs, in its order)."""
+    return generator(z, *images) if labels is None else generator(z, labels, *images)

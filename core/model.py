@@ -24,6 +24,9 @@ Optional, on the class:
                     and export use it. Set it where the averaged weights are the better
                     generator (GANs); leave it off where the generator holds state fitted
                     once, such as a prior fitted after training.
+  bf16_by_default   bool (default False): train under bf16 autocast unless told --precision, on devices
+                    with native bf16 arithmetic (CUDA with bf16; CPUs with AVX-512 BF16 or AMX); fp32
+                    elsewhere. Set it where bf16 was measured to train as well as fp32 (diffusion).
   augments          bool (default False): the training step shows its discriminator real and
                     generated images through ctx.augment (and reports its raw scores on the
                     reals with ctx.report_real_scores), so `--augment` applies; the default
@@ -31,6 +34,17 @@ Optional, on the class:
 
 Required, on the instance (set in __init__(self, info: DataInfo, config)):
   latent_shape      tuple of positive ints: the shape of one noise sample, e.g. (100, 1, 1).
+
+Optional, on the instance (restoration models; core/restore.py):
+  inputs            tuple of ImageInput(name, (C, H, W), meaning) (default ()): image inputs the generator
+                    takes after the noise and labels, e.g. ImageInput("image", (1, 32, 32), "the damaged
+                    image") and ImageInput("mask", (1, 32, 32), "1 where known, 0 where to fill"). Each
+                    becomes its own ONNX input; `genforge.load(f).generate(image=..., mask=...)` feeds them.
+  degrade(clean, seed) -> dict[str, Tensor]   required with inputs: the inputs made from clean images
+                    (N, C, H, W) in [-1, 1], the same for the same seed; training grids, evaluation
+                    (PSNR, SSIM against the clean image), export checks and int8 calibration use it.
+  primary_metric    (class) the metric that judges the model: the best checkpoint, the verdict and the
+                    export gate use it (default "fd"; restoration models "psnr" or "psnr_masked").
 
 Required methods:
   optimizers() -> dict[str, torch.optim.Optimizer]           at least one, by name
@@ -43,6 +57,7 @@ Required methods:
   generator() -> nn.Module                                     the inference generator:
       forward(z)          unconditional: z float32 (N, *latent_shape)
       forward(z, labels)  conditional:   labels int32 (N,) in 0..num_classes-1
+      forward(z[, labels], *images)  restoration models: their `inputs`, in order, after z (and labels)
       returns float32 (N, C, H, W) images in [-1, 1] (end in Tanh or a clamp). Noise is
       always an input, never drawn inside, so exports are deterministic and portable.
 
@@ -79,9 +94,12 @@ class GeneratorModel(nn.Module):
     conditional: bool = False
     ema_by_default: bool = False
     augments: bool = False
+    bf16_by_default: bool = False
     image_sizes: tuple[int, ...] | None = None  # None: any size
     sampling_options: tuple[str, ...] = ()  # Config fields that sample/evaluate/export may change
     latent_shape: tuple[int, ...] = ()
+    inputs: tuple = ()  # a restoration model's image inputs (ImageInput), fed after z and labels
+    primary_metric: str = "fd"
 
     def __init__(self, info: DataInfo, config):
         super().__init__()
@@ -107,6 +125,8 @@ def capabilities(model_class) -> frozenset[str]:
     found = {name for name, method in OPTIONAL_METHODS.items() if callable(getattr(model_class, method, None))}
     if getattr(model_class, "conditional", False):
         found.add("conditional")
+    if callable(getattr(model_class, "degrade", None)):
+        found.add("restores")
     return frozenset(found)
 
 
@@ -127,10 +147,10 @@ def eval_mode(module: nn.Module):
 
 
 @torch.no_grad()
-def generate(generator: nn.Module, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-    """Images from an inference generator in eval mode, as float32."""
+def generate(generator: nn.Module, z: torch.Tensor, labels: torch.Tensor | None, images=()) -> torch.Tensor:
+    """Images from an inference generator in eval mode, as float32 (images: a restoration model's inputs)."""
     with eval_mode(generator):
-        return call_generator(generator, z, labels).float()
+        return call_generator(generator, z, labels, images).float()
 
 
 TRUE_WORDS, FALSE_WORDS = ("true", "1", "yes", "on"), ("false", "0", "no", "off")

@@ -16,7 +16,10 @@ METRIC_REQUIREMENTS = {
     "labelled_data": "a labelled dataset (for the feature classifier)",
     "elbo": "a run directory of a model with negative_elbo()",
     "reconstruct": "a run directory of a model with reconstruct()",
+    "restores": "a restoration model (image inputs and degrade())",
+    "masked": "a restoration model with a mask input",
 }
+MODEL_KINDS = {"restores", "masked"}  # needs that say what kind of model a metric is for: unmet, not worth a note
 
 
 def import_object(reference: str):

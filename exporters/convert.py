@@ -1,7 +1,7 @@
 """The converters from the fp32 ONNX file to the other precisions (named by exporters/precisions.py's rows):
 fp16 by onnxruntime.transformers.float16, int8 by onnxruntime.quantization (static Q/DQ).
 
-Every converter is called as convert(src, dst, signature, target, keep_float=False) and returns the names of
+Every converter is called as convert(src, dst, feeds, target, keep_float=False) and returns the names of
 the nodes it left in float (keep_float: the int8 converter's fallback when the full int8 file fails a check).
 """
 
@@ -14,14 +14,14 @@ import onnx
 import onnx_ir as ir
 from onnx_ir.passes.common import TopologicalSortPass
 
-from genforge.core.inputs import GeneratorSignature
+from genforge.core.feeds import GeneratorFeeds
 from genforge.exporters.precisions import INT8_TARGETS
 from genforge.exporters.unroll import STEP_INPUT
 
 QUANTIZED_OPS = ["Conv", "MatMul", "Gemm", "Relu", "Slice", "Concat", "Reshape", "Transpose", "Unsqueeze"]
 
 
-def to_fp16(src: Path, dst: Path, signature: GeneratorSignature, target: str, keep_float: bool = False) -> list:
+def to_fp16(src: Path, dst: Path, feeds: GeneratorFeeds, target: str, keep_float: bool = False) -> list:
     """float16 inside, float32 inputs and outputs; Tanh, Sigmoid and Softmax stay float32."""
     from onnxruntime.transformers.float16 import convert_float_to_float16  # lazy: onnxruntime is an extra
 
@@ -40,18 +40,18 @@ def topologically_sorted(model):
 
 
 class _Calibration:
-    """Feeds the generator's own input distribution to the int8 calibrator."""
+    """Feeds the generator's own input distribution to the int8 calibrator: its noise and labels, and a
+    restoration model's image inputs degraded from real test images (core/feeds.py)."""
 
-    def __init__(self, signature: GeneratorSignature, batches: int = 16, batch: int = 32, seed: int = 1234):
-        self.items = [signature.inputs(n=batch, seed=seed + i) for i in range(batches)]
+    def __init__(self, feeds: GeneratorFeeds, batches: int = 16, batch: int = 32, seed: int = 1234):
+        self.items = [feeds.feed(batch, seed=seed + i) for i in range(batches)]
         self.index = 0
 
     def get_next(self):
         if self.index >= len(self.items):
             return None
-        z, labels = self.items[self.index]
         self.index += 1
-        return {"z": z} if labels is None else {"z": z, "labels": labels}
+        return self.items[self.index - 1]
 
     def rewind(self):
         self.index = 0
@@ -67,7 +67,7 @@ def edge_layers(model: onnx.ModelProto) -> list[str]:
     return [n.name for n in layers if n.input[1] in edges] + attention
 
 
-def to_int8(src: Path, dst: Path, signature: GeneratorSignature, target: str, keep_float: bool = False) -> list:
+def to_int8(src: Path, dst: Path, feeds: GeneratorFeeds, target: str, keep_float: bool = False) -> list:
     """Static Q/DQ int8 calibrated on the generator's own inputs, in the form `target` (an INT8_TARGETS name) runs.
 
     An unrolled sampler (exporters/unroll.py) is calibrated through the whole graph, so each step's copy of
@@ -88,7 +88,7 @@ def to_int8(src: Path, dst: Path, signature: GeneratorSignature, target: str, ke
         quant_pre_process(str(src), str(prepared), skip_symbolic_shape=True)
         graph = onnx.load(str(src), load_external_data=False).graph
         unrolled = any(i.name.startswith(STEP_INPUT) for i in graph.initializer)
-        calibration = _Calibration(signature, batches=16, batch=8) if unrolled else _Calibration(signature)
+        calibration = _Calibration(feeds, batches=16, batch=8) if unrolled else _Calibration(feeds)
         kept = edge_layers(onnx.load(str(prepared), load_external_data=False)) if keep_float else []
         quantize_static(str(prepared), str(dst), calibration, nodes_to_exclude=kept,
                         quant_format=QuantFormat.QDQ, per_channel=True, weight_type=QuantType.QInt8,

@@ -27,6 +27,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import logging
 import os
@@ -43,10 +44,11 @@ from torch.export import Dim
 from genforge import __version__
 from genforge.core.contract import check_generator_output
 from genforge.core.errors import UserError, ValidationFailed
+from genforge.core.feeds import GeneratorFeeds
 from genforge.core.files import atomic_path
 from genforge.core.flops import count_macs
 from genforge.core.folders import remove_dead_temporaries, run_lock
-from genforge.core.inputs import GeneratorSignature, call_generator, signature_of, torch_inputs
+from genforge.core.inputs import signature_of
 from genforge.core.numerics import psnr
 from genforge.core.threads import current_threads
 from genforge.core.training.run_dir import load_run
@@ -77,20 +79,14 @@ class ExportReport:
 
 
 class ExportWrapper(torch.nn.Module):
-    """Gives the exporter fixed input names (z, labels) and a float32 output."""
+    """The generator with a float32 output, called with its inputs in call order (z, labels, image inputs)."""
 
     def __init__(self, generator: torch.nn.Module):
         super().__init__()
         self.generator = generator
 
-    def forward(self, z, labels=None):
-        return call_generator(self.generator, z, labels).float()
-
-
-def example_inputs(signature: GeneratorSignature, batch: int, seed: int = 0) -> tuple:
-    """(z,) or (z, labels) as torch tensors, drawn as everywhere in genforge (core/inputs.py)."""
-    z, labels = torch_inputs(*signature.inputs(n=batch, seed=seed))
-    return (z,) if labels is None else (z, labels)
+    def forward(self, *inputs):
+        return self.generator(*inputs).float()
 
 
 def build_metadata(loaded, precision: str, opset: int, batch) -> dict:
@@ -101,6 +97,7 @@ def build_metadata(loaded, precision: str, opset: int, batch) -> dict:
         "model": loaded.model_name,
         "plugin": loaded.spec.plugin,
         "latent_shape": json.dumps(list(loaded.model.latent_shape)),
+        "inputs": json.dumps([i.as_dict() for i in signature_of(loaded.model).images]),
         "num_classes": str(info.num_classes if loaded.model.conditional else 0),
         "class_names": json.dumps(list(info.class_names) if loaded.model.conditional and info.class_names else []),
         "label_dtype": "int32" if loaded.model.conditional else "",
@@ -122,15 +119,18 @@ def build_metadata(loaded, precision: str, opset: int, batch) -> dict:
 
 def _macs(loaded) -> int:
 
-    return count_macs(loaded.generator, example_inputs(signature_of(loaded.model), 1))
+    return count_macs(loaded.generator, GeneratorFeeds.of_run(loaded).tensors(1))
 
 
-def export_fp32(module: torch.nn.Module, inputs: tuple, path: Path, opset: int, batch) -> None:
+def export_fp32(module: torch.nn.Module, inputs: tuple, names: list[str], path: Path, opset: int, batch) -> None:
     """The wrapped generator as an fp32 ONNX file; an iterative one as one step repeated (exporters/unroll.py)."""
     generator = module.generator
     if not is_iterative(generator):
-        trace_to_onnx(module, inputs, ["z", "labels"][: len(inputs)], path, opset, batch)
+        trace_to_onnx(module, inputs, names, path, opset, batch)
         return
+    if set(names) - {"z", "labels"}:
+        raise UserError("an iterative sampler that takes image inputs cannot be exported yet; export a model "
+                        "without image inputs, or a one-pass restoration model")
     schedule = step_constants(generator)
     step_file = path.with_name(f"step-{path.name}")
     step_inputs = (*inputs, torch.from_numpy(schedule[0]))
@@ -144,7 +144,9 @@ def trace_to_onnx(module: torch.nn.Module, inputs: tuple, names: list[str], path
     dynamic = None
     if batch == "dynamic":
         n = Dim("batch", min=1, max=4096)
-        dynamic = {name: ({0: n} if name in ("z", "labels") else None) for name in names}
+        dynamic = tuple(None if name == STEP_INPUT else {0: n} for name in names)
+        if any(p.kind is p.VAR_POSITIONAL for p in inspect.signature(module.forward).parameters.values()):
+            dynamic = (dynamic,)  # ExportWrapper.forward(*inputs): one argument holding them all
 
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     with warnings.catch_warnings():
@@ -169,7 +171,7 @@ def write_metadata(path: Path, metadata: dict) -> None:
     onnx.save(model, str(path))
 
 
-def check_against_torch(path: Path, reference: torch.nn.Module, signature: GeneratorSignature, precision: str,
+def check_against_torch(path: Path, reference: torch.nn.Module, feeds: GeneratorFeeds, precision: str,
                         batches=CHECK_BATCHES):
     import onnxruntime as ort  # lazy: onnxruntime is an extra (cpu or gpu build)
 
@@ -184,12 +186,9 @@ def check_against_torch(path: Path, reference: torch.nn.Module, signature: Gener
     policy = PRECISIONS[precision]
     checks = []
     for batch in batches:
-        inputs = example_inputs(signature, batch, seed=100 + batch)
+        feed = feeds.feed(batch, seed=100 + batch)
         with torch.no_grad():
-            expected = reference(*inputs).numpy()
-        feed = {"z": inputs[0].numpy()}
-        if len(inputs) == 2:
-            feed["labels"] = inputs[1].numpy()
+            expected = reference(*(torch.from_numpy(a) for a in feed.values())).numpy()
         got = session.run(["images"], feed)[0]
         if got.shape != expected.shape or got.dtype != np.float32:
             raise ValidationFailed(f"{path.name}: output {got.shape} {got.dtype}, expected {expected.shape} float32")
@@ -233,14 +232,14 @@ def export_onnx(run_dir, out, checkpoint=None, opset: int = DEFAULT_OPSET, batch
 
 def _export(loaded, out: Path, opset, batch, precision, rewrite, target, accept) -> ExportReport:
     policy = PRECISIONS[precision]
-    signature = signature_of(loaded.model)
+    feeds = GeneratorFeeds.of_run(loaded)
     reference = ExportWrapper(loaded.generator).eval()
-    check_trained_output(loaded, reference, signature)
+    check_trained_output(loaded, reference, feeds)
     module, rewritten = reference, 0
     if rewrite is None:
         rewrite = policy.rewrite
     if rewrite:
-        example = example_inputs(signature, 4, seed=7)
+        example = feeds.tensors(4, seed=7)
         rewritten_generator, rewritten = rewrite_generator(loaded.generator, example,
                                                            interleave=policy.interleave)
         module = ExportWrapper(rewritten_generator).eval()
@@ -256,12 +255,12 @@ def _export(loaded, out: Path, opset, batch, precision, rewrite, target, accept)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f"{TEMPORARY_PREFIX}{os.getpid()}-") as tmp:
         tmp = Path(tmp)
         fp32_path = tmp / "fp32.onnx"
-        export_inputs = example_inputs(signature, 2 if batch == "dynamic" else batch)
-        export_fp32(module, export_inputs, fp32_path, opset, batch)
+        export_inputs = feeds.tensors(2 if batch == "dynamic" else batch)
+        export_fp32(module, export_inputs, feeds.signature.input_names, fp32_path, opset, batch)
         attempts = (False, True) if policy.float_retry else (False,)
         for keep_float in attempts:
             try:
-                final, report = _variant(fp32_path, tmp, loaded, reference, signature, precision, target,
+                final, report = _variant(fp32_path, tmp, loaded, reference, feeds, precision, target,
                                          keep_float, accept, batch, ExportReport(str(out), precision, opset,
                                                                                  rewritten, metadata=metadata))
                 break
@@ -274,14 +273,14 @@ def _export(loaded, out: Path, opset, batch, precision, rewrite, target, accept)
     return report
 
 
-def _variant(fp32_path: Path, tmp: Path, loaded, reference, signature, precision: str, target: str,
+def _variant(fp32_path: Path, tmp: Path, loaded, reference, feeds, precision: str, target: str,
              keep_float: bool, accept, batch, report: ExportReport) -> tuple[Path, ExportReport]:
     """The precision's file made from the fp32 one, checked against PyTorch and by `accept`; keep_float: int8
     with the layers that take it worst (first, last, attention) left in float, named in the report."""
     policy, final = PRECISIONS[precision], fp32_path
     if policy.convert:
         final = tmp / "final.onnx"
-        kept = policy.converter()(fp32_path, final, signature, target, keep_float=keep_float)
+        kept = policy.converter()(fp32_path, final, feeds, target, keep_float=keep_float)
         if kept:
             report.float_layers = kept
             report.metadata = {**report.metadata, "int8_float_layers": json.dumps(kept)}
@@ -290,7 +289,7 @@ def _variant(fp32_path: Path, tmp: Path, loaded, reference, signature, precision
         raise ValidationFailed(f"the int8 file for TensorRT breaks its Q/DQ rules ({problems[0]}; "
                                f"{len(problems)} in all); nothing written")
     write_metadata(final, report.metadata)
-    report.checks = check_against_torch(final, reference, signature, precision,
+    report.checks = check_against_torch(final, reference, feeds, precision,
                                         CHECK_BATCHES if batch == "dynamic" else (batch,))
     failed = [c for c in report.checks if not c["ok"]]
     if failed:
@@ -307,10 +306,10 @@ CHECKED_SAMPLES = 64
 TEMPORARY_PREFIX = ".genforge-export-"  # + pid: folders of killed exports are removed by the next export
 
 
-def check_trained_output(loaded, reference: torch.nn.Module, signature: GeneratorSignature) -> None:
+def check_trained_output(loaded, reference: torch.nn.Module, feeds: GeneratorFeeds) -> None:
     """The metadata to be written (image shape, output range) against the trained generator's real output."""
 
     with torch.no_grad():
-        images = reference(*example_inputs(signature, CHECKED_SAMPLES, seed=11))
+        images = reference(*feeds.tensors(CHECKED_SAMPLES, seed=11))
     check_generator_output(loaded.spec, images, loaded.info,
                            f"the trained generator's output (checkpoint {loaded.checkpoint})")

@@ -67,3 +67,9 @@ INT8_TARGETS = {t.name: t for t in (
 )}
 OPSETS = range(18, 24)  # what torch's dynamo exporter writes as asked (it writes 18 for anything lower)
 DEFAULT_OPSET = 18
+
+
+# what the quality gate may compare with fp32 besides FD: a restoration model's paired metrics, and the most each
+# may drop (dB for PSNR); app/export.py runs the gate
+PAIRED_GATES = {"psnr": 0.5, "psnr_masked": 0.5, "ssim": 0.01, "ssim_masked": 0.01}
+GATE_METRICS = ("fd", *PAIRED_GATES)

@@ -75,6 +75,9 @@ def build_engine(onnx_path, out, min_batch=1, opt_batch=16, max_batch=64, worksp
     profile.set_shape("z", min=profile_spec["min"], opt=profile_spec["opt"], max=profile_spec["max"])
     if source.num_classes:
         profile.set_shape("labels", min=[min_batch], opt=[opt_batch], max=[max_batch])
+    for spec in source.signature.images:  # a restoration model's image inputs share the batch profile
+        shapes = profile_shapes(spec.shape, min_batch, opt_batch, max_batch)
+        profile.set_shape(spec.name, min=shapes["min"], opt=shapes["opt"], max=shapes["max"])
     config.add_optimization_profile(profile)
     plan = builder.build_serialized_network(network, config)
     if plan is None:

@@ -11,10 +11,10 @@ from pathlib import Path
 import torch
 
 from genforge.core.backend import CudaEventsMixin, PreparedCall
+from genforge.core.feeds import GeneratorFeeds
 from genforge.core.files import genforge_cache_dir
 from genforge.core.flops import count_macs
 from genforge.core.hardware import cpu_has_bf16
-from genforge.core.inputs import signature_of, torch_inputs
 from genforge.core.runtime.onnx import OnnxRuntime
 from genforge.core.runtime.pytorch import to_bf16
 from genforge.core.runtime.tensorrt import EngineRuntime
@@ -31,12 +31,11 @@ class TorchCall(PreparedCall):
         self.torch, self.device = torch, device
         loaded = load_run(target.path, target.checkpoint, device=device)
         generator = loaded.generator.eval()
-        z, labels = torch_inputs(*signature_of(loaded.model).inputs(n=batch, seed=0), device=device)
-        self.inputs = (z,) if labels is None else (z, labels)
+        self.inputs = GeneratorFeeds.of_run(loaded).tensors(batch, seed=0, device=device)
         self.macs_per_image = count_macs(generator, tuple(t[:1] for t in self.inputs))
         if precision == "bf16":
             generator = to_bf16(generator)
-            self.inputs = (z.to(torch.bfloat16), *self.inputs[1:])
+            self.inputs = tuple(t.to(torch.bfloat16) if t.is_floating_point() else t for t in self.inputs)
         self.module = torch.compile(generator, mode=compile_mode) if compile_mode else generator
 
     def call(self):
@@ -98,12 +97,13 @@ class OrtCall(PreparedCall):
 
         self.runtime = OnnxRuntime(target.path, provider, threads=threads)
         self.z, self.labels = self.runtime.prepare_inputs(n=batch, seed=0)
+        self.images = self.runtime.signature.timing_images(batch)
         macs = self.runtime.metadata.get("macs_per_image")
         self.macs_per_image = int(macs) if macs else None
         self.device = "cpu"
 
     def call(self):
-        self.runtime.run(self.z, self.labels)
+        self.runtime.run(self.z, self.labels, self.images)
 
 
 class OrtDeviceCall(CudaEventsMixin, PreparedCall):
@@ -117,6 +117,7 @@ class OrtDeviceCall(CudaEventsMixin, PreparedCall):
         self.runtime = OnnxRuntime(target.path, provider, threads=threads,
                                    provider_options=gpu_provider_options(provider, stream, target.path))
         self.z, self.labels = self.runtime.prepare_inputs(n=batch, seed=0)
+        self.images = self.runtime.signature.timing_images(batch)
         macs = self.runtime.metadata.get("macs_per_image")
         self.macs_per_image = int(macs) if macs else None
         self.device = "cuda"
@@ -128,6 +129,9 @@ class OrtDeviceCall(CudaEventsMixin, PreparedCall):
             self.tensors.append(torch.from_numpy(self.labels.astype(np.int32)).cuda())
             self.binding.bind_input("labels", "cuda", 0, np.int32, tuple(self.labels.shape),
                                     self.tensors[1].data_ptr())
+        for spec, image in zip(self.runtime.signature.images, self.images):
+            self.tensors.append(torch.from_numpy(image).cuda())
+            self.binding.bind_input(spec.name, "cuda", 0, np.float32, tuple(image.shape), self.tensors[-1].data_ptr())
         out = torch.empty((batch, *self.runtime.image_shape), dtype=torch.float32, device="cuda")
         self.tensors.append(out)
         self.binding.bind_output("images", "cuda", 0, np.float32, tuple(out.shape), out.data_ptr())
@@ -136,7 +140,7 @@ class OrtDeviceCall(CudaEventsMixin, PreparedCall):
         self.runtime.session.run_with_iobinding(self.binding)
 
     def end_to_end(self):
-        self.runtime.run(self.z, self.labels)
+        self.runtime.run(self.z, self.labels, self.images)
 
 
 def gpu_provider_options(provider: str, stream: int, onnx_path: Path) -> dict:
@@ -191,7 +195,8 @@ class TensorrtCall(CudaEventsMixin, PreparedCall):
         self.runtime = EngineRuntime(target.path)
         self.runtime.check_batch(batch)
         self.z, self.labels = self.runtime.prepare_inputs(n=batch, seed=0)
-        self.runtime.bind(self.z, self.labels)
+        self.images = self.runtime.signature.timing_images(batch)
+        self.runtime.bind(self.z, self.labels, self.images)
         macs = self.runtime.metadata.get("macs_per_image")
         self.macs_per_image = int(macs) if macs else None
         self.device = "cuda"
@@ -200,7 +205,7 @@ class TensorrtCall(CudaEventsMixin, PreparedCall):
         self.runtime.execute_bound()
 
     def end_to_end(self):
-        self.runtime.run(self.z, self.labels)
+        self.runtime.run(self.z, self.labels, self.images)
 
 
 class TensorrtBackend:

@@ -16,6 +16,8 @@ def register_models(register):
     register(ModelSpec("diffusion", f"{P}.diffusion:Diffusion",
                        "denoising diffusion U-Net, v-prediction, classifier-free guidance; the DDIM sampler exports "
                        "as one graph"))
+    register(ModelSpec("inpaint", f"{P}.inpaint:Inpaint",
+                       "restoration: fills a square hole (U-Net, L1 and adversarial losses); takes image and mask"))
 
 
 @hookimpl
@@ -50,6 +52,15 @@ def register_metrics(register):
                         applies_to=("conditional", "labelled_data"), higher_is_better=True))
     register(MetricSpec("neg_elbo", f"{E}:metric_vae", "test negative ELBO (nats/image) and reconstruction PSNR",
                         applies_to=("elbo", "reconstruct")))
+    R = f"{P}.paired_metrics"
+    register(MetricSpec("psnr", f"{R}:metric_psnr", "restored against clean images (dB), and the damaged input's",
+                        applies_to=("restores",), higher_is_better=True))
+    register(MetricSpec("psnr_masked", f"{R}:metric_psnr_masked", "psnr over the hole alone (models with a mask)",
+                        applies_to=("restores", "masked"), higher_is_better=True))
+    register(MetricSpec("ssim", f"{R}:metric_ssim", "structural similarity of restored and clean images",
+                        applies_to=("restores",), higher_is_better=True))
+    register(MetricSpec("ssim_masked", f"{R}:metric_ssim_masked", "ssim over the hole alone (models with a mask)",
+                        applies_to=("restores", "masked"), higher_is_better=True))
     register(MetricSpec("inception", f"{E}:metric_inception",
                         "standard FID, KID and IS on Inception-v3 features (weights file supplied by the user)",
                         default=False, check=f"{E}:check_inception"))

@@ -41,6 +41,7 @@ SMALL_MODELS = {
     "cgan": {"g_width": 8, "d_width": 8, "latent_dim": 16, "embed_dim": 8},
     "vae": {"width": 8, "latent_dim": 8},
     "diffusion": {"width": 8, "steps": 3},
+    "inpaint": {"width": 8},
 }
 
 

@@ -58,3 +58,18 @@ def test_bf16_applies_to_run_directories_only(run, tmp_path):
 
 def test_bench_precision_is_checked(run, genforge_cli):
     assert_one_line_error(genforge_cli("bench", run, "--precision", "int4", expect=2), "--precision")
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_training_precision_defaults_to_the_models_choice_where_bf16_is_native(native, monkeypatch, train_small,
+                                                                               tmp_path):
+    import json
+
+    monkeypatch.setattr(hardware, "cpu_has_bf16", lambda: native)
+    chosen = {}
+    for model in ("diffusion", "dcgan"):
+        trainer = train_small(tmp_path / model, model=model, steps=1)
+        chosen[model] = json.loads((trainer.out / "config.json").read_text())["train"]["precision"]
+    assert chosen == {"diffusion": "bf16" if native else "fp32", "dcgan": "fp32"}
+    told = train_small(tmp_path / "told", model="diffusion", steps=1, precision="fp32")
+    assert told.config.precision == "fp32"

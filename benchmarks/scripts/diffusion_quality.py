@@ -10,6 +10,7 @@ the cgan's and conditional accuracy at least 0.98; on digits-distorted, FD over 
 the cgan's. Writes diffusion-quality.json and a sample grid per dataset to --out.
 
 Run: python benchmarks/scripts/diffusion_quality.py [--datasets digits,digits-distorted] [--budget 4] [--threads N]
+     [--precision bf16]
 """
 
 import argparse
@@ -61,6 +62,8 @@ def main():
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=None,
                         help="Torch threads for both models (default: the free cores).")
+    parser.add_argument("--precision", default=None,
+                        help="The diffusion model's training precision (default: the trainer's default).")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -71,7 +74,8 @@ def main():
                                args.runs / f"{dataset}-cgan", n=args.n)
         print(json.dumps(cgan), flush=True)
         budget = args.budget * cgan["train_cpu_s"]
-        diffusion = train_and_score(TrainConfig(model="diffusion", steps=10**6, **common),
+        precision = {"precision": args.precision} if args.precision else {}
+        diffusion = train_and_score(TrainConfig(model="diffusion", steps=10**6, **common, **precision),
                                     args.runs / f"{dataset}-diffusion", [TimeBudget(budget)], n=args.n)
         print(json.dumps(diffusion), flush=True)
         shutil.copy(args.runs / f"{dataset}-diffusion" / "samples.png", args.out / f"diffusion-{dataset}.png")

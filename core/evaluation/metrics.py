@@ -20,7 +20,7 @@ from genforge.core.errors import GenforgeError, PluginError, UserError
 from genforge.core.evaluation.features import CHUNK, Reference, images_of, test_images, uniform_noise
 from genforge.core.numerics import check_output_values
 from genforge.core.registry import get_registry
-from genforge.core.specs import METRIC_REQUIREMENTS
+from genforge.core.specs import METRIC_REQUIREMENTS, MODEL_KINDS
 
 MIN_SAMPLES = 10
 
@@ -97,6 +97,8 @@ class EvalInput:
     reference: Reference
     model: nn.Module | None = None  # the PyTorch model, when evaluating a run directory
     options: dict = field(default_factory=dict)  # e.g. inception_weights
+    clean: torch.Tensor | None = None  # a restoration model's clean images, (N, C, H, W), which `images` restore
+    inputs: dict = field(default_factory=dict)  # ... and its inputs degraded from them, by name (core/restore.py)
 
 
 def what_applies(reference: Reference, generator_capabilities) -> set[str]:
@@ -141,6 +143,8 @@ def run_metrics(names: list[str] | None, data: EvalInput, offered: set[str]) -> 
     skipped = {}
     for spec in specs:
         missing = [need for need in spec.applies_to if need not in offered]
+        if missing and names is None and set(missing) <= MODEL_KINDS:  # a default metric for another kind of model
+            continue
         if missing:
             skipped[spec.name] = f"needs {METRIC_REQUIREMENTS[missing[0]]}"
             continue

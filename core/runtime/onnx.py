@@ -100,7 +100,7 @@ class OnnxRuntime(GeneratorRuntime):
 
     def check_graph_matches_metadata(self) -> None:
         """The graph's real inputs and output against what the metadata says (a file can lie)."""
-        expected = ["z", "labels"] if self.num_classes else ["z"]
+        expected = self.signature.input_names
         if self.input_names != expected:
             raise UserError(f"{self.path} has inputs {self.input_names}, but its metadata says {expected}; "
                             "export it again")
@@ -117,13 +117,14 @@ class OnnxRuntime(GeneratorRuntime):
             raise UserError(f"{self.path}'s output has shape {shape}, but its metadata says image_shape "
                             f"{list(self.image_shape)}; export it again")
 
-    def run(self, z: np.ndarray, labels: np.ndarray | None) -> np.ndarray:
+    def run(self, z: np.ndarray, labels: np.ndarray | None, images=()) -> np.ndarray:
         if self.fixed_batch and len(z) != self.fixed_batch:
             raise UserError(f"{self.path.name} was exported for batch {self.fixed_batch}, not {len(z)}; "
                             "export with --batch dynamic")
         feed = {"z": z}
         if labels is not None:
             feed["labels"] = labels
+        feed.update({spec.name: value for spec, value in zip(self.signature.images, images)})
         try:
             images = self.session.run(["images"], feed)[0]
         except Exception as exc:  # noqa: BLE001  ONNX Runtime raises its own types for bad inputs

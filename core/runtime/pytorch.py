@@ -7,6 +7,7 @@ import copy
 import torch
 
 from genforge.core.errors import UserError
+from genforge.core.feeds import GeneratorFeeds
 from genforge.core.hardware import cpu_has_bf16
 from genforge.core.inputs import call_generator, signature_of, torch_inputs
 from genforge.core.numerics import psnr
@@ -52,16 +53,24 @@ class TorchRuntime(GeneratorRuntime):
         self.generator = self.loaded.generator
         if precision == "bf16":
             z, labels = self.prepare_inputs(n=16, seed=4321)
-            expected = self.run(z, labels)
+            images = self.example_images(16)
+            expected = self.run(z, labels, images)
             self.generator = to_bf16(copy.deepcopy(self.loaded.generator))
-            self.psnr_db = psnr(expected, self.run(z, labels))
+            self.psnr_db = psnr(expected, self.run(z, labels, images))
             if self.psnr_db < BF16_MIN_PSNR_DB:
                 raise UserError(f"this generator loses too much in bf16 (PSNR {self.psnr_db:.1f} dB against fp32, "
                                 f"at least {BF16_MIN_PSNR_DB:g} needed); use fp32")
 
-    def run(self, z, labels):
+    def example_images(self, n: int, seed: int = 4321) -> tuple:
+        """A restoration model's inputs degraded from n of its run's test images (() for a noise-only model)."""
+        arrays = GeneratorFeeds.of_run(self.loaded).arrays(n, seed)
+        return arrays[len(arrays) - len(self.signature.images):] if self.signature.restores else ()
+
+    def run(self, z, labels, images=()):
         z_tensor, label_tensor = torch_inputs(z, labels, self.device)
+        image_tensors = [torch.from_numpy(value).to(self.device) for value in images]
         if next(self.generator.parameters(), torch.empty(0)).dtype == torch.bfloat16:
             z_tensor = z_tensor.to(torch.bfloat16)
+            image_tensors = [t.to(torch.bfloat16) for t in image_tensors]
         with torch.inference_mode():
-            return call_generator(self.generator, z_tensor, label_tensor).float().cpu().numpy()
+            return call_generator(self.generator, z_tensor, label_tensor, image_tensors).float().cpu().numpy()

@@ -89,7 +89,7 @@ class EngineRuntime(GeneratorRuntime):
         if not low <= batch <= high:
             raise UserError(f"{self.path.name}'s profile covers batch {low} to {high}, not {batch}")
 
-    def bind(self, z: np.ndarray, labels: np.ndarray | None) -> None:
+    def bind(self, z: np.ndarray, labels: np.ndarray | None, images=()) -> None:
         torch = self.torch
         self.check_batch(len(z))
         zt = torch.from_numpy(z).cuda()
@@ -102,6 +102,11 @@ class EngineRuntime(GeneratorRuntime):
             self.context.set_input_shape("labels", tuple(lt.shape))
             self.context.set_tensor_address("labels", lt.data_ptr())
             tensors.append(lt)
+        for spec, value in zip(self.signature.images, images):  # a restoration model's image inputs
+            it = torch.from_numpy(value).cuda()
+            self.context.set_input_shape(spec.name, tuple(it.shape))
+            self.context.set_tensor_address(spec.name, it.data_ptr())
+            tensors.append(it)
         self.context.set_tensor_address("images", out.data_ptr())
         self.bound = (tensors, out)
 
@@ -110,8 +115,8 @@ class EngineRuntime(GeneratorRuntime):
         if not self.context.execute_async_v3(stream.cuda_stream):
             raise RuntimeError("TensorRT execution failed")
 
-    def run(self, z, labels):
-        self.bind(z, labels)
+    def run(self, z, labels, images=()):
+        self.bind(z, labels, images)
         self.execute_bound()
         self.torch.cuda.current_stream().synchronize()
         return self.bound[1].cpu().numpy()

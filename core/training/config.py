@@ -28,7 +28,7 @@ class TrainConfig:
     epochs: int | None = None  # default 5 when neither epochs nor steps is given
     steps: int | None = None
     batch_size: int = 64
-    precision: str = "fp32"
+    precision: str | None = None  # None: the model's choice (GeneratorModel.bf16_by_default), else fp32
     device: str = "auto"
     channels_last: bool = False
     seed: int = 0
@@ -40,7 +40,7 @@ class TrainConfig:
     checkpoint_every: int = 500
     keep: int = 3
     eval_every: int = 0  # 0: never during training (see genforge evaluate)
-    eval_metric: str = "fd"
+    eval_metric: str | None = None  # None: the model's primary metric (GeneratorModel.primary_metric: fd, psnr...)
     eval_samples: int = 1000
     model_options: dict = field(default_factory=dict)
     sync_batchnorm: bool = False  # with several CUDA processes: BatchNorm statistics over all of them
@@ -59,7 +59,7 @@ OPTION_RULES = {
     "epochs": ((int, type(None)), lambda v: v is None or v >= 1, "at least 1"),
     "steps": ((int, type(None)), lambda v: v is None or v >= 1, "at least 1"),
     "batch_size": (int, lambda v: v >= 1, "at least 1"),
-    "precision": (str, lambda v: v in AUTOCAST_MODES, " or ".join(AUTOCAST_MODES)),
+    "precision": ((str, type(None)), lambda v: v is None or v in AUTOCAST_MODES, " or ".join(AUTOCAST_MODES)),
     "augment": ((str, type(None)), lambda v: v is None or v in AUGMENT_MODES, ", ".join(AUGMENT_MODES)),
     "device": (str, lambda v: v in DEVICES, " or ".join(DEVICES)),
     "channels_last": (bool, None, "true or false"),
@@ -71,7 +71,7 @@ OPTION_RULES = {
     "checkpoint_every": (int, lambda v: v >= 0, "0 (only at the end) or more"),
     "keep": (int, lambda v: v >= 1, "at least 1"),
     "eval_every": (int, lambda v: v >= 0, "0 (never) or more"),
-    "eval_metric": (str, None, "a metric name"),
+    "eval_metric": ((str, type(None)), None, "a metric name"),
     "eval_samples": (int, lambda v: v >= 10, "at least 10"),
     "model_options": (dict, lambda v: all(isinstance(k, str) for k in v), "a table of model options"),
     "sync_batchnorm": (bool, None, "true or false"),
@@ -115,7 +115,8 @@ def resumed_config(record: dict, changes: dict) -> TrainConfig:
 
     A new --steps replaces the run's --epochs and the other way round.
     """
-    values = {"augment": "none", **record["train"]}  # a run from before augmentation trained without it
+    # a run from before augmentation trained without it; one from before model precisions in fp32
+    values = {"augment": "none", "precision": "fp32", **record["train"]}
     for key, value in changes.items():
         if key not in RESUMABLE_CHANGES and values.get(key) != value:
             raise UserError(f"--{key.replace('_', '-')} {value} disagrees with the run's {values.get(key)}; "
@@ -138,6 +139,19 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda was asked for but no CUDA device is available; use --device cpu")
     return torch.device(name)
+
+
+def default_precision(model_class, device: torch.device) -> str:
+    """bf16 for a model that trains well under it (bf16_by_default) on a device with native bf16 arithmetic
+    (CUDA with bf16, or a CPU with AVX-512 BF16 or AMX: elsewhere bf16 is emulated and slower); else fp32."""
+    import torch
+
+    from genforge.core.hardware import cpu_has_bf16
+
+    if not getattr(model_class, "bf16_by_default", False):
+        return "fp32"
+    native = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_bf16()
+    return "bf16" if native else "fp32"
 
 
 def check_precision(precision: str, device: torch.device) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from genforge.core.contract import build_model, check_generator_output, open_dataset, probe_batch
+from genforge.core.data import batch_of
 from genforge.core.errors import TrainingDiverged, TrainingInterrupted, UserError
 from genforge.core.folders import (
     LOCK,
@@ -32,6 +33,7 @@ from genforge.core.images import save_grid
 from genforge.core.inputs import signature_of, torch_inputs
 from genforge.core.model import GeneratorModel, generate, make_config
 from genforge.core.registry import get_registry
+from genforge.core.restore import comparison_grid, restore, restores
 from genforge.core.signals import StopSignals
 from genforge.core.step import StepContext
 from genforge.core.threads import apply_threads
@@ -41,7 +43,7 @@ from genforge.core.training.augment import Augmentation, resolve_mode
 from genforge.core.training.batches import BatchSampler
 from genforge.core.training.callbacks import Callback, Loggers, callbacks_in_order, callbacks_state, restore_callbacks
 from genforge.core.training.checkpoint import rng_state, set_rng_state
-from genforge.core.training.config import TrainConfig, check_precision, resolve_device
+from genforge.core.training.config import TrainConfig, check_precision, default_precision, resolve_device
 from genforge.core.training.distributed import (
     barrier,
     broadcast_state,
@@ -53,6 +55,8 @@ from genforge.core.training.distributed import (
 from genforge.core.training.ema import EMA
 from genforge.core.training.loggers import check_loggers
 
+GRID_RESTORED = 8  # clean images a restoration model's grids show restored
+
 
 def fixed_inputs(model: GeneratorModel, seed: int, n: int = 64):
     """The same noise (and labels) for every sample grid of a run, so grids compare over time."""
@@ -62,6 +66,9 @@ def fixed_inputs(model: GeneratorModel, seed: int, n: int = 64):
 class Trainer:
     def __init__(self, config: TrainConfig, out: Path, resume: bool = False, overwrite: bool = False,
                  progress: bool = True, callbacks: list[Callback] | None = None):
+        if config.eval_metric is None:  # the model's own measure of quality judges its best checkpoint
+            model_class = get_registry().model(config.model).load()
+            config = dataclasses.replace(config, eval_metric=getattr(model_class, "primary_metric", "fd"))
         self.config, self.out = config, Path(out)
         self.callbacks = callbacks_in_order(progress, callbacks or (), config.log_to)
         for callback in self.callbacks:
@@ -77,7 +84,8 @@ class Trainer:
         # thread, and bit-exact resumption needs the same split (--threads on --resume changes it knowingly)
         self.config = config = dataclasses.replace(config, threads=self.threads)
         self.device = resolve_device(config.device)
-        check_precision(config.precision, self.device)
+        if config.precision is not None:
+            check_precision(config.precision, self.device)
         check_placement(self.placement, config, self.device)
         self.device = start(self.placement, self.device.type, config.dist_timeout_s) or self.device
         if config.epochs is not None and config.steps is not None:
@@ -102,6 +110,9 @@ class Trainer:
         broadcast_state(self.model)
         if self.placement.rank:  # each process draws its own noise; rank 0 draws what a single process would
             torch.manual_seed((config.seed * 1_000_003 + self.placement.rank) % 2**63)
+        if config.precision is None:
+            self.config = config = dataclasses.replace(
+                config, precision=default_precision(type(self.model), self.device))
         augment = resolve_mode(config.augment, type(self.model), self.info.split_sizes.get("train"))
         self.config = config = dataclasses.replace(config, augment=augment)
         self.ctx = StepContext(self.optimizers, self.device, config.precision, Augmentation(augment))
@@ -129,6 +140,9 @@ class Trainer:
         epochs = config.epochs if config.epochs is not None else (None if config.steps is not None else 5)
         self.total_steps = config.steps if config.steps is not None else epochs * self.sampler.steps_per_epoch
         self.fixed_z, self.fixed_labels = fixed_inputs(self.model, config.seed)
+        if restores(self.model):  # the same clean images for every grid: damaged | restored | clean
+            self.fixed_clean = batch_of(dataset, torch.arange(min(GRID_RESTORED, len(dataset))))[0]
+            self.fixed_z, self.fixed_labels = fixed_inputs(self.model, config.seed, len(self.fixed_clean))
 
     # -- run directory -------------------------------------------------------------------
     def _check_run_dir(self, resume: bool, overwrite: bool) -> None:
@@ -253,9 +267,16 @@ class Trainer:
         z = self.fixed_z.to(self.device)
         labels = self.fixed_labels.to(self.device) if self.fixed_labels is not None else None
         with self.inference_weights():
-            images = generate(self.model.generator(), z, labels)
+            if restores(self.model):
+                clean = self.fixed_clean.to(self.device)
+                inputs, images = restore(self.model, self.model.generator(), clean, self.config.seed, z, labels)
+            else:
+                images = generate(self.model.generator(), z, labels)
         check_generator_output(self.spec, images, self.info,
                                f"the generator's output at step {self.step}")
+        if restores(self.model):
+            grid, nrow, captions = comparison_grid(self.model, inputs, images, clean)
+            return save_grid(grid, path, nrow=nrow, captions=captions)
         nrow = self.info.num_classes if self.model.conditional and self.info.num_classes <= 16 else None
         captions = None
         if self.model.conditional and self.fixed_labels is not None:
