@@ -2,12 +2,14 @@
 gate on them, named ONNX inputs, `sample --input DIR`, and a third-party restoration plugin from the guide."""
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 import torch
-from helpers import assert_one_line_error, sample_plugin
+from helpers import assert_one_line_error
 from PIL import Image
 
 import genforge
@@ -159,9 +161,18 @@ def test_a_model_with_inputs_but_no_degrade_is_refused_naming_the_fix():
         build_model(spec, DataInfo("digits", 1, 16, 16, 10), {"width": 8})
 
 
+def guide_denoiser() -> str:
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "plugins.md").read_text()
+    return re.search(r"```python\n# my_denoiser/plugin.py\n(.*?)```", guide, re.S).group(1)
+
+
 def test_a_third_party_restoration_plugin_from_the_guide_trains_samples_evaluates_exports(
         install_plugin, genforge_cli, tmp_path):
-    install_plugin("denoise_plugin", sample_plugin("denoise_plugin"))
+    package = tmp_path / "site" / "my_denoiser"  # the install_plugin fixture's site folder
+    package.mkdir(parents=True)
+    (package / "__init__.py").touch()
+    (package / "plugin.py").write_text(guide_denoiser())
+    install_plugin("my_denoiser_entry", "from my_denoiser.plugin import register_models  # noqa: F401\n")
     run = tmp_path / "run"
     genforge_cli("train", "--model", "denoise", "--steps", "20", "--image-size", "16", "--batch-size", "16",
                  "--no-progress", "--out", run, "--threads", "1")
