@@ -120,16 +120,22 @@ def _check_deterministic(first: Path, second: Path) -> None:
                                 "generator, never from time, os.urandom, Python's or numpy's unseeded random")
 
 
+def _image_inputs(run: Path, n: int, seed: int) -> dict:
+    """A restoration model's image inputs, degraded from its run's test images by its degrade(); {} otherwise."""
+    generator = runtime.load(run)
+    return dict(zip((i.name for i in generator.inputs), generator.example_images(n, seed)))
+
+
 def _check_samples(run: Path, report: CheckReport) -> None:
     generator = runtime.load(run)
-    images = generator.generate(n=8, seed=1)
+    images = generator.generate(n=8, seed=1, **_image_inputs(run, 8, 1))
     if images.shape != (8, *generator.image_shape) or images.dtype != np.float32:
         raise PluginCheckFailed(f"samples are {images.shape} {images.dtype}; expected (8, "
                                 f"{', '.join(map(str, generator.image_shape))}) float32")
     if not np.isfinite(images).all() or span_outside_range(images) is not None:
         raise PluginCheckFailed(f"samples span {images.min():.3g}..{images.max():.3g}; the generator must output "
                                 "[-1, 1] (end it with Tanh)")
-    again = generator.generate(n=8, seed=1)
+    again = generator.generate(n=8, seed=1, **_image_inputs(run, 8, 1))
     difference = relative_difference(images, again)
     if difference > ROUNDING_TOLERANCE:
         raise PluginCheckFailed(f"the same seed gave different samples (they differ by {difference:.2g} of their "
@@ -155,8 +161,8 @@ def _check_export(run: Path, out: Path, precision: str, report: CheckReport) -> 
     if wrong:
         key, (got, want) = next(iter(wrong.items()))
         raise PluginCheckFailed(f"{precision} export metadata says {key}={got!r}, but the model has {want!r}")
-    exported = runtime.load(out).generate(n=4, seed=3)
-    reference = runtime.load(run).generate(n=4, seed=3)
+    exported = runtime.load(out).generate(n=4, seed=3, **_image_inputs(run, 4, 3))
+    reference = runtime.load(run).generate(n=4, seed=3, **_image_inputs(run, 4, 3))
     worst = max(c["max_abs_error"] for c in export.checks)
     if exported.shape != reference.shape:
         raise PluginCheckFailed(f"{precision} export gives {exported.shape}, the run {reference.shape}")
@@ -170,7 +176,8 @@ def _check_evaluation(run: Path, report: CheckReport) -> None:
         raise _fail("evaluation", exc) from None
     model = load_run(run).model
     wanted = {"fd", "kid"} | ({"cond_acc"} if model.conditional else set()) | (
-        {"neg_elbo"} if {"elbo", "reconstruct"} <= capabilities(model) else set())
+        {"neg_elbo"} if {"elbo", "reconstruct"} <= capabilities(model) else set()) | (
+        {"psnr", "ssim"} if "restores" in capabilities(model) else set())
     missing = wanted - set(scores)
     if missing:
         raise PluginCheckFailed(f"evaluation gave no {', '.join(sorted(missing))} ({scores.get('skipped')})")

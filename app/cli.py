@@ -181,7 +181,8 @@ def parse_labels(text: str | None):
 @click.option("--provider", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda", "tensorrt"]),
               help="ONNX Runtime provider for .onnx targets.")
 @click.option("--out", type=click.Path(path_type=Path),
-              help="The grid to write (default samples.png); with --input, the folder for the restored images.")
+              help="The grid to write (default samples.png); with --input, the folder for the restored images "
+                   "(default: beside it, named INPUT-restored).")
 @click.option("--input", "input_dir", type=click.Path(path_type=Path),
               help="Restoration models: restore every image in this folder (its other inputs, such as a mask, "
                    "beside each as NAME.mask.png) into --out, under their own names.")
@@ -197,9 +198,7 @@ def sample(target, checkpoint, ema, n, labels, seed, provider, out, input_dir, o
 
     use_threads(threads)
     if input_dir is not None:
-        if out is None:
-            raise UserError("--input needs --out DIR, the folder for the restored images")
-        out = check_output_dir(out, "restored images")
+        out = check_output_dir(out or input_dir.with_name(f"{input_dir.name}-restored"), "restored images")
         check_distinct_outputs({"--out": out}, {"the target": target, "--input": input_dir})
         written = restore(target, input_dir, out, seed, checkpoint, ema, provider, overwrite, sampling_of(sampling))
         click.echo(f"restored {len(written)} images from {input_dir} into {out}")
@@ -232,6 +231,8 @@ def interpolate(target, checkpoint, rows, n_steps, seed, out, sampling, threads)
     check_distinct_outputs({"--out": out}, {"the target": target})
     use_threads(threads)
     generator = runtime.load(target, checkpoint=checkpoint, sampling=sampling_of(sampling))
+    if generator.signature.restores:
+        raise UserError(f"{target} restores images; interpolation walks noise alone: use `genforge sample`")
     check_generation(rows * n_steps, math.prod(generator.latent_shape), math.prod(generator.image_shape))
     ends, _ = generator.prepare_inputs(n=2 * rows, seed=seed)
     flat_a, flat_b = ends[:rows].reshape(rows, -1), ends[rows:].reshape(rows, -1)

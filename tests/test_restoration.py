@@ -186,3 +186,10 @@ def test_a_third_party_restoration_plugin_from_the_guide_trains_samples_evaluate
     write_damaged(tmp_path / "in", ["x.png"], with_mask=False)
     genforge_cli("sample", tmp_path / "int8.onnx", "--input", tmp_path / "in", "--out", tmp_path / "out")
     assert (tmp_path / "out" / "x.png").exists()
+
+
+def test_the_plugin_kit_accepts_the_built_in_restoration_model(tmp_path):
+    from genforge.testing import check_model_plugin
+
+    report = check_model_plugin("inpaint", model_options={"width": 8}, workdir=tmp_path)
+    assert any("psnr" in step for step in report.steps), report.steps
