@@ -75,21 +75,34 @@ def train_small():
     return train
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def run(train_small, tmp_path_factory):
-    """A tiny finished dcgan run for a test module (read-only: copy it to change it; tests/helpers.copy_run)."""
-    root = tmp_path_factory.mktemp("trust")
-    return train_small(root / "run").out
+    """A tiny finished dcgan run, trained once per test session (read-only: copy it to change it;
+    tests/helpers.copy_run)."""
+    return train_small(tmp_path_factory.mktemp("tiny-run") / "run").out
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def exported(run, tmp_path_factory):
-    """The tiny run exported to ONNX."""
+    """The tiny run exported to ONNX, once per session (read-only)."""
     from genforge.exporters.onnx import export_onnx
 
-    path = tmp_path_factory.mktemp("trust-onnx") / "g.onnx"
+    path = tmp_path_factory.mktemp("tiny-onnx") / "g.onnx"
     export_onnx(run, path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(train_small, tmp_path_factory):
+    """Tiny finished runs of the dcgan, cgan and vae (6 steps each) and the cgan exported to ONNX, built once per
+    session, all in one folder: {"dcgan": ..., "cgan": ..., "vae": ..., "cgan_onnx": ..., "root": ...}
+    (read-only)."""
+    from genforge.exporters.onnx import export_onnx
+
+    root = tmp_path_factory.mktemp("tiny-runs")
+    runs = {m: train_small(root / m, model=m, steps=6).out for m in ("dcgan", "cgan", "vae")}
+    export_onnx(runs["cgan"], root / "cgan.onnx")
+    return {**runs, "cgan_onnx": root / "cgan.onnx", "root": root}
 
 
 def _postgres_bin() -> str | None:

@@ -1,5 +1,5 @@
 """The regression model whose process 1 aborts as it exits, after training (installed by
-tests/test_distributed.py: an abort in teardown, past the last barrier, is not a failed run)."""
+tests/core/training/test_distributed.py: an abort in teardown, past the last barrier, is not a failed run)."""
 
 import atexit
 import os

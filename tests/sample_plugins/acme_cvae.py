@@ -1,4 +1,4 @@
-"""Registers the conditional VAE (tests/test_contract.py)."""
+"""Registers the conditional VAE (tests/core/test_contract.py)."""
 from genforge import ModelSpec, hookimpl
 
 

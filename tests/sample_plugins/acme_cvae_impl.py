@@ -1,4 +1,4 @@
-"""A third-party conditional VAE (tests/test_contract.py): genforge's metrics must all apply to it."""
+"""A third-party conditional VAE (tests/core/test_contract.py): genforge's metrics must all apply to it."""
 import dataclasses
 import math
 

@@ -1,4 +1,4 @@
-"""A third-party plugin registering a model and a dataset (installed by tests/test_registry.py)."""
+"""A third-party plugin registering a model and a dataset (installed by tests/core/test_registry.py)."""
 
 from genforge import DatasetSpec, ModelSpec, hookimpl
 

@@ -1,4 +1,5 @@
-"""A logger plugin that fails on its second record, and one that needs a module nobody has (tests/test_loggers.py)."""
+"""A logger plugin that fails on its second record, and one that needs a module nobody has
+(tests/core/training/test_loggers.py)."""
 
 from genforge import Logger, LoggerSpec, hookimpl
 

@@ -1,4 +1,5 @@
-"""A training callback counting steps and checkpoints, stopping early when asked (tests/test_callbacks.py)."""
+"""A training callback counting steps and checkpoints, stopping early when asked
+(tests/core/training/test_callbacks.py)."""
 from genforge import Callback
 
 

@@ -1,4 +1,4 @@
-"""A benchmark backend that spins for a known time (installed by tests/test_bench.py)."""
+"""A benchmark backend that spins for a known time (installed by tests/app/test_bench.py)."""
 
 import time
 

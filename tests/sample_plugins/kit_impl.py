@@ -1,4 +1,4 @@
-"""The kit's model, into which the tests plant faults by text replacement (tests/test_testing_kit.py)."""
+"""The kit's model, into which the tests plant faults by text replacement (tests/app/test_testing_kit.py)."""
 import dataclasses
 
 import numpy as np  # noqa: F401  the faults the tests plant use it

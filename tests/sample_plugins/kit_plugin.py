@@ -1,4 +1,4 @@
-"""Registers the kit's model and dataset (tests/test_testing_kit.py)."""
+"""Registers the kit's model and dataset (tests/app/test_testing_kit.py)."""
 from genforge import DatasetSpec, ModelSpec, hookimpl
 
 

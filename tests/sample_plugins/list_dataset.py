@@ -1,4 +1,4 @@
-"""Digits behind a plain torch Dataset (installed as acme_data by tests/test_contract.py)."""
+"""Digits behind a plain torch Dataset (installed as acme_data by tests/core/test_contract.py)."""
 import torch
 
 from genforge import DataInfo

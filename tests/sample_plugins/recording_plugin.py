@@ -1,5 +1,5 @@
 """The regression model that also writes, per process, a hash of every image its training step receives
-(installed by tests/test_distributed.py to see which images each rank read)."""
+(installed by tests/core/training/test_distributed.py to see which images each rank read)."""
 
 import hashlib
 import os

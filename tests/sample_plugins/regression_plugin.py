@@ -1,4 +1,4 @@
-"""A model with no BatchNorm and no randomness in its step (installed by tests/test_distributed.py): two
+"""A model with no BatchNorm and no randomness in its step (installed by tests/core/training/test_distributed.py): two
 processes of half the global batch each must take the same steps as one process with the whole batch."""
 
 import dataclasses

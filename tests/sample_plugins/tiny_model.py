@@ -1,4 +1,4 @@
-"""A tiny third-party model into which tests/test_contract.py plants one fault at a time (installed as
+"""A tiny third-party model into which tests/core/test_contract.py plants one fault at a time (installed as
 acme_impl)."""
 import dataclasses
 

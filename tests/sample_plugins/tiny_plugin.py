@@ -1,4 +1,4 @@
-"""Registers the tiny model and the plain-Dataset digits (tests/test_contract.py)."""
+"""Registers the tiny model and the plain-Dataset digits (tests/core/test_contract.py)."""
 from genforge import DatasetSpec, ModelSpec, hookimpl
 
 

@@ -1,4 +1,4 @@
-"""A model whose generator makes [0, 1] images, which genforge flags at build (tests/test_trust.py)."""
+"""A model whose generator makes [0, 1] images, which genforge flags at build (tests/properties/test_trust.py)."""
 import dataclasses
 
 import torch

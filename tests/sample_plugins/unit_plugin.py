@@ -1,4 +1,4 @@
-"""Registers unit_impl's model (installed by tests/test_trust.py)."""
+"""Registers unit_impl's model (installed by tests/properties/test_trust.py)."""
 
 from genforge import ModelSpec, hookimpl
 

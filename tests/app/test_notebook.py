@@ -8,7 +8,7 @@ from nbclient import NotebookClient
 
 pytestmark = pytest.mark.slow  # executes the quickstart notebook in a Jupyter kernel
 
-NOTEBOOK = Path(__file__).resolve().parents[1] / "docs" / "quickstart.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[2] / "docs" / "quickstart.ipynb"
 
 
 def test_the_notebook_is_committed_without_outputs():

@@ -165,7 +165,7 @@ def test_the_report_renders_in_a_real_browser(tmp_path, genforge_cli):
     assert set(tables) == {"quality-table", "exports-table", "bench-table", "training-table", "environment-table",
                            "timings-table"} and all(rows > 1 for rows in tables.values())
     assert "best speed-up over PyTorch eager" in rendered["verdict"] and "int8: PSNR" in rendered["verdict"]
-    artifacts = Path(os.environ.get("GENFORGE_ARTIFACTS", Path(__file__).resolve().parents[1] / "artifacts"))
+    artifacts = Path(os.environ.get("GENFORGE_ARTIFACTS", Path(__file__).resolve().parents[2] / "artifacts"))
     artifacts.mkdir(parents=True, exist_ok=True)
     shot = artifacts / "report-screenshot.png"
     subprocess.run([CHROMIUM, *HEADLESS, *profile, "--window-size=1200,3200", f"--screenshot={shot}",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-GUIDE = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "plugins.md"
 
 
 def guide_files() -> dict[str, str]:
@@ -112,7 +112,7 @@ def test_guide_code_passes_the_projects_linter(tmp_path):
         path = tmp_path / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(body)
-    config = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    config = Path(__file__).resolve().parents[2] / "pyproject.toml"
     result = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "--config", str(config),
                              str(tmp_path)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout

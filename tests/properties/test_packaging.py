@@ -12,7 +12,7 @@ import pytest
 
 pytestmark = pytest.mark.slow  # builds and installs wheels in fresh virtual environments
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 

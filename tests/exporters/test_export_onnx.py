@@ -20,9 +20,8 @@ from genforge.exporters.rewrite import max_difference, rewrite_generator
 
 
 @pytest.fixture(scope="module")
-def runs(train_small, tmp_path_factory):
-    base = tmp_path_factory.mktemp("export-runs")
-    return {m: train_small(base / m, model=m, steps=6).out for m in ("dcgan", "cgan", "vae")}
+def runs(tiny_runs):
+    return tiny_runs
 
 
 def randomise_batchnorm(module):

@@ -12,7 +12,7 @@ import yaml
 
 pytestmark = pytest.mark.slow  # runs the CI examples' commands as a push and a pull request
 
-DOC = Path(__file__).parents[1] / "docs" / "ci.md"
+DOC = Path(__file__).parents[2] / "docs" / "ci.md"
 
 
 def example(name: str) -> dict:

@@ -162,7 +162,7 @@ def test_a_model_with_inputs_but_no_degrade_is_refused_naming_the_fix():
 
 
 def guide_denoiser() -> str:
-    guide = (Path(__file__).resolve().parents[1] / "docs" / "plugins.md").read_text()
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "plugins.md").read_text()
     return re.search(r"```python\n# my_denoiser/plugin.py\n(.*?)```", guide, re.S).group(1)
 
 

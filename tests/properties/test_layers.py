@@ -13,7 +13,7 @@ import ast
 import shutil
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PACKAGE_DIRS = ("core", "plugins", "exporters", "benchmarks", "app")
 ROOT_MODULES = ("__init__.py", "__main__.py", "testing.py", "pytest_plugin.py")
 MAY_IMPORT = {

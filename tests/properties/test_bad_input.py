@@ -29,13 +29,8 @@ from genforge.core.training import checkpoint as ckpt
 
 
 @pytest.fixture(scope="module")
-def runs(train_small, tmp_path_factory):
-    from genforge.exporters.onnx import export_onnx
-
-    root = tmp_path_factory.mktemp("bad-input")
-    cgan = train_small(root / "cgan", model="cgan").out
-    export_onnx(cgan, root / "cgan.onnx")
-    return {"cgan": cgan, "onnx": root / "cgan.onnx", "root": root}
+def runs(tiny_runs):
+    return tiny_runs
 
 
 def fingerprint(folder) -> dict:
@@ -168,13 +163,14 @@ def output_cases(runs, tmp):
         "export under a file": (("export", "onnx", runs["cgan"], "--out", afile / "m.onnx"), ["is a file"]),
         "export --out not .onnx": (("export", "onnx", runs["cgan"], "--out", tmp / "m.bin"), ["must end in .onnx"]),
         "evaluate --json a folder": (("evaluate", runs["cgan"], "--json", tmp), ["scores file", "is a folder"]),
-        "bench --json unwritable": (("bench", runs["onnx"], "--json", "/proc/genforge/r.json"), ["cannot be written"]),
+        "bench --json unwritable": (("bench", runs["cgan_onnx"], "--json", "/proc/genforge/r.json"),
+                                    ["cannot be written"]),
         "interpolate --out no suffix": (("interpolate", runs["cgan"], "--out", tmp / "walk"), ["must end in"]),
         "run --out a file": (("run", "--out", afile), ["is a file, not a folder"]),
     }
 
 
-@pytest.mark.parametrize("case", list(output_cases({"cgan": None, "onnx": None}, __import__("pathlib").Path("."))))
+@pytest.mark.parametrize("case", list(output_cases({"cgan": None, "cgan_onnx": None}, __import__("pathlib").Path("."))))
 def test_bad_output_path_is_refused_before_work(case, runs, tmp_path, genforge_cli):
     (tmp_path / "a-file.txt").write_text("mine")
     args, fragments = output_cases(runs, tmp_path)[case]
@@ -241,7 +237,8 @@ def report_cases(valid):
 def test_bench_compare_refuses_malformed_reports(case, runs, tmp_path, genforge_cli):
     good = tmp_path / "in" / "good.json"
     good.parent.mkdir()
-    genforge_cli("bench", runs["onnx"], "--batch", "1", "--duration-s", "0.05", "--warmup-s", "0.01", "--json", good)
+    genforge_cli("bench", runs["cgan_onnx"], "--batch", "1", "--duration-s", "0.05", "--warmup-s", "0.01",
+                 "--json", good)
     bad = tmp_path / "in" / "bad.json"
     bad.write_text(json.dumps(report_cases(json.loads(good.read_text()))[case]))
     refused(genforge_cli, ("bench", "compare", good, bad), ["not a genforge benchmark report"], [good.parent])
@@ -255,12 +252,12 @@ def test_runtime_api_refuses_bad_arguments_in_one_line(runs):
         else (lambda: runtime.load(runs["cgan"], device="tpu"), "unknown device"),
         (lambda: runtime.load(runs["cgan"], device="tpu"), "unknown device 'tpu'"),
         (lambda: runtime.load(None), "no target given"),
-        (lambda: runtime.load(runs["onnx"]).generate(n="abc"), "n must be a whole number"),
-        (lambda: runtime.load(runs["onnx"]).generate(n=2.5), "n must be a whole number"),
-        (lambda: runtime.load(runs["onnx"]).generate(n=2, seed="x"), "seed must be an integer"),
+        (lambda: runtime.load(runs["cgan_onnx"]).generate(n="abc"), "n must be a whole number"),
+        (lambda: runtime.load(runs["cgan_onnx"]).generate(n=2.5), "n must be a whole number"),
+        (lambda: runtime.load(runs["cgan_onnx"]).generate(n=2, seed="x"), "seed must be an integer"),
         (lambda: runtime.load(runs["cgan"]).generate(z=np.full((2, 16, 1, 1), np.nan, np.float32)), "NaN or Inf"),
-        (lambda: runtime.load(runs["onnx"]).generate(z=np.full((2, 16, 1, 1), np.inf, np.float32)), "NaN or Inf"),
-        (lambda: runtime.load(runs["onnx"]).generate(n=3, labels=[0, 1]), "labels must have shape (3,)"),
+        (lambda: runtime.load(runs["cgan_onnx"]).generate(z=np.full((2, 16, 1, 1), np.inf, np.float32)), "NaN or Inf"),
+        (lambda: runtime.load(runs["cgan_onnx"]).generate(n=3, labels=[0, 1]), "labels must have shape (3,)"),
     ]
     for call, fragment in cases:
         with pytest.raises(UserError) as caught:
