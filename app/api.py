@@ -38,6 +38,7 @@ from genforge.core.arguments import (
 from genforge.core.errors import UserError
 from genforge.core.files import check_output_dir, check_output_file, read_toml
 from genforge.core.limits import MAX_BATCH, MAX_SECONDS, MAX_SEED, MAX_THREADS, check_generation
+from genforge.core.precision import TABLE, runtime_precisions
 
 RUN_KWARGS = ("model", "dataset")
 
@@ -239,10 +240,12 @@ def bench(targets, backends=None, batches=(1, 8, 64), warmup_s: float = 0.5, min
     if backends is not None and not isinstance(backends, str | list | tuple):
         raise UserError(f"backends={backends!r} must be names, comma-separated or a list")
     names = [b.strip() for b in backends.split(",") if b.strip()] if isinstance(backends, str) else backends
-    if precision not in ("fp32", "bf16"):
-        raise UserError(f"unknown precision {precision!r} for benchmarking run directories; use fp32 or bf16")
-    if precision == "bf16":
-        names = [("torch-bf16" if n == "torch" else n) for n in names] if names else ["torch-bf16"]
+    if precision not in runtime_precisions():
+        raise UserError(f"unknown precision {precision!r} for benchmarking run directories; use "
+                        f"{' or '.join(runtime_precisions())}")
+    backend = TABLE[precision].bench_backend  # the backend that times a run directory in this precision
+    if backend != TABLE["fp32"].bench_backend:
+        names = [(backend if n == TABLE["fp32"].bench_backend else n) for n in names] if names else [backend]
     settings = Settings(sizes, warmup_s, min_iters, duration_s, apply_threads(threads))
     return BenchReport(run_benchmarks(paths, names, settings, progress=progress))
 

@@ -15,6 +15,7 @@ from genforge.app.params import PROBABILITY, FiniteRange, OutputDir, OutputFile,
 from genforge.core.errors import UserError
 from genforge.core.files import check_distinct_outputs, read_json, write_atomic, write_json
 from genforge.core.limits import MAX_BATCH, MAX_SECONDS, check_seconds
+from genforge.core.precision import runtime_precisions
 
 
 class DefaultRunGroup(click.Group):
@@ -113,7 +114,7 @@ def bench():
 @bench_options
 @click.option("--json", "json_out", type=OutputFile("report file"), help="Write the report (raw samples) as JSON.")
 @click.option("--markdown", type=OutputFile("Markdown file"), help="Write a Markdown table (CI job summaries).")
-@click.option("--precision", default="fp32", show_default=True, type=click.Choice(["fp32", "bf16"]),
+@click.option("--precision", default="fp32", show_default=True, type=click.Choice(runtime_precisions()),
               help="For run directories: bf16 times PyTorch in bfloat16 (the torch-bf16 backend; CPUs with AVX-512 "
                    "BF16 or AMX, or CUDA). Exported files carry their own precision.")
 @click.option("--record", "record", is_flag=True, help="Also record the report in the results store (--store).")

@@ -6,10 +6,12 @@ from contextlib import contextmanager, nullcontext
 
 import torch
 
+from genforge.core.precision import TABLE, training_precisions
 from genforge.core.training.augment import Augmentation
 from genforge.core.training.distributed import average_gradients
 
-AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+AUTOCAST_DTYPES = {name: getattr(torch, TABLE[name].autocast) if TABLE[name].autocast else None
+                   for name in training_precisions()}
 
 
 class StepContext:
@@ -20,7 +22,7 @@ class StepContext:
         self.precision = precision
         self.augmentation = augmentation or Augmentation("none")
         self.dtype = AUTOCAST_DTYPES[precision]
-        use_scaler = precision == "fp16"
+        use_scaler = TABLE[precision].training_needs_cuda  # fp16: gradient scaling
         self.scalers = {name: torch.amp.GradScaler(device.type) for name in optimizers} if use_scaler else {}
 
     def autocast(self):

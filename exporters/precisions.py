@@ -1,48 +1,15 @@
-"""Every ONNX export precision and its policy, in one table (light: the CLI reads it at start-up).
-
-tolerance: the export is checked against the fp32 PyTorch generator at two batch sizes and
-refused below min_psnr_db (peak-to-peak 2, the [-1, 1] range) or above max_abs_error.
-rewrite: the exact ConvTranspose rewrite (exporters/rewrite.py) is on by default, with this
-interleave form. quality_gate: the variant's FD is compared with fp32's and refused past
---max-fd-increase (the application's gate: app/export.py). convert: the converter from the fp32 file
-(exporters/convert.py), named so reading the table imports nothing heavy.
-
-Training precisions are torch autocast modes, a different thing: core/training/config.py AUTOCAST_MODES.
+"""The ONNX export's view of the precision table (core/precision.py: tolerance, rewrite, quality gate and
+converter per precision), with what only export knows: int8's targets, the opsets, the gate's metrics.
+Light: the CLI reads it at start-up.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 
+from genforge.core.precision import export_precisions
 
-@dataclass(frozen=True)
-class Precision:
-    name: str
-    min_psnr_db: float
-    max_abs_error: float
-    rewrite: bool
-    interleave: str
-    quality_gate: bool
-    summary: str
-    convert: str | None = None  # "module:function" in exporters/convert.py, None for fp32 (the exported file)
-    float_retry: bool = False  # a file that fails a check is made once more with its edge layers in float
-
-    def converter(self):
-        module, name = self.convert.split(":")
-        return getattr(importlib.import_module(module), name)
-
-
-PRECISIONS = {p.name: p for p in (
-    Precision("fp32", 60.0, 1e-3, True, "concat", False,
-              "float32 graph, ConvTranspose rewritten into Convs (fastest on ONNX Runtime CPU)"),
-    Precision("fp16", 35.0, 0.1, False, "concat", True,
-              "float16 graph with float32 inputs and outputs, for GPUs; Tanh stays float32",
-              "genforge.exporters.convert:to_fp16"),
-    Precision("int8", 22.0, 0.6, True, "transpose", True,
-              "static Q/DQ int8, calibrated on the generator's own inputs, for --target cpu or tensorrt",
-              "genforge.exporters.convert:to_int8", float_retry=True),
-)}
+PRECISIONS = export_precisions()  # fp32, fp16, int8: rows of core/precision.py with an ONNX column
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from genforge.core.precision import export_precisions, training_precisions
+
 MODELS = ("dcgan", "cgan", "vae")
-TRAIN_PRECISIONS = ("fp32", "fp16", "bf16")
-EXPORT_PRECISIONS = ("fp32", "fp16", "int8")
+TRAIN_PRECISIONS = training_precisions()
+EXPORT_PRECISIONS = tuple(export_precisions())
 GPU_BACKENDS = ("torch", "ort-cuda", "ort-trt", "tensorrt")
 BATCHES = (1, 64)
 

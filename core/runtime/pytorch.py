@@ -11,11 +11,12 @@ from genforge.core.feeds import GeneratorFeeds
 from genforge.core.hardware import cpu_has_bf16
 from genforge.core.inputs import call_generator, signature_of, torch_inputs
 from genforge.core.numerics import psnr
+from genforge.core.precision import TABLE, runtime_precisions
 from genforge.core.runtime.base import DEVICES, GeneratorRuntime
 from genforge.core.training.run_dir import load_run
 
-TORCH_PRECISIONS = ("fp32", "bf16")
-BF16_MIN_PSNR_DB = 35.0  # the fp16 export's tolerance: bf16 keeps 8 bits of mantissa, fp16 11
+TORCH_PRECISIONS = runtime_precisions()
+BF16_MIN_PSNR_DB = TABLE["bf16"].min_psnr_db
 
 
 def check_bf16_device(device: str) -> None:

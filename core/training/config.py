@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 
 from genforge.core.errors import UserError
 from genforge.core.limits import CHANNELS, MAX_IMAGE_SIZE, MAX_SEED, MAX_THREADS, MIN_IMAGE_SIZE
+from genforge.core.precision import TABLE, training_precisions
 
 if TYPE_CHECKING:
     import torch
 
-# training precisions (torch autocast modes); export precisions are exporters/precisions.py's
-AUTOCAST_MODES = ("fp32", "bf16", "fp16")
+AUTOCAST_MODES = training_precisions()  # rows of the precision table (core/precision.py) that train
 DEVICES = ("auto", "cpu", "cuda")
 AUGMENT_MODES = ("none", "fixed", "adaptive")  # what the discriminator sees: core/training/augment.py
 
@@ -158,5 +158,6 @@ def check_precision(precision: str, device: torch.device) -> None:
     """One of AUTOCAST_MODES, and fp16 only where gradient scaling runs (CUDA)."""
     if precision not in AUTOCAST_MODES:
         raise UserError(f"unknown precision {precision!r}; use {', '.join(AUTOCAST_MODES)}")
-    if precision == "fp16" and device.type != "cuda":
-        raise UserError("fp16 training needs CUDA (gradient scaling); use --precision bf16 or fp32 on the CPU")
+    if TABLE[precision].training_needs_cuda and device.type != "cuda":
+        others = " or ".join(p for p in AUTOCAST_MODES if not TABLE[p].training_needs_cuda)
+        raise UserError(f"{precision} training needs CUDA (gradient scaling); use --precision {others} on the CPU")
