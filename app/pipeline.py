@@ -220,7 +220,9 @@ def run_pipeline(config: dict, overwrite: bool = False, echo=print) -> Path:
         worst = min(result.checks, key=lambda c: c["psnr_db"])
         exports.append({"precision": precision, "file": path.name, "size_mb": result.size_bytes / 1e6,
                         "psnr_db": worst["psnr_db"], "max_abs_error": max(c["max_abs_error"] for c in result.checks),
-                        "fd_change": result.quality.get("fd_increase") if result.quality else None})
+                        "fd_change": result.quality.get("fd_increase") if result.quality else None,
+                        "gate": result.quality.get("summary") if result.quality else None,
+                        "gate_passed": result.quality.get("ok") if result.quality else None})
         targets.append(path)
     report["exports"] = exports
     report["timings_s"]["export"] = time.perf_counter() - t
@@ -271,11 +273,13 @@ def record_history(bench: dict, settings: dict, pictures: dict) -> dict:
 
 
 def precision_grids(targets: list[Path], n: int = 30) -> bytes:
-    """The run and each export, from the same noise (and labels), side by side."""
+    """The run and each export, from the same noise (and labels, and a restoration model's degraded test images),
+    side by side."""
     from genforge.core import runtime
 
     generators = {("PyTorch fp32" if t.is_dir() else t.stem): runtime.load(t) for t in targets}
     first = next(iter(generators.values()))
     z, labels = first.prepare_inputs(n=n, seed=7)
-    grids = {name: g.generate(z=z, labels=labels) for name, g in generators.items()}
+    images = dict(zip((i.name for i in first.inputs), first.example_images(n, seed=7))) if first.inputs else {}
+    grids = {name: g.generate(z=z, labels=labels, **images) for name, g in generators.items()}
     return grids_side_by_side(grids, first.class_names if first.conditional else None, labels)

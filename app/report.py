@@ -44,6 +44,8 @@ def gate_verdicts(report: dict) -> list[str]:
         if export.get("fd_change") is not None:
             verdict = "passed" if export["fd_change"] <= gate else "failed"
             line += f", FD {export['fd_change']:+.1%} (gate {gate:.0%}): {verdict}"
+        elif export.get("gate"):  # a restoration model's gate: its paired metric
+            line += f", {export['gate']}: {'passed' if export['gate_passed'] else 'failed'}"
         lines.append(line)
     return lines
 
@@ -92,13 +94,16 @@ def quality_rows(report: dict) -> list[list]:
 
 def export_rows(report: dict) -> list[list]:
     gate = report["pipeline"]["export"]["max_fd_increase"]
-    return [[e["precision"], e["file"], e["size_mb"], e["psnr_db"], e["max_abs_error"],
-             "–" if e["fd_change"] is None else f"{e['fd_change']:+.1%}",
-             "no gate" if e["fd_change"] is None else ("passed" if e["fd_change"] <= gate else "failed")]
-            for e in report["exports"]]
+    rows = []
+    for e in report["exports"]:
+        passed = e.get("gate_passed", None if e["fd_change"] is None else e["fd_change"] <= gate)
+        change = f"{e['fd_change']:+.1%}" if e["fd_change"] is not None else e.get("gate") or "–"  # or PSNR
+        rows.append([e["precision"], e["file"], e["size_mb"], e["psnr_db"], e["max_abs_error"], change,
+                     "no gate" if passed is None else "passed" if passed else "failed"])
+    return rows
 
 
-EXPORT_COLUMNS = ["precision", "file", "size MB", "PSNR dB", "max abs error", "FD change", "gate"]
+EXPORT_COLUMNS = ["precision", "file", "size MB", "PSNR dB", "max abs error", "quality change", "gate"]
 
 
 def environment_rows(env: dict) -> list[list]:

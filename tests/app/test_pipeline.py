@@ -195,3 +195,19 @@ def test_a_pipeline_with_a_store_records_its_timings_and_shows_their_history(tmp
     bad = tmp_path / "bad.toml"
     bad.write_text(TINY + 'commit = "abc"\n')
     assert_one_line_error(genforge_cli("run", bad, "--out", tmp_path / "r2", expect=2), "store")
+
+
+def test_a_restoration_model_runs_the_whole_pipeline_judged_by_its_own_metric(tmp_path, genforge_cli):
+    pipeline = tmp_path / "pipeline.toml"
+    pipeline.write_text(TINY.replace('model = "cgan"', 'model = "inpaint"').replace(
+        "g_width = 8\nd_width = 8\nlatent_dim = 16\n", "width = 8\n"))
+    out = tmp_path / "report"
+    genforge_cli("run", pipeline, "--out", out)
+    report = json.loads((out / "report.json").read_text())
+    assert {"psnr_masked", "psnr_masked_input", "ssim"} <= set(report["quality"])
+    int8 = next(e for e in report["exports"] if e["precision"] == "int8")
+    assert int8["gate"].startswith("psnr_masked") and int8["gate_passed"] is True
+    page = read_page(out)
+    assert any(line.startswith("int8: PSNR") and "psnr_masked" in line and line.endswith("passed")
+               for line in page.verdict), page.verdict
+    assert "precisions.png" in page.images
