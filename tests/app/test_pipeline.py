@@ -135,6 +135,7 @@ HEADLESS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--
             "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
+@pytest.mark.slow  # starts a browser
 @pytest.mark.skipif(CHROMIUM is None and not os.environ.get("GENFORGE_REQUIRE_BROWSER"),
                     reason="Chromium is not installed (.ci/run installs Debian's chromium; apt install chromium)")
 def test_the_report_renders_in_a_real_browser(tmp_path, genforge_cli):
