@@ -151,6 +151,7 @@ def test_bad_input(train_small, tmp_path, genforge_cli):
                           "not a genforge benchmark report")
 
 
+@pytest.mark.slow
 def test_suite_smoke_covers_every_target_and_backend(tmp_path, genforge_cli):
     """The standard suite in smoke form, so it never rots (CI runs this)."""
     result = genforge_cli("bench", "suite", "--smoke", "--out", tmp_path / "suite")

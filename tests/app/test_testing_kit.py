@@ -126,6 +126,7 @@ def test_builtins_pass_the_checks(genforge_cli):
     assert "every check passed" in genforge_cli("plugins", "check", "shapes").stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["model", "dataset"])
 def test_a_scaffolded_plugin_passes_its_own_tests(kind, tmp_path, genforge_cli):
     folder = tmp_path / f"genforge-my-{kind}"

@@ -104,7 +104,7 @@ with open_store(sys.argv[1]) as store:
 def test_concurrent_writers_lose_nothing(store, tmp_path):
     """Four processes record into one new store at the same moment (creating it too): every record and row arrives."""
     script = tmp_path / "writer.py"
-    script.write_text(WRITER.format(tests=str(__import__("pathlib").Path(__file__).parents[1])))
+    script.write_text(WRITER.format(tests=str(__import__("pathlib").Path(__file__).parent)))
     writers = [subprocess.Popen([sys.executable, str(script), store, f"job{j}", "10"], stderr=subprocess.PIPE,
                                 text=True) for j in range(4)]
     errors = [w.communicate(timeout=240)[1] for w in writers]

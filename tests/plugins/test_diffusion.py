@@ -90,6 +90,7 @@ def test_export_is_one_graph_matching_pytorch_and_runs_on_onnx_runtime_alone(dif
         genforge.load(path, sampling={"steps": 2})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision, target", [("fp16", "cpu"), ("int8", "cpu"), ("int8", "tensorrt")])
 def test_reduced_precisions_pass_the_quality_gate(diffusion_run, tmp_path, precision, target):
     from genforge.app.export import export_gated
@@ -137,6 +138,7 @@ def test_options_are_checked():
                       DDIMSampler)
 
 
+@pytest.mark.slow
 def test_the_plugin_kit_accepts_the_built_in_diffusion_model(tmp_path):
     from genforge.testing import check_model_plugin
 
@@ -161,6 +163,7 @@ def test_genforge_run_with_the_diffusion_model(tmp_path):
     assert {row["backend"] for row in result.report["bench"] if row["status"] == "ok"} >= {"torch", "ort-cpu"}
 
 
+@pytest.mark.slow
 def test_int8_that_fails_the_gate_is_retried_with_its_edge_layers_in_float(diffusion_run, tmp_path):
     from genforge.core.errors import ValidationFailed
 

@@ -188,6 +188,7 @@ def test_a_third_party_restoration_plugin_from_the_guide_trains_samples_evaluate
     assert (tmp_path / "out" / "x.png").exists()
 
 
+@pytest.mark.slow
 def test_the_plugin_kit_accepts_the_built_in_restoration_model(tmp_path):
     from genforge.testing import check_model_plugin
 

@@ -316,6 +316,7 @@ def test_an_unexpected_error_is_one_line_and_a_crash_file(tmp_path):
     assert str(crash) in lines[0] and "Traceback" in crash.read_text() and "boom" in crash.read_text()
 
 
+@pytest.mark.slow
 def test_kill_during_checkpoint_writes_then_resume(tmp_path):
     """kill -9 a training run at random moments while it writes a checkpoint every step, several times within a
     time bound, resuming each time: every checkpoint loads, no stale .tmp-* folder survives a resume, the run

@@ -55,6 +55,7 @@ def genforge_with_full_disk(*args) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_one_line_and_keeps_what_was_there(run, exported, tmp_path):
     disk = tmp_path / "disk"
     with mounted_tmpfs(disk, "4m"):
@@ -74,6 +75,7 @@ def test_a_full_disk_is_one_line_and_keeps_what_was_there(run, exported, tmp_pat
         assert ckpt.read_checkpoint(ckpt.step_checkpoints(resumed / "checkpoints")[-1]).step == 4
 
 
+@pytest.mark.slow
 def test_an_injected_full_disk_is_one_line_and_keeps_what_was_there(run, exported, tmp_path):
     resumed = copy_run(run, tmp_path / "run")
     old = tmp_path / "old.json"
@@ -89,6 +91,7 @@ def test_an_injected_full_disk_is_one_line_and_keeps_what_was_there(run, exporte
     assert not set(after) - set(before), set(after) - set(before)
 
 
+@pytest.mark.slow
 def test_read_only_run_directory_and_cache(run, tmp_path):
     place = tmp_path / "ro"
     with mounted_tmpfs(place, "16m"):
@@ -123,6 +126,7 @@ def logged_steps(out: Path) -> int:
     return len(path.read_text().splitlines()) if path.exists() else 0
 
 
+@pytest.mark.slow
 def test_a_second_writer_on_a_run_directory_is_refused(run, tmp_path):
     busy = copy_run(run, tmp_path / "busy")
     exe = Path(sys.executable).with_name("genforge")
