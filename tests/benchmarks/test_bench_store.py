@@ -91,7 +91,7 @@ def test_the_machine_fingerprint_changes_with_cpu_threads_gpu_and_libraries():
 
 WRITER = """
 import sys, time
-sys.path.insert(0, {tests!r})
+sys.path[:0] = [{here!r}, {tests!r}]  # this module's folder, and tests/ for its helpers
 from test_bench_store import fake_report
 from genforge.benchmarks.store import open_store
 with open_store(sys.argv[1]) as store:
@@ -104,7 +104,8 @@ with open_store(sys.argv[1]) as store:
 def test_concurrent_writers_lose_nothing(store, tmp_path):
     """Four processes record into one new store at the same moment (creating it too): every record and row arrives."""
     script = tmp_path / "writer.py"
-    script.write_text(WRITER.format(tests=str(__import__("pathlib").Path(__file__).parent)))
+    here = __import__("pathlib").Path(__file__).parent
+    script.write_text(WRITER.format(here=str(here), tests=str(here.parent)))
     writers = [subprocess.Popen([sys.executable, str(script), store, f"job{j}", "10"], stderr=subprocess.PIPE,
                                 text=True) for j in range(4)]
     errors = [w.communicate(timeout=240)[1] for w in writers]
