@@ -108,6 +108,11 @@ class OnnxRuntime(GeneratorRuntime):
         if len(z.shape) != 1 + len(self.latent_shape) or [d for d in z.shape[1:]] != list(self.latent_shape):
             raise UserError(f"{self.path}'s input z has shape {z.shape}, but its metadata says latent_shape "
                             f"{list(self.latent_shape)}; export it again")
+        graph_inputs = {i.name: i.shape for i in self.session.get_inputs()}
+        for spec in self.signature.images:
+            if [d for d in graph_inputs[spec.name][1:]] != list(spec.shape):
+                raise UserError(f"{self.path}'s input {spec.name} has shape {graph_inputs[spec.name]}, but its "
+                                f"metadata says {list(spec.shape)}; export it again")
         outputs = self.session.get_outputs()
         if [o.name for o in outputs] != ["images"]:
             raise UserError(f"{self.path} has outputs {[o.name for o in outputs]}, not ['images']; export it again")
