@@ -146,6 +146,7 @@ def test_the_plugin_kit_accepts_the_built_in_diffusion_model(tmp_path):
     assert any("int8" in step for step in report.steps)
 
 
+@pytest.mark.slow
 def test_genforge_run_with_the_diffusion_model(tmp_path):
     from genforge.app.pipeline import load_pipeline
 

@@ -143,6 +143,7 @@ def test_a_second_writer_on_a_run_directory_is_refused(run, tmp_path):
     assert result.returncode == 0 or "already reached" in result.stderr, result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_stops_training_between_steps_and_resume_goes_on(sig, status, tmp_path):
     out = tmp_path / "run"

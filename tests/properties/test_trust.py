@@ -306,6 +306,7 @@ def test_a_run_that_filled_the_folder_first_is_never_trained_over(genforge_cli, 
     assert relative(out) == relative(run), "the winner's run is left exactly as it was"
 
 
+@pytest.mark.slow
 def test_two_trainings_started_together_into_one_new_folder_one_proceeds(tmp_path):
     import subprocess
     import sys
@@ -324,6 +325,7 @@ def test_two_trainings_started_together_into_one_new_folder_one_proceeds(tmp_pat
     assert json.loads((out / "config.json").read_text())["train"]["steps"] == 3
 
 
+@pytest.mark.slow
 def test_a_damaged_metrics_line_is_said_once_before_a_resume_trains(run, tmp_path):
     """A line damaged in the middle of metrics.jsonl (not the last one, which a kill may cut short) is named
     in one warning line as the resume starts; the run goes on with the good records."""

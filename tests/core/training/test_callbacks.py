@@ -100,6 +100,7 @@ def test_early_stopping_ends_training_says_why_and_records_it(tmp_path, genforge
     assert {"lr_g", "lr_d"} <= set(run.metrics("lr")[0])
 
 
+@pytest.mark.slow
 def test_the_cli_stops_early_and_prints_why_last(tmp_path, genforge_cache):
     from helpers import run_genforge
 
