@@ -108,9 +108,7 @@ def restoration_samples(generator, target, n: int, seed: int) -> Samples:
                         "with the images to restore, or sample its run directory")
     arrays = generator.example_images(n, seed)
     restored = generator.generate(seed=seed, **dict(zip((i.name for i in generator.inputs), arrays)))
-    from genforge.core.contract import run_test_images
-
-    clean = run_test_images(loaded.record["train"], n, start=seed * n)
+    clean = generator.feeds.clean(n, seed)  # the images example_images degraded
     inputs = tuple(torch.from_numpy(a) for a in arrays)
     images, nrow, captions = comparison_grid(loaded.model, inputs, torch.from_numpy(restored), clean)
     return Samples(images.numpy(), None, [], nrow, tile_captions=captions)

@@ -274,12 +274,18 @@ def open_dataset(name: str, split: str = "train", image_size: int = 32, channels
     return check_dataset(spec, result, image_size, channels)
 
 
-def run_test_images(train: dict, n: int, start: int = 0) -> torch.Tensor:
-    """n clean images of a run's test split (its config.json "train" record) from `start`, cycling through it:
-    what a restoration model's checks degrade."""
-    dataset, _ = open_dataset(train["dataset"], "test", train["image_size"], train.get("channels"),
-                              train.get("data_dir"))
+def run_test_split(train: dict):
+    """A run's test split (its config.json "train" record), opened."""
+    return open_dataset(train["dataset"], "test", train["image_size"], train.get("channels"), train.get("data_dir"))[0]
+
+
+def cycled_images(dataset, n: int, start: int = 0) -> torch.Tensor:
+    """n clean images of `dataset` from `start`, cycling through it: what a restoration model's checks degrade."""
     return batch_of(dataset, (start + torch.arange(n)) % len(dataset))[0]
+
+
+def run_test_images(train: dict, n: int, start: int = 0) -> torch.Tensor:
+    return cycled_images(run_test_split(train), n, start)
 
 
 def check_dataset(spec: DatasetSpec, result, image_size: int, channels: int | None):

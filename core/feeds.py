@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from genforge.core.contract import run_test_images
+from genforge.core.contract import cycled_images, run_test_split
 from genforge.core.inputs import GeneratorSignature, signature_of
 from genforge.core.restore import degraded_inputs, numpy_inputs
 
@@ -21,18 +21,22 @@ class GeneratorFeeds:
         if signature.restores and (model is None or train is None):
             raise ValueError("a restoration model's feeds need the model (its degrade) and its run's data")
         self.signature, self.model, self.train = signature, model, train
+        self._test_split = None  # opened once: calibration and the parity checks ask many times
 
     @classmethod
     def of_run(cls, loaded) -> GeneratorFeeds:
         """The feeds of a loaded run directory (core/training/run_dir.py LoadedRun)."""
         return cls(signature_of(loaded.model), loaded.model, loaded.record["train"])
 
+    def clean(self, n: int, seed: int = 0) -> torch.Tensor:
+        """The clean test images that arrays(n, seed) degrades."""
+        if self._test_split is None:
+            self._test_split = run_test_split(self.train)
+        return cycled_images(self._test_split, n, start=seed * n)
+
     def arrays(self, n: int, seed: int = 0) -> tuple[np.ndarray, ...]:
         z, labels = self.signature.inputs(n=n, seed=seed)
-        images = ()
-        if self.signature.restores:
-            clean = run_test_images(self.train, n, start=seed * n)
-            images = numpy_inputs(degraded_inputs(self.model, clean, seed))
+        images = numpy_inputs(degraded_inputs(self.model, self.clean(n, seed), seed)) if self.signature.restores else ()
         return (z, *(() if labels is None else (labels,)), *images)
 
     def feed(self, n: int, seed: int = 0) -> dict[str, np.ndarray]:

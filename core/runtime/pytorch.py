@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 
 import torch
 
@@ -62,9 +63,14 @@ class TorchRuntime(GeneratorRuntime):
                 raise UserError(f"this generator loses too much in bf16 (PSNR {self.psnr_db:.1f} dB against fp32, "
                                 f"at least {BF16_MIN_PSNR_DB:g} needed); use fp32")
 
+    @functools.cached_property
+    def feeds(self) -> GeneratorFeeds:
+        """What this run's generator is fed (core/feeds.py), its test split opened once."""
+        return GeneratorFeeds.of_run(self.loaded)
+
     def example_images(self, n: int, seed: int = 4321) -> tuple:
         """A restoration model's inputs degraded from n of its run's test images (() for a noise-only model)."""
-        arrays = GeneratorFeeds.of_run(self.loaded).arrays(n, seed)
+        arrays = self.feeds.arrays(n, seed)
         return arrays[len(arrays) - len(self.signature.images):] if self.signature.restores else ()
 
     def run(self, z, labels, images=()):
