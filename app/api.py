@@ -35,9 +35,10 @@ from genforge.core.arguments import (
     text,
     whole,
 )
+from genforge.core.compute import check_threads, settle
 from genforge.core.errors import UserError
 from genforge.core.files import check_output_dir, check_output_file, read_toml
-from genforge.core.limits import MAX_BATCH, MAX_SECONDS, MAX_SEED, MAX_THREADS, check_generation
+from genforge.core.limits import MAX_BATCH, MAX_SECONDS, MAX_SEED, check_generation
 from genforge.core.precision import TABLE, runtime_precisions
 
 RUN_KWARGS = ("model", "dataset")
@@ -126,12 +127,15 @@ def _labels(labels, n: int):
 
 
 def sample(target, n: int = 64, labels=None, seed: int = 0, checkpoint=None, ema=None,
-           provider: str = "cpu", sampling: dict | None = None) -> Samples:
+           provider: str = "cpu", sampling: dict | None = None, threads: int | None = None) -> Samples:
     """n samples from a run directory, an .onnx or an .engine (labels: a class or a list cycled over them;
-    sampling: new values for a run's sampling options, such as {"steps": 10} for diffusion)."""
+    sampling: new values for a run's sampling options, such as {"steps": 10} for diffusion; threads: None for
+    the free cores)."""
     target = path_of(target, "target")
     n, seed = whole(n, "n", 1, 2**40), whole(seed, "seed", 0, MAX_SEED)
-    generator = runtime.load(target, provider=provider, checkpoint=checkpoint, ema=ema, sampling=sampling)
+    compute = settle(threads)
+    generator = runtime.load(target, provider=provider, checkpoint=checkpoint, ema=ema, sampling=sampling,
+                             threads=compute.threads)
     check_generation(n, math.prod(generator.latent_shape), math.prod(generator.image_shape))  # before any array
     if generator.signature.restores:
         from genforge.app.restore_folder import restoration_samples
@@ -149,7 +153,7 @@ def sample(target, n: int = 64, labels=None, seed: int = 0, checkpoint=None, ema
 
 
 def evaluate(target, n: int = 2000, metrics=None, checkpoint=None, ema=None, dataset_from=None, seed: int = 0,
-             inception_weights=None, sampling: dict | None = None) -> Scores:
+             inception_weights=None, sampling: dict | None = None, threads: int | None = None) -> Scores:
     """Scores of a run directory or an exported file (metrics: names, comma-separated or a list; sampling: new
     values for a run's sampling options)."""
     from genforge.core.evaluation.scoring import evaluate_target
@@ -163,8 +167,10 @@ def evaluate(target, n: int = 2000, metrics=None, checkpoint=None, ema=None, dat
         metrics = ",".join(text(m, "metrics") for m in metrics)
     text(metrics, "metrics", optional=True)
     options = {"inception_weights": inception_weights} if inception_weights else None
+    compute = settle(threads)
     return Scores(evaluate_target(target, checkpoint=checkpoint, ema=ema, n=n, metrics=metrics,
-                                  dataset_from=dataset_from, seed=seed, options=options, sampling=sampling))
+                                  dataset_from=dataset_from, seed=seed, options=options, sampling=sampling,
+                                  threads=compute.threads))
 
 
 def export_onnx_file(run, out, precision: str = "fp32", target: str = "cpu", overwrite: bool = False,
@@ -178,7 +184,8 @@ def export_onnx_file(run, out, precision: str = "fp32", target: str = "cpu", ove
     check_output_file(out, "onnx file", (".onnx",))
     if out.exists() and not overwrite:
         raise UserError(f"{out} already exists; pass overwrite=True (--overwrite) to replace it, or another out")
-    report = export_gated(run_dir, out, precision=precision, target=target, **options)
+    compute = settle(options.pop("threads", None))
+    report = export_gated(run_dir, out, precision=precision, target=target, threads=compute.threads, **options)
     log_artifacts(run_dir, [out])
     return report
 
@@ -186,8 +193,9 @@ def export_onnx_file(run, out, precision: str = "fp32", target: str = "cpu", ove
 def export(run, format: str = "onnx", out=None, precision: str = "fp32", target: str = "cpu", overwrite=False,
            **options) -> Path:
     """Export a run's generator and return the file: format "onnx" (options: checkpoint, opset, batch, ema,
-    rewrite, force, max_fd_increase, quality_samples, sampling) or "tensorrt" (an engine built from a fresh ONNX export;
-    options min_batch, opt_batch, max_batch, workspace_gib). The default path is beside the run directory."""
+    rewrite, force, max_fd_increase, quality_samples, sampling, threads) or "tensorrt" (an engine built from a
+    fresh ONNX export; options min_batch, opt_batch, max_batch, workspace_gib).
+    The default path is beside the run directory."""
     run_dir = path_of(run, "run")
     if format not in ("onnx", "tensorrt"):
         raise UserError(f"unknown export format {format!r}; use onnx or tensorrt")
@@ -223,7 +231,6 @@ def bench(targets, backends=None, batches=(1, 8, 64), warmup_s: float = 0.5, min
     """Time each target (runs, run directories, .onnx, .engine) on each backend (names, or None for every one
     that fits) and batch size; the report holds every raw sample."""
     from genforge.benchmarks.measure import Settings, run_benchmarks
-    from genforge.core.threads import apply_threads
 
     many = targets if isinstance(targets, list | tuple) else [targets]
     paths = [path_of(t, "targets") for t in many]
@@ -234,7 +241,7 @@ def bench(targets, backends=None, batches=(1, 8, 64), warmup_s: float = 0.5, min
     sizes = tuple(whole(b, "batches", 1, MAX_BATCH) for b in batches)
     warmup_s = number(warmup_s, "warmup_s", 0, MAX_SECONDS)
     duration_s = number(duration_s, "duration_s", 0, MAX_SECONDS, low_open=True)
-    min_iters, threads = whole(min_iters, "min_iters", 2, 1_000_000), whole(threads, "threads", 1, MAX_THREADS, True)
+    min_iters, threads = whole(min_iters, "min_iters", 2, 1_000_000), check_threads(threads)
     if progress is not None and not callable(progress):
         raise UserError(f"progress={progress!r} must be a function taking one line of text, or None")
     if backends is not None and not isinstance(backends, str | list | tuple):
@@ -246,7 +253,7 @@ def bench(targets, backends=None, batches=(1, 8, 64), warmup_s: float = 0.5, min
     backend = TABLE[precision].bench_backend  # the backend that times a run directory in this precision
     if backend != TABLE["fp32"].bench_backend:
         names = [(backend if n == TABLE["fp32"].bench_backend else n) for n in names] if names else [backend]
-    settings = Settings(sizes, warmup_s, min_iters, duration_s, apply_threads(threads))
+    settings = Settings(sizes, warmup_s, min_iters, duration_s, threads)  # run_benchmarks settles the count
     return BenchReport(run_benchmarks(paths, names, settings, progress=progress))
 
 
@@ -279,7 +286,7 @@ def run_pipeline(pipeline=None, out=None, overwrite: bool = False, threads: int 
     from genforge.app.pipeline import run_pipeline as run_job
 
     pipeline, out = path_of(pipeline, "pipeline", optional=True), path_of(out, "out", optional=True)
-    threads, overwrite = whole(threads, "threads", 1, MAX_THREADS, optional=True), flag(overwrite, "overwrite")
+    threads, overwrite = check_threads(threads), flag(overwrite, "overwrite")
     model = text(model, "model", optional=True)
     config = load_pipeline(pipeline, model)
     if out is not None:

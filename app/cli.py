@@ -59,12 +59,6 @@ def cli():
 
 
 
-def use_threads(threads: int | None) -> int:
-    from genforge.core.threads import apply_threads
-
-    return apply_threads(threads)
-
-
 # -- training ------------------------------------------------------------------------------
 def _explicit(ctx, names):
     return {n for n in names if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE}
@@ -196,16 +190,17 @@ def sample(target, checkpoint, ema, n, labels, seed, provider, out, input_dir, o
     from genforge.app.restore_folder import restore
     from genforge.core.files import check_output_dir, check_output_file
 
-    use_threads(threads)
     if input_dir is not None:
         out = check_output_dir(out or input_dir.with_name(f"{input_dir.name}-restored"), "restored images")
         check_distinct_outputs({"--out": out}, {"the target": target, "--input": input_dir})
-        written = restore(target, input_dir, out, seed, checkpoint, ema, provider, overwrite, sampling_of(sampling))
+        written = restore(target, input_dir, out, seed, checkpoint, ema, provider, overwrite, sampling_of(sampling),
+                          threads)
         click.echo(f"restored {len(written)} images from {input_dir} into {out}")
         return
     out = check_output_file(out or Path("samples.png"), "sample grid", IMAGE_SUFFIXES)
     check_distinct_outputs({"--out": out}, {"the target": target})
-    samples = sample_target(target, n, parse_labels(labels), seed, checkpoint, ema, provider, sampling_of(sampling))
+    samples = sample_target(target, n, parse_labels(labels), seed, checkpoint, ema, provider, sampling_of(sampling),
+                            threads)
     samples.save(out)
     layout = ("; rows: damaged, restored, clean" if samples.tile_captions else
               ", one class per column" if samples.nrow else "")
@@ -227,10 +222,11 @@ def interpolate(target, checkpoint, rows, n_steps, seed, out, sampling, threads)
     import numpy as np
 
     from genforge.core import runtime
+    from genforge.core.compute import settle
 
     check_distinct_outputs({"--out": out}, {"the target": target})
-    use_threads(threads)
-    generator = runtime.load(target, checkpoint=checkpoint, sampling=sampling_of(sampling))
+    compute = settle(threads)
+    generator = runtime.load(target, checkpoint=checkpoint, sampling=sampling_of(sampling), threads=compute.threads)
     if generator.signature.restores:
         raise UserError(f"{target} restores images; interpolation walks noise alone: use `genforge sample`")
     check_generation(rows * n_steps, math.prod(generator.latent_shape), math.prod(generator.image_shape))
@@ -271,11 +267,10 @@ def evaluate(target, checkpoint, ema, n, metrics, dataset_from, inception_weight
 
     check_distinct_outputs({"--json": json_out}, {"the target": target, "--dataset-from": dataset_from,
                                                    "--inception-weights": inception_weights})
-    use_threads(threads)
     click.echo(f"scoring {n} samples of {target} (the first time for a dataset, genforge trains its feature "
                "classifier first: up to a minute or two)")
     scores = evaluate_target(target, n, metrics, checkpoint, ema, dataset_from, seed, inception_weights,
-                             sampling_of(sampling))
+                             sampling_of(sampling), threads)
     skipped = scores.get("skipped", {})
     print_table(f"quality of {target}", ["metric", "value"],
                 [[k, f"{v:.4g}" if isinstance(v, float) else v] for k, v in scores.items() if k != "skipped"])

@@ -73,12 +73,11 @@ def bench_options(function):
 
 def _settings(batches, warmup_s, min_iters, duration_s, threads):
     from genforge.benchmarks.measure import Settings
-    from genforge.core.threads import apply_threads
 
     check_seconds(warmup_s, "--warmup-s")
     check_seconds(duration_s, "--duration-s")
     batch_sizes = _int_list(batches, "batch")
-    return Settings(batch_sizes, warmup_s, min_iters, duration_s, apply_threads(threads))
+    return Settings(batch_sizes, warmup_s, min_iters, duration_s, threads)  # the benchmark settles the count
 
 
 def _backend_names(backends):

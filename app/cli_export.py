@@ -64,17 +64,13 @@ def export_onnx_command(run_dir, checkpoint, out, opset, batch, precision, targe
     check_distinct_outputs({"--out": out, "--json": json_out}, {"the run directory": run_dir})
     if batch != "dynamic":
         check_batch_text(batch)
-    from genforge.core.threads import apply_threads
-
-    apply_threads(threads)
-
     gated = PRECISIONS[precision].quality_gate
     click.echo(f"exporting {precision}: ONNX, checks against PyTorch"
                + (f", then the quality gate on {quality_samples} samples (about a minute on a CPU)" if gated else ""))
     report = export_onnx_file(run_dir, out, precision, target, overwrite=True, checkpoint=checkpoint, opset=opset,
                               batch=batch, ema=ema, force=force, max_fd_increase=max_fd_increase,
                               gate_metric=gate_metric, quality_samples=quality_samples, rewrite=rewrite,
-                              sampling=sampling_of(sampling))
+                              sampling=sampling_of(sampling), threads=threads)
     for check in report.checks:
         click.echo(f"batch {check['batch']}: max abs error {check['max_abs_error']:.3g}, "
                    f"PSNR {check['psnr_db']:.1f} dB vs the PyTorch generator")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from genforge.core.compute import check_threads, decide
 from genforge.core.errors import UserError, ValidationFailed
 from genforge.core.evaluation.metrics import EvalInput, in_plugin
 from genforge.core.evaluation.scoring import frechet_distance_of, restoration_inputs
@@ -20,9 +21,9 @@ from genforge.exporters.onnx import ExportReport, export_onnx
 from genforge.exporters.precisions import GATE_METRICS, PAIRED_GATES, PRECISIONS
 
 
-def fd_change(path, loaded, n: int) -> dict:
+def fd_change(path, loaded, n: int, threads: int | None = None) -> dict:
     """FD of the exported variant and of the fp32 PyTorch generator, same noise, same features."""
-    variant = OnnxRuntime(path, "cpu")
+    variant = OnnxRuntime(path, "cpu", threads)
     z, labels = variant.prepare_inputs(n=n, seed=2024)
     _, inputs = restoration_inputs(loaded.model, loaded.record["train"], n, seed=2024)  # () for noise-only models
     with torch.no_grad():
@@ -33,9 +34,9 @@ def fd_change(path, loaded, n: int) -> dict:
     return {"fd_fp32": fd_ref, "fd_variant": fd_var, "fd_increase": (fd_var - fd_ref) / max(fd_ref, 1e-9), "n": n}
 
 
-def paired_change(path, loaded, n: int, metric: str) -> dict:
+def paired_change(path, loaded, n: int, metric: str, threads: int | None = None) -> dict:
     """A restoration model's paired metric for the variant and the fp32 PyTorch generator, same degraded inputs."""
-    variant = OnnxRuntime(path, "cpu")
+    variant = OnnxRuntime(path, "cpu", threads)
     z, labels = variant.prepare_inputs(n=n, seed=2024)
     clean, inputs = restoration_inputs(loaded.model, loaded.record["train"], n, seed=2024)
     named = dict(zip((i.name for i in variant.inputs), inputs))
@@ -62,20 +63,21 @@ def gate_metric_of(loaded, gate_metric: str | None) -> str:
     return metric
 
 
-def quality_gate(precision: str, max_fd_increase: float, n: int, force: bool, gate_metric: str | None = None):
+def quality_gate(precision: str, max_fd_increase: float, n: int, force: bool, gate_metric: str | None = None,
+                 threads: int | None = None):
     """The check export_onnx runs on the finished file (its `accept`)."""
 
     def accept(path, loaded) -> dict:
         metric = gate_metric_of(loaded, gate_metric)
         if metric != "fd":
-            quality = paired_change(path, loaded, n, metric)
+            quality = paired_change(path, loaded, n, metric, threads)
             quality["ok"] = quality["drop"] <= PAIRED_GATES[metric]
             quality["summary"] += f", gate -{PAIRED_GATES[metric]:g}"
             if not quality["ok"] and not force:
                 raise ValidationFailed(f"{precision} lowers {quality['summary']}; nothing written (--force writes "
                                        "it anyway)")
             return quality
-        quality = fd_change(path, loaded, n)
+        quality = fd_change(path, loaded, n, threads)
         quality["ok"] = quality["fd_increase"] <= max_fd_increase
         quality["summary"] = (f"FD {quality['fd_increase']:+.1%} against fp32 ({quality['fd_variant']:.4g} vs "
                               f"{quality['fd_fp32']:.4g}), gate {max_fd_increase:.0%}")
@@ -90,13 +92,14 @@ def quality_gate(precision: str, max_fd_increase: float, n: int, force: bool, ga
 
 def export_gated(run_dir, out, precision: str = "fp32", max_fd_increase: float = 0.10, quality_samples: int = 1000,
                  check_quality: bool = True, force: bool = False, gate_metric: str | None = None,
-                 **options) -> ExportReport:
+                 threads: int | None = None, **options) -> ExportReport:
     """export_onnx with the quality gate for the precisions that have one (fp16, int8); `options` are
-    export_onnx's (checkpoint, opset, batch, ema, rewrite, target)."""
+    export_onnx's (checkpoint, opset, batch, ema, rewrite, target); threads: ONNX Runtime's for every check."""
     if isinstance(quality_samples, bool) or not isinstance(quality_samples, int) or not 10 <= quality_samples <= 10**6:
         raise UserError(f"quality_samples {quality_samples!r} must be a whole number from 10 to 1000000")
     gated = check_quality and precision in PRECISIONS and PRECISIONS[precision].quality_gate
     if gate_metric is not None and gate_metric not in GATE_METRICS:
         raise UserError(f"unknown gate metric {gate_metric!r}; use {', '.join(GATE_METRICS)}")
-    accept = quality_gate(precision, max_fd_increase, quality_samples, force, gate_metric) if gated else None
-    return export_onnx(run_dir, out, precision=precision, accept=accept, **options)
+    threads = check_threads(threads) or decide().threads
+    accept = quality_gate(precision, max_fd_increase, quality_samples, force, gate_metric, threads) if gated else None
+    return export_onnx(run_dir, out, precision=precision, accept=accept, threads=threads, **options)

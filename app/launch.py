@@ -12,6 +12,7 @@ this prints which one and how to resume. Across machines, run torchrun yourself 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -22,9 +23,9 @@ import torch
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 from torch.distributed.run import get_args_parser, run
 
+from genforge.core.compute import decide
 from genforge.core.contract import open_dataset
 from genforge.core.errors import TrainingStopped, UserError
-from genforge.core.threads import OURS, users_omp_threads
 from genforge.core.training.config import TrainConfig
 from genforge.core.training.distributed import FINISHED_DIR
 
@@ -64,11 +65,23 @@ def toml_value(value) -> str:
     raise TypeError(f"cannot write {value!r} to TOML")
 
 
+@contextlib.contextmanager
+def children_environment(environment: dict):
+    """os.environ as `environment` while torch.distributed.run starts the processes (they inherit it), then as
+    it was: this process's own environment is left as the user set it."""
+    before = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(environment)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(before)
+
+
 def launch(nproc: int, options: dict, target: list[str], progress: bool) -> None:
     """Run `genforge train` in nproc processes with `options` (written to a TOML config) and `target`
     (["--out", DIR] and the like); raises TrainingStopped when a process fails."""
-    if users_omp_threads() is None:  # genforge's own share per process, marked as genforge's (core/threads.py)
-        os.environ["OMP_NUM_THREADS"] = os.environ[OURS] = str(max(1, (os.cpu_count() or 1) // nproc))
     logging.getLogger("torch.distributed.elastic").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory(prefix="genforge-launch-") as tmp:
         config = Path(tmp) / "train.toml"
@@ -77,9 +90,11 @@ def launch(nproc: int, options: dict, target: list[str], progress: bool) -> None
             "--standalone", f"--nproc-per-node={nproc}", "--max-restarts=0", "--monitor-interval=0.5",
             "-m", "genforge.app.cli", "train", "--config", str(config), *target,
             "--progress" if progress else "--no-progress"])
-        os.environ[FINISHED_DIR] = tmp
+        threads = options.get("threads")  # a count asked for is each process's; the free cores are shared
+        children = {**decide(threads).child_environment(1 if threads else nproc), FINISHED_DIR: tmp}
         try:
-            run(args)
+            with children_environment(children):  # each process's share of the threads
+                run(args)
         except ChildFailedError as failed:
             if all((Path(tmp) / f"finished-{rank}").exists() for rank in range(nproc)):
                 return  # every process passed the last barrier: the abort came in gloo's teardown, after the work

@@ -31,14 +31,14 @@ from genforge.app.charts import grids_side_by_side, history_chart, speed_chart
 from genforge.app.export import export_gated
 from genforge.app.report import render_html, render_markdown
 from genforge.benchmarks.measure import Settings, run_benchmarks
+from genforge.core.compute import THREADS_RULE, check_threads, settle, valid_threads
 from genforge.core.errors import UserError
 from genforge.core.evaluation.scoring import evaluate_target
 from genforge.core.files import check_output_dir, read_toml, write_atomic, write_json
 from genforge.core.folders import make_owned_folder, removal_refusal, remove_owned_folder, run_lock
-from genforge.core.limits import MAX_BATCH, MAX_THREADS
+from genforge.core.limits import MAX_BATCH
 from genforge.core.model import make_config
 from genforge.core.registry import get_registry
-from genforge.core.threads import apply_threads
 from genforge.core.training.config import config_from_dict
 from genforge.core.training.loggers import check_loggers
 from genforge.core.training.run_dir import read_run_config, run_files
@@ -47,7 +47,7 @@ from genforge.exporters.precisions import PRECISIONS
 
 DEFAULT_PIPELINE = {
     "out": "genforge-report",
-    "threads": None,  # None: the free cores of this machine (core/threads.py)
+    "threads": None,  # None: the free cores of this machine (core/compute.py)
     "train": {"model": "dcgan", "dataset": "digits", "image_size": 32, "batch_size": 32, "steps": 800,
               "sample_every": 200, "checkpoint_every": 400, "model_options": {"g_width": 32, "d_width": 32}},
     "evaluate": {"n": 1000, "metrics": None},
@@ -83,7 +83,7 @@ SECTION_RULES = {
               "warmup_s": (_number(0, high=MAX_SECONDS), f"seconds, 0 to {MAX_SECONDS}"),
               "duration_s": (_number(0, strict=True, high=MAX_SECONDS), f"seconds above 0, at most {MAX_SECONDS}"),
               "min_iters": (_whole(1), "a whole number from 1 to 1000000"),
-              "threads": (lambda v: v is None or _whole(1, MAX_THREADS)(v), f"a whole number from 1 to {MAX_THREADS}"),
+              "threads": (lambda v: v is None or valid_threads(v), THREADS_RULE),
               "store": (lambda v: isinstance(v, str) and bool(v), "a SQLite path or a database URL (text)"),
               "commit": (lambda v: isinstance(v, str) and bool(v), "a commit SHA (text)"),
               "branch": (lambda v: isinstance(v, str) and bool(v), "a branch name (text)")},
@@ -110,9 +110,7 @@ def load_pipeline(path: Path | None, model: str | None = None) -> dict:
             config["out"] = value
             continue
         if key == "threads":
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_THREADS:
-                raise UserError(f"pipeline threads = {value!r} must be a whole number from 1 to {MAX_THREADS}")
-            config["threads"] = value
+            config["threads"] = check_threads(value, "pipeline threads = ")
             continue
         if not isinstance(value, dict):
             raise UserError(f"pipeline [{key}] must be a table of settings, not {value!r}")
@@ -185,8 +183,8 @@ def run_pipeline(config: dict, overwrite: bool = False, echo=print) -> Path:
 
     check_pipeline(config)
     out = check_output_dir(config["out"], "report folder")
-    threads = apply_threads(config.get("threads"))
-    train_config = config_from_dict({**config["train"], "threads": threads})
+    compute = settle(config.get("threads"))
+    train_config = config_from_dict({**config["train"], "threads": compute.threads})
     prepare_out(out, overwrite)
     report: dict = {"pipeline": config, "timings_s": {}}
     started = time.perf_counter()
@@ -207,7 +205,7 @@ def run_pipeline(config: dict, overwrite: bool = False, echo=print) -> Path:
     echo("[2/4] evaluating")
     t = time.perf_counter()
     metrics = config["evaluate"].get("metrics")
-    report["quality"] = evaluate_target(run, n=config["evaluate"]["n"], metrics=metrics)
+    report["quality"] = evaluate_target(run, n=config["evaluate"]["n"], metrics=metrics, threads=compute.threads)
     report["timings_s"]["evaluate"] = time.perf_counter() - t
 
     echo(f"[3/4] exporting ONNX ({', '.join(config['export']['precisions'])})")
@@ -216,7 +214,7 @@ def run_pipeline(config: dict, overwrite: bool = False, echo=print) -> Path:
     for precision in config["export"]["precisions"]:
         path = out / f"model-{precision}.onnx"
         result = export_gated(run, path, precision=precision, quality_samples=config["export"]["quality_samples"],
-                              max_fd_increase=config["export"]["max_fd_increase"])
+                              max_fd_increase=config["export"]["max_fd_increase"], threads=compute.threads)
         worst = min(result.checks, key=lambda c: c["psnr_db"])
         exports.append({"precision": precision, "file": path.name, "size_mb": result.size_bytes / 1e6,
                         "psnr_db": worst["psnr_db"], "max_abs_error": max(c["max_abs_error"] for c in result.checks),
@@ -231,7 +229,7 @@ def run_pipeline(config: dict, overwrite: bool = False, echo=print) -> Path:
     t = time.perf_counter()
     b = config["bench"]
     settings = Settings(tuple(b["batches"]), b["warmup_s"], b["min_iters"], b["duration_s"],
-                        b.get("threads") or threads)
+                        b.get("threads") or compute.threads)
     bench = run_benchmarks(targets, b["backends"], settings)
     write_json(out / "bench.json", bench, indent=1)
     shown = [{**row, "target": "PyTorch (the run)"} if row["target_kind"] == "run" else row for row in bench["rows"]]

@@ -16,6 +16,7 @@ import numpy as np
 from genforge.app.results import Samples
 from genforge.core import runtime
 from genforge.core.arguments import flag, path_of, whole
+from genforge.core.compute import settle
 from genforge.core.errors import UserError
 from genforge.core.files import IMAGE_SUFFIXES, atomic_path
 from genforge.core.limits import MAX_SEED
@@ -115,10 +116,13 @@ def restoration_samples(generator, target, n: int, seed: int) -> Samples:
 
 
 def restore(target, input, out, seed: int = 0, checkpoint=None, ema=None, provider: str = "cpu",
-            overwrite: bool = False, sampling: dict | None = None) -> list[Path]:
+            overwrite: bool = False, sampling: dict | None = None, threads: int | None = None) -> list[Path]:
     """A restoration model (run directory, .onnx or .engine) restores every image in the folder `input` into the
-    folder `out`, under their own names; its other inputs (a mask) beside each image as NAME.mask.png."""
+    folder `out`, under their own names; its other inputs (a mask) beside each image as NAME.mask.png.
+    threads: None for the free cores."""
     target, input, out = path_of(target, "target"), path_of(input, "input"), path_of(out, "out")
     seed, overwrite = whole(seed, "seed", 0, MAX_SEED), flag(overwrite, "overwrite")
-    generator = runtime.load(target, provider=provider, checkpoint=checkpoint, ema=ema, sampling=sampling)
+    compute = settle(threads)
+    generator = runtime.load(target, provider=provider, checkpoint=checkpoint, ema=ema, sampling=sampling,
+                             threads=compute.threads)
     return restore_folder(generator, input, out, seed, overwrite)

@@ -17,7 +17,6 @@ from genforge.benchmarks.rows import markdown_table
 from genforge.core.errors import UserError
 from genforge.core.files import read_toml, write_atomic, write_json
 from genforge.core.limits import check_seconds
-from genforge.core.threads import apply_threads
 from genforge.core.training import checkpoint as ckpt
 from genforge.core.training.config import config_from_dict
 from genforge.core.training.trainer import Trainer
@@ -91,7 +90,7 @@ def run_suite(path: Path | None, out: Path, work: Path | None = None, smoke: boo
     bench = {**suite.get("bench", {}), **({k: v for k, v in suite.get("smoke", {}).items() if k != "steps"}
                                           if smoke else {})}
     settings = Settings(tuple(bench.get("batches", (1, 8, 64))), bench.get("warmup_s", 0.5),
-                        bench.get("min_iters", 10), bench.get("duration_s", 2.0), apply_threads(bench.get("threads")))
+                        bench.get("min_iters", 10), bench.get("duration_s", 2.0), bench.get("threads"))
     report = run_benchmarks(targets, bench.get("backends"), settings)
     report["suite"] = {"file": str(path or STANDARD), "smoke": smoke}
     out.mkdir(parents=True, exist_ok=True)

@@ -11,8 +11,8 @@ from importlib.metadata import version
 import torch
 
 from genforge import __version__
+from genforge.core.compute import Compute, decide
 from genforge.core.hardware import cpu_clock_ghz, cpu_flags, cpu_model, cpu_peak_gflops
-from genforge.core.threads import thread_settings
 
 
 def _version(module: str) -> str | None:
@@ -37,10 +37,13 @@ def gpu_info() -> dict | None:
     return info
 
 
-def environment(threads: int | None = None) -> dict:
+def environment(compute: Compute | None = None) -> dict:
+    """The machine, libraries and thread settings a report was measured with (compute: what the benchmark
+    settled; None: what decide() would choose now)."""
+    compute = compute or decide()
     flags = cpu_flags()
     interesting = sorted(f for f in flags if f.startswith(("avx", "amx", "fma", "f16c", "sse4")))
-    peak, how = cpu_peak_gflops(threads)
+    peak, how = cpu_peak_gflops(compute.threads)
     torch_threads = torch.get_num_threads()
     return {
         "cpu": {"model": cpu_model(), "cores": os.cpu_count(), "clock_ghz": cpu_clock_ghz(), "flags": interesting,
@@ -49,8 +52,7 @@ def environment(threads: int | None = None) -> dict:
         "versions": {"python": platform.python_version(), "genforge": __version__, "torch": _version("torch"),
                      "onnxruntime": _version("onnxruntime") or _version("onnxruntime-gpu"),
                      "onnx": _version("onnx"), "tensorrt": _version("tensorrt")},
-        "threads": {"requested": threads, "torch": torch_threads, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
-                    **thread_settings()},
+        "threads": {"torch": torch_threads, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"), **compute.record()},
         "platform": platform.platform(),
         "argv": sys.argv[:],
     }

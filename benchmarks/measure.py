@@ -9,6 +9,7 @@ and the reason, never silently dropped.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -26,12 +27,12 @@ import torch
 from genforge import __version__
 from genforge.benchmarks.environment import environment
 from genforge.benchmarks.stats import compare_samples, summarize
+from genforge.core.compute import Compute, settle
 from genforge.core.errors import UserError
 from genforge.core.hardware import cpu_peak_gflops
 from genforge.core.registry import get_registry
 from genforge.core.runtime.tensorrt import engine_profile
 from genforge.core.targets import Target, classify_target
-from genforge.core.threads import current_threads
 
 SCHEMA = "genforge.bench/1"
 SCHEMA_FILE = Path(__file__).parent / "report.schema.json"
@@ -58,7 +59,12 @@ class Settings:
     warmup_s: float = 0.5
     min_iters: int = 10
     duration_s: float = 2.0
-    threads: int | None = None
+    threads: int | None = None  # None: the free cores, settled when the benchmark starts (core/compute.py)
+
+    def settled(self) -> tuple[Settings, Compute]:
+        """These settings with the thread count decided (and given to torch), and the Compute that decided it."""
+        compute = settle(self.threads)
+        return dataclasses.replace(self, threads=compute.threads), compute
 
     def as_dict(self) -> dict:
         return {"batches": list(self.batches), "warmup_s": self.warmup_s, "min_iters": self.min_iters,
@@ -109,7 +115,7 @@ def time_call(call, settings: Settings, duration_s: float | None = None) -> list
     return samples
 
 
-def make_row(target, backend_name, batch, samples, call, first_call_s) -> dict:
+def make_row(target, backend_name, batch, samples, call, first_call_s, threads: int | None = None) -> dict:
 
     stats = summarize(samples)
     where = str(Path(target.checkpoint or target.path).resolve())
@@ -122,7 +128,7 @@ def make_row(target, backend_name, batch, samples, call, first_call_s) -> dict:
     if call.macs_per_image:
         row["gflops"] = 2 * call.macs_per_image * batch / (stats["median_ms"] / 1e3) / 1e9
         if call.device == "cpu":  # against the cores its threads can use, not every core of the machine
-            peak, _ = cpu_peak_gflops(min(current_threads() or os.cpu_count() or 1, os.cpu_count() or 1))
+            peak, _ = cpu_peak_gflops(min(threads or os.cpu_count() or 1, os.cpu_count() or 1))
             row["peak_share"] = row["gflops"] / peak if peak else None
     if call.device == "cuda":
 
@@ -163,7 +169,7 @@ def run_benchmarks(targets, backend_names=None, settings: Settings | None = None
                    only: set | None = None) -> dict:
     """Time every (target, backend, batch); `only`: the (target name, backend, batch) keys to time (reruns)."""
 
-    settings = settings or Settings()
+    settings, compute = (settings or Settings()).settled()
     resolved = [resolve_target(t) for t in targets]
     backends = resolve_backends(backend_names)
     for target in resolved:
@@ -185,7 +191,8 @@ def run_benchmarks(targets, backend_names=None, settings: Settings | None = None
                     progress(f"{target.name} · {name} · batch {batch}")
                 try:
                     call, first = prepare_timed(spec, target, batch, settings)
-                    backend_rows.append(make_row(target, name, batch, time_call(call, settings), call, first))
+                    samples = time_call(call, settings)
+                    backend_rows.append(make_row(target, name, batch, samples, call, first, settings.threads))
                 except UserError:
                     raise
                 except Exception as exc:  # noqa: BLE001  a backend failing here is reported, not fatal
@@ -195,17 +202,17 @@ def run_benchmarks(targets, backend_names=None, settings: Settings | None = None
             backend_rows.append(_skipped(resolved[0], name, spec.load()().skip_reason(resolved[0]) or
                                          f"{name} runs {', '.join(spec.targets)} targets only"))
         rows += backend_rows
-    return {"schema": SCHEMA, "created": time.time(), "environment": environment(settings.threads),
+    return {"schema": SCHEMA, "created": time.time(), "environment": environment(compute),
             "settings": settings.as_dict(), "rows": rows}
 
 
 def run_ab(target_a, target_b, backend_names=None, settings: Settings | None = None, rounds: int = 6,
            progress=None) -> tuple[dict, dict]:
     """Two targets timed interleaved A/B/A/B... per (backend, batch): the fair comparison on a noisy machine."""
-    settings = settings or Settings()
+    settings, compute = (settings or Settings()).settled()
     a, b = resolve_target(target_a), resolve_target(target_b)
     backends = resolve_backends(backend_names)
-    reports = {key: {"schema": SCHEMA, "created": time.time(), "environment": environment(settings.threads),
+    reports = {key: {"schema": SCHEMA, "created": time.time(), "environment": environment(compute),
                      "settings": {**settings.as_dict(), "ab_rounds": rounds}, "rows": []} for key in "ab"}
     for name, spec in backends.items():
         reasons = [spec.load()().skip_reason(t) for t in (a, b)]
@@ -225,7 +232,7 @@ def run_ab(target_a, target_b, backend_names=None, settings: Settings | None = N
                     samples[key] += time_call(calls[key][0], settings, settings.duration_s / rounds)
             for key, target in zip("ab", (a, b)):
                 call, first = calls[key]
-                row = make_row(target, name, batch, samples[key], call, first)
+                row = make_row(target, name, batch, samples[key], call, first, settings.threads)
                 row["target"] = "A/B"  # rows of the two reports pair up by backend and batch
                 row["ab_target"] = target.name
                 reports[key]["rows"].append(row)
@@ -293,7 +300,8 @@ def serve_worker(target, backend_name: str, batch: int, threads: int | None, std
     """The worker side: prepare once, then answer `warmup S 0`, `time S N` and `quit` lines with JSON."""
     spec = resolve_backends([backend_name])[backend_name]
     resolved = resolve_target(target)
-    call, first = prepare_timed(spec, resolved, batch, Settings(threads=threads))
+    settings, _ = Settings(threads=threads).settled()
+    call, first = prepare_timed(spec, resolved, batch, settings)
     stdout.write(json.dumps({"version": __version__, "first_call_s": first, "device": call.device,
                              "timing": call.timing,
                              "macs_per_image": call.macs_per_image}) + "\n")
@@ -314,10 +322,11 @@ def serve_worker(target, backend_name: str, batch: int, threads: int | None, std
 def run_ab_versions(target, python_a: str, python_b: str, backend_names, settings: Settings, rounds: int = 6,
                     progress=None) -> tuple[dict, dict]:
     """One target under two genforge installations (their Pythons), interleaved A/B/A/B."""
+    settings, compute = settings.settled()  # both workers compute with the count decided here
     resolved = resolve_target(target)
     backends = [n for n, s in resolve_backends(backend_names).items()
                 if resolved.kind in s.targets and not s.load()().skip_reason(resolved)]
-    reports = {key: {"schema": SCHEMA, "created": time.time(), "environment": environment(settings.threads),
+    reports = {key: {"schema": SCHEMA, "created": time.time(), "environment": environment(compute),
                      "settings": {**settings.as_dict(), "ab_rounds": rounds, "python": python}, "rows": []}
                for key, python in (("a", python_a), ("b", python_b))}
     for name in backends:
@@ -339,7 +348,8 @@ def run_ab_versions(target, python_a: str, python_b: str, backend_names, setting
                     hello = workers[key].hello
                     call = SimpleNamespace(device=hello["device"], macs_per_image=hello["macs_per_image"],
                                            timing=hello.get("timing", "host"))
-                    row = make_row(resolved, name, batch, samples[key], call, hello["first_call_s"])
+                    row = make_row(resolved, name, batch, samples[key], call, hello["first_call_s"],
+                                   settings.threads)
                     row.update(target="A/B", ab_target=f"{resolved.name} (genforge {hello['version']})")
                     reports[key]["rows"].append(row)
             finally:

@@ -11,6 +11,7 @@ import math
 import os
 from pathlib import Path
 
+from genforge.core.compute import check_threads
 from genforge.core.errors import UserError
 from genforge.core.limits import MAX_BATCH
 
@@ -109,7 +110,7 @@ def callbacks_of(value) -> list:
 
 
 ONNX_OPTIONS = ("checkpoint", "opset", "batch", "ema", "rewrite", "force", "max_fd_increase", "quality_samples",
-                "sampling", "check_quality", "gate_metric")
+                "sampling", "check_quality", "gate_metric", "threads")
 EXPORT_OPTIONS = {"onnx": ONNX_OPTIONS,
                   "tensorrt": ONNX_OPTIONS + ("min_batch", "opt_batch", "max_batch", "workspace_gib")}
 
@@ -134,4 +135,6 @@ def check_export_options(options: dict) -> dict:
             checked[name] = flag(checked[name], name, optional=name == "ema")
     if "sampling" in checked:
         checked["sampling"] = options_dict(checked["sampling"], "sampling")
+    if "threads" in checked:
+        checked["threads"] = check_threads(checked["threads"])
     return checked

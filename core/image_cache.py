@@ -48,7 +48,7 @@ def files_key(files: Sequence[tuple[Path, int]], image_size: int, mode: str) -> 
 
 def data_workers() -> int:
     """Decoding processes: GENFORGE_DATA_WORKERS, else the machine's free cores."""
-    from genforge.core.threads import default_threads
+    from genforge.core.compute import default_threads
 
     value = os.environ.get("GENFORGE_DATA_WORKERS", "").strip()
     if value:

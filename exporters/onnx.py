@@ -42,6 +42,7 @@ import torch
 from torch.export import Dim
 
 from genforge import __version__
+from genforge.core.compute import check_threads, decide
 from genforge.core.contract import check_generator_output
 from genforge.core.errors import UserError, ValidationFailed
 from genforge.core.feeds import GeneratorFeeds
@@ -50,7 +51,6 @@ from genforge.core.flops import count_macs
 from genforge.core.folders import remove_dead_temporaries, run_lock
 from genforge.core.inputs import signature_of
 from genforge.core.numerics import psnr
-from genforge.core.threads import current_threads
 from genforge.core.training.run_dir import load_run
 from genforge.exporters.precisions import DEFAULT_OPSET, INT8_TARGETS, OPSETS, PRECISIONS
 from genforge.exporters.qdq import tensorrt_qdq_problems
@@ -172,7 +172,7 @@ def write_metadata(path: Path, metadata: dict) -> None:
 
 
 def check_against_torch(path: Path, reference: torch.nn.Module, feeds: GeneratorFeeds, precision: str,
-                        batches=CHECK_BATCHES):
+                        batches=CHECK_BATCHES, threads: int | None = None):
     import onnxruntime as ort  # lazy: onnxruntime is an extra (cpu or gpu build)
 
     onnx.checker.check_model(str(path), full_check=True)
@@ -181,7 +181,7 @@ def check_against_torch(path: Path, reference: torch.nn.Module, feeds: Generator
         if node.op_type == "BatchNormalization" and any(a.name == "training_mode" and a.i == 1 for a in node.attribute):
             raise ValidationFailed(f"{path.name}: BatchNormalization exported in training mode")
     options = ort.SessionOptions()
-    options.intra_op_num_threads = current_threads() or 0
+    options.intra_op_num_threads = threads or decide().threads
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     policy = PRECISIONS[precision]
     checks = []
@@ -200,10 +200,11 @@ def check_against_torch(path: Path, reference: torch.nn.Module, feeds: Generator
 
 def export_onnx(run_dir, out, checkpoint=None, opset: int = DEFAULT_OPSET, batch="dynamic", precision: str = "fp32",
                 ema: bool | None = None, rewrite: bool | None = None, target: str = "cpu",
-                accept=None, sampling: dict | None = None) -> ExportReport:
+                accept=None, sampling: dict | None = None, threads: int | None = None) -> ExportReport:
     """Export, check and (only if every check passes) write `out` atomically.
 
     sampling: new values for the model's sampling options (core/model.py), recorded in the metadata.
+    threads: ONNX Runtime's count for the checks (None: the free cores; core/compute.py).
     accept: an optional further check, called as accept(path, loaded) on the finished file before it is
     written (the application's quality gate); what it returns is kept as report.quality, and it raises
     ValidationFailed to refuse the file.
@@ -222,15 +223,16 @@ def export_onnx(run_dir, out, checkpoint=None, opset: int = DEFAULT_OPSET, batch
     if isinstance(opset, bool) or not isinstance(opset, int) or opset not in OPSETS:
         raise UserError(f"opset {opset} is not supported; use {OPSETS[0]} to {OPSETS[-1]} ({DEFAULT_OPSET} is the "
                         "default)")
+    threads = check_threads(threads) or decide().threads
     out = Path(out)
     if out.suffix != ".onnx":
         raise UserError(f"--out must end in .onnx, not {out.name!r}")
     with run_lock(run_dir, "export it", read_only_ok=True):
         loaded = load_run(run_dir, checkpoint, ema=ema, sampling=sampling)
-    return _export(loaded, out, opset, batch, precision, rewrite, target, accept)
+    return _export(loaded, out, opset, batch, precision, rewrite, target, accept, threads)
 
 
-def _export(loaded, out: Path, opset, batch, precision, rewrite, target, accept) -> ExportReport:
+def _export(loaded, out: Path, opset, batch, precision, rewrite, target, accept, threads) -> ExportReport:
     policy = PRECISIONS[precision]
     feeds = GeneratorFeeds.of_run(loaded)
     reference = ExportWrapper(loaded.generator).eval()
@@ -261,8 +263,8 @@ def _export(loaded, out: Path, opset, batch, precision, rewrite, target, accept)
         for keep_float in attempts:
             try:
                 final, report = _variant(fp32_path, tmp, loaded, reference, feeds, precision, target,
-                                         keep_float, accept, batch, ExportReport(str(out), precision, opset,
-                                                                                 rewritten, metadata=metadata))
+                                         keep_float, accept, batch, threads, ExportReport(str(out), precision, opset,
+                                                                                          rewritten, metadata=metadata))
                 break
             except ValidationFailed:
                 if keep_float or len(attempts) == 1:
@@ -274,7 +276,7 @@ def _export(loaded, out: Path, opset, batch, precision, rewrite, target, accept)
 
 
 def _variant(fp32_path: Path, tmp: Path, loaded, reference, feeds, precision: str, target: str,
-             keep_float: bool, accept, batch, report: ExportReport) -> tuple[Path, ExportReport]:
+             keep_float: bool, accept, batch, threads: int, report: ExportReport) -> tuple[Path, ExportReport]:
     """The precision's file made from the fp32 one, checked against PyTorch and by `accept`; keep_float: int8
     with the layers that take it worst (first, last, attention) left in float, named in the report."""
     policy, final = PRECISIONS[precision], fp32_path
@@ -290,7 +292,7 @@ def _variant(fp32_path: Path, tmp: Path, loaded, reference, feeds, precision: st
                                f"{len(problems)} in all); nothing written")
     write_metadata(final, report.metadata)
     report.checks = check_against_torch(final, reference, feeds, precision,
-                                        CHECK_BATCHES if batch == "dynamic" else (batch,))
+                                        CHECK_BATCHES if batch == "dynamic" else (batch,), threads)
     failed = [c for c in report.checks if not c["ok"]]
     if failed:
         c = failed[0]

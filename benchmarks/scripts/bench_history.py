@@ -35,6 +35,7 @@ from genforge.benchmarks.history import build_history
 from genforge.benchmarks.measure import SCHEMA, Settings, compare_reports, run_benchmarks
 from genforge.benchmarks.stats import summarize
 from genforge.benchmarks.store import open_store
+from genforge.core.compute import Compute
 
 COMMITS, STEP, NOISE, SAMPLES = 40, 0.15, 0.10, 30
 
@@ -63,7 +64,7 @@ def history_trial(folder: Path, env: dict, rng, step_at: int | None, run_noise: 
 
 
 def step_targets(trials: int, rate_trials: int, seed: int) -> None:
-    env = environment(1)
+    env = environment(Compute(1, "--threads", 1))
     rng = np.random.default_rng(seed)
     print(f"## Steps: {COMMITS} commits, a {STEP:.0%} step, noise +/-{NOISE:.0%}")
     print("| noise | trials | step found at its commit or the next | step inside the named range | "
@@ -84,7 +85,7 @@ def step_targets(trials: int, rate_trials: int, seed: int) -> None:
 
 
 def confirm_synthetic(trials: int, seed: int) -> tuple[float, float, float]:
-    env = environment(1)
+    env = environment(Compute(1, "--threads", 1))
     rng = np.random.default_rng(seed)
     single = confirmed = new_only = 0
     for _ in range(trials):

@@ -1,5 +1,5 @@
 """Training and benchmarking on a quiet machine and beside a CPU-bound process, with genforge's default
-threads (the free cores: core/threads.py) and with the behaviour before them (torch's default, one
+threads (the free cores: core/compute.py) and with the behaviour before them (torch's default, one
 thread per core the OS reports).
 
 Each case runs a short `genforge train` (dcgan on digits, --steps, batch 64) and `genforge bench` of

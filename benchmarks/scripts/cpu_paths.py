@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from genforge.core import runtime
+from genforge.core.compute import settle
 from genforge.core.hardware import cpu_flags, cpu_has_bf16, cpu_model
 from genforge.core.numerics import psnr
-from genforge.core.threads import apply_threads
 from genforge.core.training.config import TrainConfig
 from genforge.core.training.trainer import Trainer
 from genforge.exporters.onnx import export_onnx
@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=0.5, help="Timed seconds per path, batch and round.")
     parser.add_argument("--threads", type=int)
     args = parser.parse_args()
-    threads = apply_threads(args.threads)
+    threads = settle(args.threads).threads
     bf16_flags = sorted({"avx512_bf16", "amx_bf16"} & cpu_flags())
     print(f"CPU: {cpu_model()}; {threads} threads; native bf16: {', '.join(bf16_flags) or 'no'}")
     with tempfile.TemporaryDirectory() as tmp:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import genforge
 from genforge.app.export import export_gated
+from genforge.core.compute import settle
 from genforge.core.hardware import cpu_has_bf16
-from genforge.core.threads import apply_threads
 
 
 def time_calls(generator, z, labels, seconds: float) -> list[float]:
@@ -40,7 +40,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=1.0, help="Timing per backend per round.")
     parser.add_argument("--threads", type=int)
     args = parser.parse_args()
-    threads = apply_threads(args.threads)
+    threads = settle(args.threads).threads
     sampling = {"steps": args.steps}
     with tempfile.TemporaryDirectory() as tmp:
         files = {}

@@ -87,14 +87,15 @@ def in_chunks(generate_fn, z, labels, images=(), size: int = CHUNK) -> torch.Ten
 
 
 def evaluate_target(target, checkpoint=None, ema=None, n=2000, metrics=None, dataset_from=None, seed=0,
-                    options=None, sampling=None) -> dict:
-    """Scores of a run directory (or checkpoint folder), an .onnx or an .engine; metrics by name, comma-separated."""
+                    options=None, sampling=None, threads: int | None = None) -> dict:
+    """Scores of a run directory (or checkpoint folder), an .onnx or an .engine; metrics by name, comma-separated;
+    threads: ONNX Runtime's count for an .onnx (None: the free cores)."""
     names = [m.strip() for m in metrics.split(",") if m.strip()] if metrics else None
     check_metric_options(names, options)
     found = classify_target(target)
     if found.kind == "run":
         return evaluate_run(found.path, checkpoint or found.checkpoint, ema, n, names, seed, options, sampling)
-    generator = runtime.load(found.path, sampling=sampling)
+    generator = runtime.load(found.path, sampling=sampling, threads=threads)
     if dataset_from is not None:
         record = read_run_config(dataset_from)
     elif generator.metadata.get("dataset"):  # an exported file names its dataset, size and channels

@@ -20,10 +20,11 @@ from genforge.core.targets import classify_target
 
 
 def load(path, provider: str = "cpu", checkpoint=None, ema=None, device="cpu", precision="fp32",
-         sampling=None) -> GeneratorRuntime:
+         sampling=None, threads: int | None = None) -> GeneratorRuntime:
     """Open a run directory (or one of its checkpoints), an .onnx or an .engine for generation. A run directory
     also runs in bf16 (precision="bf16") where the CPU has AVX-512 BF16 or AMX, or on CUDA, and takes new
-    values for its model's sampling options (sampling={"steps": 10})."""
+    values for its model's sampling options (sampling={"steps": 10}). threads: ONNX Runtime's thread count
+    (None: the free cores; a run directory computes with torch's, which `compute.settle()` sets)."""
     path = path_of(path, "path", optional=True)  # None: classify_target says what to give
     checkpoint = str(path_of(checkpoint, "checkpoint")) if checkpoint is not None else None
     ema = flag(ema, "ema", optional=True)
@@ -42,7 +43,7 @@ def load(path, provider: str = "cpu", checkpoint=None, ema=None, device="cpu", p
     if target.kind == "onnx":
         from genforge.core.runtime.onnx import OnnxRuntime  # lazy: onnxruntime is a heavy optional import
 
-        return OnnxRuntime(target.path, provider)
+        return OnnxRuntime(target.path, provider, threads)
     from genforge.core.runtime.tensorrt import EngineRuntime  # lazy: TensorRT is optional and GPU-only
 
     return EngineRuntime(target.path)

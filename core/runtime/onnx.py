@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from genforge import __version__
+from genforge.core.compute import check_threads, decide
 from genforge.core.errors import UserError
 from genforge.core.runtime.base import GeneratorRuntime, read_generator_metadata
-from genforge.core.threads import current_threads
 
 log = logging.getLogger("genforge.runtime")
 PROVIDERS = {
@@ -70,9 +70,7 @@ class OnnxRuntime(GeneratorRuntime):
             wanted = ["CPUExecutionProvider"]
         options = ort.SessionOptions()
         options.log_severity_level = 3
-        threads = threads or current_threads()
-        if threads:
-            options.intra_op_num_threads = threads
+        options.intra_op_num_threads = check_threads(threads) or decide().threads  # never more than the free cores
         providers = [(wanted[0], provider_options)] + wanted[1:] if provider_options and len(wanted) > 1 else wanted
         try:
             self.session = ort.InferenceSession(str(path), options, providers=providers)

@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from genforge.core.compute import THREADS_RULE, valid_threads
 from genforge.core.errors import UserError
-from genforge.core.limits import CHANNELS, MAX_IMAGE_SIZE, MAX_SEED, MAX_THREADS, MIN_IMAGE_SIZE
+from genforge.core.limits import CHANNELS, MAX_IMAGE_SIZE, MAX_SEED, MIN_IMAGE_SIZE
 from genforge.core.precision import TABLE, training_precisions
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ class TrainConfig:
     model_options: dict = field(default_factory=dict)
     sync_batchnorm: bool = False  # with several CUDA processes: BatchNorm statistics over all of them
     dist_timeout_s: int = 300  # with several processes: a collective that waits longer ends the run
-    threads: int | None = None  # None: the free cores of this machine, shared over the processes (core/threads.py)
+    threads: int | None = None  # None: the free cores of this machine, shared over the processes (core/compute.py)
     log_to: list = field(default_factory=list)  # loggers besides metrics.jsonl: csv, tensorboard, mlflow, plugins'
 
 
@@ -76,8 +77,7 @@ OPTION_RULES = {
     "model_options": (dict, lambda v: all(isinstance(k, str) for k in v), "a table of model options"),
     "sync_batchnorm": (bool, None, "true or false"),
     "dist_timeout_s": (int, lambda v: v >= 10, "seconds, at least 10"),
-    "threads": ((int, type(None)), lambda v: v is None or 1 <= v <= MAX_THREADS,
-                f"1 to {MAX_THREADS} (default: the free cores)"),
+    "threads": ((int, type(None)), lambda v: v is None or valid_threads(v), f"{THREADS_RULE} (default: free cores)"),
     "log_to": (list, lambda v: all(isinstance(name, str) and name for name in v), "a list of logger names"),
 }
 

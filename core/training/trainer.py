@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from genforge.core.compute import settle
 from genforge.core.contract import build_model, check_generator_output, open_dataset, probe_batch
 from genforge.core.data import batch_of
 from genforge.core.errors import TrainingDiverged, TrainingInterrupted, UserError
@@ -36,7 +37,6 @@ from genforge.core.registry import get_registry
 from genforge.core.restore import comparison_grid, restore, restores
 from genforge.core.signals import StopSignals
 from genforge.core.step import StepContext
-from genforge.core.threads import apply_threads
 from genforge.core.training import checkpoint as ckpt
 from genforge.core.training import run_dir
 from genforge.core.training.augment import Augmentation, resolve_mode
@@ -79,10 +79,10 @@ class Trainer:
         self.outcome = "FAILED"  # how fit() ended, for the loggers' teardown: FINISHED, KILLED (a signal) or FAILED
         self.last_log: dict | None = None  # the latest metrics.jsonl record, for the progress bar
         self.placement = placement_from_environment()
-        self.threads = apply_threads(config.threads, self.placement.world_size)
+        self.compute = settle(config.threads, self.placement.world_size)
         # recorded in config.json, so a resumed run computes with the same count: CPU kernels split their sums by
         # thread, and bit-exact resumption needs the same split (--threads on --resume changes it knowingly)
-        self.config = config = dataclasses.replace(config, threads=self.threads)
+        self.config = config = dataclasses.replace(config, threads=self.compute.threads)
         self.device = resolve_device(config.device)
         if config.precision is not None:
             check_precision(config.precision, self.device)

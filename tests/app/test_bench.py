@@ -222,10 +222,8 @@ def test_gpu_backends_time_with_cuda_events_and_report_end_to_end(train_small, t
 def test_the_share_of_peak_counts_the_threads_the_benchmark_used(fake_targets):
     """A --threads 1 row is measured against one core's peak, not the machine's."""
     from genforge.core.hardware import cpu_peak_gflops
-    from genforge.core.threads import apply_threads
 
     if cpu_peak_gflops(1)[0] is None:
         pytest.skip("this machine's clock is unknown, so there is no peak")
-    apply_threads(1)
     row = run_benchmarks([fake_targets["base"]], ["fake"], Settings((1,), 0.0, 5, 0.02, 1))["rows"][0]
     assert row["peak_share"] == pytest.approx(row["gflops"] / cpu_peak_gflops(1)[0])
