@@ -35,8 +35,8 @@ from genforge.core.inputs import label_problem
 from genforge.core.model import capabilities
 from genforge.core.numerics import ROUNDING_TOLERANCE, relative_difference, span_outside_range
 from genforge.core.registry import get_registry
-from genforge.core.training.config import TrainConfig
-from genforge.core.training.run_dir import load_run
+from genforge.core.runs.config import TrainConfig
+from genforge.core.runs.run_dir import load_run
 from genforge.core.training.trainer import Trainer
 from genforge.exporters.onnx import export_onnx
 

@@ -41,8 +41,6 @@ from genforge.core.files import check_output_dir, check_output_file, read_toml
 from genforge.core.limits import MAX_BATCH, MAX_SECONDS, MAX_SEED, check_generation
 from genforge.core.precision import TABLE, runtime_precisions
 
-RUN_KWARGS = ("model", "dataset")
-
 
 def read_config_file(path) -> dict:
     """A --config TOML file's training options (keys may use - or _)."""
@@ -63,9 +61,9 @@ def train(model: str | None = None, dataset: str | None = None, *, out=None, res
     epochs, device, logging and checkpoint cadence, threads and log_to may change). nproc > 1 trains in
     that many processes on this machine.
     """
-    from genforge.core.training.config import config_from_dict, resumed_config
+    from genforge.core.runs.config import config_from_dict, resumed_config
+    from genforge.core.runs.run_dir import read_run_config
     from genforge.core.training.distributed import placement_from_environment, stop
-    from genforge.core.training.run_dir import read_run_config
     from genforge.core.training.trainer import Trainer
 
     nproc = whole(nproc, "nproc", 1, 1024)
@@ -310,7 +308,7 @@ class Run:
     @property
     def record(self) -> dict:
         """config.json: the training options, the model's config and the data it was built for."""
-        from genforge.core.training.run_dir import read_run_config
+        from genforge.core.runs.run_dir import read_run_config
 
         return read_run_config(self.path)
 
@@ -332,9 +330,9 @@ class Run:
 
     def metrics(self, kind: str = "train") -> list[dict]:
         """metrics.jsonl's records of one kind ("train", "eval", "lr", "stop")."""
-        from genforge.core.images import read_metrics
+        from genforge.core.runs.run_dir import read_metrics
 
-        return [r for r in read_metrics(self.path / "metrics.jsonl") if r.get("kind") == kind]
+        return read_metrics(self.path, kind)
 
     def sample(self, n: int = 64, labels=None, seed: int = 0, checkpoint=None, ema=None) -> Samples:
         """n images from this run (genforge.sample): labels a class or a list cycled over them (conditional
@@ -374,7 +372,7 @@ def _with_training_options(function):
     list them; the function still takes them as **options."""
     import inspect
 
-    from genforge.core.training.config import TrainConfig
+    from genforge.core.runs.config import TrainConfig
 
     signature = inspect.signature(function)
     fixed = [p for p in signature.parameters.values() if p.kind != inspect.Parameter.VAR_KEYWORD]

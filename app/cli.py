@@ -39,7 +39,7 @@ from genforge.core.files import IMAGE_SUFFIXES, PLAIN_FILE_MODE, check_distinct_
 from genforge.core.limits import MAX_SEED, check_generation
 from genforge.core.options import parse_model_options
 from genforge.core.registry import get_registry
-from genforge.core.training.config import AUGMENT_MODES, AUTOCAST_MODES, DEVICES
+from genforge.core.runs.config import AUGMENT_MODES, AUTOCAST_MODES, DEVICES
 
 
 @click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

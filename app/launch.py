@@ -26,7 +26,7 @@ from torch.distributed.run import get_args_parser, run
 from genforge.core.compute import decide
 from genforge.core.contract import open_dataset
 from genforge.core.errors import TrainingStopped, UserError
-from genforge.core.training.config import TrainConfig
+from genforge.core.runs.config import TrainConfig
 from genforge.core.training.distributed import FINISHED_DIR
 
 
@@ -88,7 +88,7 @@ def launch(nproc: int, options: dict, target: list[str], progress: bool) -> None
         config.write_text("".join(f"{k} = {toml_value(v)}\n" for k, v in options.items() if v is not None))
         args = get_args_parser().parse_args([
             "--standalone", f"--nproc-per-node={nproc}", "--max-restarts=0", "--monitor-interval=0.5",
-            "-m", "genforge.app.cli", "train", "--config", str(config), *target,
+            "-m", "genforge", "train", "--config", str(config), *target,
             "--progress" if progress else "--no-progress"])
         threads = options.get("threads")  # a count asked for is each process's; the free cores are shared
         children = {**decide(threads).child_environment(1 if threads else nproc), FINISHED_DIR: tmp}

@@ -39,9 +39,9 @@ from genforge.core.folders import make_owned_folder, removal_refusal, remove_own
 from genforge.core.limits import MAX_BATCH
 from genforge.core.model import make_config
 from genforge.core.registry import get_registry
-from genforge.core.training.config import config_from_dict
+from genforge.core.runs.config import config_from_dict
+from genforge.core.runs.run_dir import read_run_config, run_files
 from genforge.core.training.loggers import check_loggers
-from genforge.core.training.run_dir import read_run_config, run_files
 from genforge.core.training.trainer import Trainer
 from genforge.exporters.precisions import PRECISIONS
 

@@ -17,8 +17,8 @@ from genforge.benchmarks.rows import markdown_table
 from genforge.core.errors import UserError
 from genforge.core.files import read_toml, write_atomic, write_json
 from genforge.core.limits import check_seconds
-from genforge.core.training import checkpoint as ckpt
-from genforge.core.training.config import config_from_dict
+from genforge.core.runs import checkpoint as ckpt
+from genforge.core.runs.config import config_from_dict
 from genforge.core.training.trainer import Trainer
 
 STANDARD = Path(__file__).parent / "suites" / "standard.toml"

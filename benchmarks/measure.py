@@ -264,7 +264,7 @@ class Worker:
     """A `genforge bench worker` in another Python (another genforge version), timing on request."""
 
     def __init__(self, python: str, target: Path, backend: str, batch: int, threads: int | None):
-        command = [python, "-m", "genforge.app.cli", "bench", "worker", str(target), "--backend", backend,
+        command = [python, "-m", "genforge", "bench", "worker", str(target), "--backend", backend,
                    "--batch", str(batch)] + (["--threads", str(threads)] if threads else [])
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.hello = self._read()

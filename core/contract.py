@@ -4,15 +4,13 @@
 from a plugin. Each checks what the plugin gave against its contract (models: core/model.py;
 datasets: core/data.py) on a tiny batch, before anything is written, and a plugin that breaks
 it fails with one line naming the plugin, the method and what to change (ContractError,
-exit 2). The checks cost one generator call on two samples and, when training, one training
-step on a copy of the model with a few images.
+exit 2). The checks cost one generator call on two samples (the trainer adds one training step on a copy
+of the model: core/training/step.py).
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-from collections.abc import Mapping
 
 import torch
 from torch import nn
@@ -26,7 +24,6 @@ from genforge.core.numerics import ROUNDING_TOLERANCE, relative_difference, span
 from genforge.core.registry import Registry, get_registry
 from genforge.core.restore import check_declared_inputs, degraded_inputs, example_clean
 from genforge.core.specs import DatasetSpec, ModelSpec
-from genforge.core.step import StepContext
 
 ITEMS_CHECKED = 8  # dataset items read to check them against their DataInfo
 PROBE_IMAGES = 4  # images in the training-step probe
@@ -45,8 +42,8 @@ def build_model(model: str | ModelSpec, info: DataInfo, options: dict | None, pr
                 ) -> GeneratorModel:
     """The model plugin `model` (its name or its spec) built for `info`, checked against the contract.
 
-    probe: (images, labels) from the dataset to run one training step on a copy of the model
-    (training); without it only the generator is checked (loading a trained run).
+    probe: (images, labels) from the dataset: a restoration model's degrade() is checked on its images
+    (the trainer then runs one training step on them: core/training/step.py check_training_step).
     """
     spec = model if isinstance(model, ModelSpec) else get_registry().model(model)
     model_class = spec.load()
@@ -111,7 +108,7 @@ def check_model_fits_data(spec: ModelSpec, model_class, info: DataInfo) -> None:
 
 
 def check_model(spec: ModelSpec, model: GeneratorModel, info: DataInfo, probe: tuple | None = None) -> None:
-    """The instance side: latent shape, the generator's output, and (with a probe batch) one training step."""
+    """The instance side: latent shape, the generator's output, a restoration model's inputs."""
     shape = model.latent_shape
     if not (isinstance(shape, (tuple, list)) and shape and all(isinstance(d, int) and d > 0 for d in shape)):
         raise plugin_error(spec, f"latent_shape is {shape!r}; set self.latent_shape in __init__ to the shape of "
@@ -133,8 +130,6 @@ def check_model(spec: ModelSpec, model: GeneratorModel, info: DataInfo, probe: t
                                  f"{difference:.2g} of their range, rounding allows {ROUNDING_TOLERANCE:g}); noise "
                                  "must be an input, never drawn inside forward() (no torch.randn or dropout in the "
                                  "generator)")
-    if probe is not None:
-        check_training_step(spec, model, probe)
 
 
 def generator_of(spec: ModelSpec, model: GeneratorModel) -> nn.Module:
@@ -203,41 +198,6 @@ def check_generator_output(spec, images: torch.Tensor, info: DataInfo, what: str
         low, high = span
         raise plugin_error(spec, f"{what} spans {low:.3g}..{high:.3g}, outside [-1, 1]; end the generator with "
                                  "Tanh (or clamp to [-1, 1])")
-
-
-def check_training_step(spec: ModelSpec, model: GeneratorModel, probe: tuple) -> None:
-    """One training step on a copy of the model: the optimizers and the step's metrics dict."""
-    images, labels = probe
-    trial = copy.deepcopy(model)
-    with torch.random.fork_rng(devices=[]):
-        try:
-            optimizers = trial.optimizers()
-        except Exception as exc:  # noqa: BLE001
-            raise plugin_error(spec, f"optimizers() raised {type(exc).__name__}: {exc}") from None
-        if not (isinstance(optimizers, Mapping) and optimizers
-                and all(isinstance(o, torch.optim.Optimizer) for o in optimizers.values())):
-            raise plugin_error(spec, f"optimizers() returned {type(optimizers).__name__}; return a non-empty dict of "
-                                     "torch.optim optimizers by name, e.g. {'g': Adam(...), 'd': Adam(...)}")
-        ctx = StepContext(optimizers, torch.device("cpu"))
-        trial.train()
-        try:
-            metrics = trial.training_step(images, labels, ctx)
-        except UserError:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            raise plugin_error(spec, f"training_step(images, labels, ctx) raised {type(exc).__name__}: "
-                                     f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
-    check_step_metrics(spec, metrics)
-
-
-def check_step_metrics(spec, metrics) -> None:
-    ok = (isinstance(metrics, Mapping) and metrics
-          and all(isinstance(k, str) and isinstance(v, torch.Tensor) and v.numel() == 1 for k, v in metrics.items()))
-    if not ok:
-        got = type(metrics).__name__ if not isinstance(metrics, Mapping) else repr(
-            {k: type(v).__name__ for k, v in metrics.items()})
-        raise plugin_error(spec, f"training_step returned {got}; return a dict of scalar tensors, "
-                                 "e.g. {'loss': loss.detach()}")
 
 
 def probe_batch(dataset, n: int = PROBE_IMAGES) -> tuple[torch.Tensor, torch.Tensor]:

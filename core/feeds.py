@@ -25,7 +25,7 @@ class GeneratorFeeds:
 
     @classmethod
     def of_run(cls, loaded) -> GeneratorFeeds:
-        """The feeds of a loaded run directory (core/training/run_dir.py LoadedRun)."""
+        """The feeds of a loaded run directory (core/runs/run_dir.py LoadedRun)."""
         return cls(signature_of(loaded.model), loaded.model, loaded.record["train"])
 
     def clean(self, n: int, seed: int = 0) -> torch.Tensor:

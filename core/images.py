@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -58,13 +57,6 @@ def save_grid(images: torch.Tensor, path, nrow: int | None = None, captions=None
     return path
 
 
-def read_metrics(path) -> list[dict]:
-    path = Path(path)
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def smooth(values: np.ndarray, weight: float = 0.9) -> np.ndarray:
     """Exponential moving average (as TensorBoard's smoothing), NaNs carried over."""
     out, last = np.empty_like(values), np.nan
@@ -77,15 +69,15 @@ def smooth(values: np.ndarray, weight: float = 0.9) -> np.ndarray:
 NOT_CURVES = ("step", "epoch", "world_size")  # bookkeeping, not series worth a line
 
 
-def save_loss_curve(metrics_path, out_path, title: str = "training") -> Path | None:
-    """Every scalar series of metrics.jsonl against the step: losses (and other training scalars) on top,
-    throughput below, each raw and smoothed, under a title."""
+def save_loss_curve(records: list[dict], out_path, title: str = "training") -> Path | None:
+    """Every scalar series of a run's metric records (metrics.jsonl's) against the step: losses (and other
+    training scalars) on top, throughput below, each raw and smoothed, under a title."""
     import matplotlib  # lazy: matplotlib takes about 0.5 s to import; only loss curves need it
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt  # lazy: see above
 
-    records = [r for r in read_metrics(metrics_path) if r.get("kind", "train") == "train"]
+    records = [r for r in records if r.get("kind", "train") == "train"]
     if not records:
         return None
     keys = [k for k in records[-1] if k not in NOT_CURVES and isinstance(records[-1][k], int | float)

@@ -51,7 +51,7 @@ Required methods:
   training_step(images, labels, ctx) -> dict[str, Tensor]     one update, scalar metrics
       images  float32 (N, C, H, W) in [-1, 1], on the training device
       labels  int64 (N,): class indices for labelled data, -1 where unlabelled
-      ctx     core/step.py StepContext: ctx.autocast(), ctx.optimize(name, loss),
+      ctx     core/training/step.py StepContext: ctx.autocast(), ctx.optimize(name, loss),
               ctx.frozen(module), ctx.randn(*shape)
       returns a dict of scalar (0-d or one-element) tensors, e.g. {"d_loss": ..., "g_loss": ...}
   generator() -> nn.Module                                     the inference generator:

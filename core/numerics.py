@@ -36,10 +36,6 @@ def relative_difference(a, b) -> float:
     return (a - b).abs().max().item() / scale
 
 
-def same_up_to_rounding(a, b, tolerance: float = ROUNDING_TOLERANCE) -> bool:
-    return relative_difference(a, b) <= tolerance
-
-
 RANGE_TOLERANCE = 1e-3  # images (data, a PyTorch generator's output) may overshoot [-1, 1] by float rounding
 OUTPUT_SLACK = 0.05  # exported variants (int8, fp16) may overshoot [-1, 1] by their rounding, not more
 

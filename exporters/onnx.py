@@ -51,7 +51,7 @@ from genforge.core.flops import count_macs
 from genforge.core.folders import remove_dead_temporaries, run_lock
 from genforge.core.inputs import signature_of
 from genforge.core.numerics import psnr
-from genforge.core.training.run_dir import load_run
+from genforge.core.runs.run_dir import load_run
 from genforge.exporters.precisions import DEFAULT_OPSET, INT8_TARGETS, OPSETS, PRECISIONS
 from genforge.exporters.qdq import tensorrt_qdq_problems
 from genforge.exporters.rewrite import max_difference, rewrite_generator

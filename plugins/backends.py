@@ -15,11 +15,11 @@ from genforge.core.feeds import GeneratorFeeds
 from genforge.core.files import genforge_cache_dir
 from genforge.core.flops import count_macs
 from genforge.core.hardware import cpu_has_bf16
+from genforge.core.runs.run_dir import load_run
 from genforge.core.runtime.onnx import OnnxRuntime
 from genforge.core.runtime.pytorch import to_bf16
 from genforge.core.runtime.tensorrt import EngineRuntime
 from genforge.core.targets import Target
-from genforge.core.training.run_dir import load_run
 
 
 # -- PyTorch ---------------------------------------------------------------------------------

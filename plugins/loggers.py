@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from genforge.core.files import write_atomic
+from genforge.core.runs.run_dir import open_metrics_log
 from genforge.core.training.loggers import Logger
 
 SKIPPED_KEYS = ("kind", "step")
@@ -35,7 +36,7 @@ class JsonlLogger(Logger):
     required = True
 
     def start(self, run_dir, hyperparams, step, state):
-        self.file = (Path(run_dir) / "metrics.jsonl").open("a")
+        self.file = open_metrics_log(run_dir)
 
     def log_metrics(self, record):
         self.file.write(json.dumps(record) + "\n")

@@ -31,7 +31,7 @@ from genforge.core.evaluation.metrics import (
     kernel_distance,
 )
 from genforge.core.model import call_with_labels, capabilities
-from genforge.core.training.checkpoint import check_weights_file
+from genforge.core.runs.checkpoint import check_weights_file
 
 
 def metric_fd(data: EvalInput) -> dict:

@@ -47,7 +47,7 @@ SMALL_MODELS = {
 
 def small_train_config(model="dcgan", dataset="digits", **overrides):
     """A tiny training config (a few steps, narrow networks) for tests that need a run directory."""
-    from genforge.core.training.config import TrainConfig
+    from genforge.core.runs.config import TrainConfig
 
     values = dict(model=model, dataset=dataset, image_size=16, batch_size=16, steps=4, sample_every=2,
                   checkpoint_every=2, log_every=1, model_options=SMALL_MODELS[model],

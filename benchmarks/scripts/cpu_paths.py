@@ -23,7 +23,7 @@ from genforge.core import runtime
 from genforge.core.compute import settle
 from genforge.core.hardware import cpu_flags, cpu_has_bf16, cpu_model
 from genforge.core.numerics import psnr
-from genforge.core.training.config import TrainConfig
+from genforge.core.runs.config import TrainConfig
 from genforge.core.training.trainer import Trainer
 from genforge.exporters.onnx import export_onnx
 

@@ -10,7 +10,6 @@ Run: python benchmarks/scripts/ddp_throughput.py [--model dcgan --image-size 32 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -18,9 +17,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+from genforge.core.runs.run_dir import read_metrics
+
 
 def images_per_second(run: Path) -> float:
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    records = read_metrics(run)
     rates = [r["images_per_s"] for r in records if r["kind"] == "train"][1:]
     return statistics.median(rates)
 

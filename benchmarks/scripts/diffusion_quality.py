@@ -22,7 +22,7 @@ from pathlib import Path
 from genforge import Callback
 from genforge.core.evaluation.scoring import evaluate_run
 from genforge.core.files import write_json
-from genforge.core.training.config import TrainConfig
+from genforge.core.runs.config import TrainConfig
 from genforge.core.training.trainer import Trainer
 
 CGAN_EPOCHS = {"digits": 50, "digits-distorted": 10}

@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from genforge.core.training.config import TrainConfig
+from genforge.core.runs.config import TrainConfig
 from genforge.core.training.trainer import Trainer
 
 OLD_GAN = {"loss": "bce", "spectral_norm": False, "lr": 2e-4, "beta1": 0.5, "beta2": 0.999}

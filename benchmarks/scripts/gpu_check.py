@@ -89,7 +89,7 @@ def run_gpu_tests() -> dict:
 
 
 def train(model: str, precision: str, out: Path, steps: int) -> dict:
-    from genforge.core.training.config import TrainConfig
+    from genforge.core.runs.config import TrainConfig
     from genforge.core.training.trainer import Trainer
 
     config = TrainConfig(model=model, dataset="digits", steps=steps, batch_size=64, device="cuda",

@@ -19,7 +19,7 @@ import onnxruntime as ort
 
 from genforge.app.export import export_gated
 from genforge.core import runtime
-from genforge.core.training.config import TrainConfig
+from genforge.core.runs.config import TrainConfig
 from genforge.core.training.trainer import Trainer
 from genforge.exporters.onnx import psnr
 

@@ -101,13 +101,14 @@ def data_path_rate(dataset, batches: int = 200) -> float:
 
 
 def trainer_rate(folder: Path, runs: Path, threads: int | None) -> float:
-    from genforge.core.training.config import TrainConfig
+    from genforge.core.runs.config import TrainConfig
+    from genforge.core.runs.run_dir import read_metrics
     from genforge.core.training.trainer import Trainer
 
     config = TrainConfig(model="dcgan", dataset="image-folder", data_dir=str(folder), image_size=SIZE, steps=60,
                          sample_every=0, checkpoint_every=0, log_every=10, threads=threads)
     Trainer(config, runs / "rate", overwrite=True, progress=False).fit()
-    records = [json.loads(line) for line in (runs / "rate" / "metrics.jsonl").open()]
+    records = read_metrics(runs / "rate")
     rates = [r["images_per_s"] for r in records if r.get("kind") == "train" and "images_per_s" in r]
     return float(np.median(rates[1:] or rates))
 

@@ -32,7 +32,7 @@ from genforge.core import runtime
 from genforge.core.flops import count_macs
 from genforge.core.hardware import cpu_flags, cpu_model, cpu_peak_gflops
 from genforge.core.inputs import GeneratorSignature
-from genforge.core.training.config import TrainConfig
+from genforge.core.runs.config import TrainConfig
 from genforge.core.training.trainer import Trainer
 
 

@@ -18,7 +18,7 @@ from torch import nn
 from genforge.core.contract import open_dataset
 from genforge.core.evaluation.scoring import evaluate_generator
 from genforge.core.model import GeneratorModel, power_of_two_depth
-from genforge.core.training.config import TrainConfig
+from genforge.core.runs.config import TrainConfig
 from genforge.plugins.blocks import discriminator_tower, generator_tower  # DCGAN's towers, BatchNorm in both
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from plain_cgan import score_plain_cgan  # the script beside this one
 
 from genforge.core.evaluation.scoring import evaluate_run
-from genforge.core.training.config import TrainConfig
+from genforge.core.runs.config import TrainConfig
 from genforge.core.training.trainer import Trainer
 
 MODELS = ("dcgan", "cgan", "vae")

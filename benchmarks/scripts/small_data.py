@@ -13,7 +13,6 @@ Run: python benchmarks/scripts/small_data.py [--dataset digits] [--images 500] [
 
 import argparse
 import dataclasses
-import json
 import time
 from pathlib import Path
 
@@ -24,9 +23,9 @@ from genforge.core.data import ImageTensorDataset
 from genforge.core.evaluation.scoring import evaluate_generator
 from genforge.core.files import write_json
 from genforge.core.hookspecs import hookimpl
+from genforge.core.runs.config import TrainConfig
+from genforge.core.runs.run_dir import load_run, read_metrics
 from genforge.core.specs import DatasetSpec
-from genforge.core.training.config import TrainConfig
-from genforge.core.training.run_dir import load_run
 from genforge.core.training.trainer import Trainer
 
 SOURCE = {"dataset": "digits", "images": 500}
@@ -61,7 +60,7 @@ def train_and_score(mode: str, args) -> dict:
     loaded = load_run(out)
     judged = {**loaded.record["train"], "dataset": args.dataset}  # scored against the full set
     scores = evaluate_generator(loaded.model, loaded.info, judged, n=args.n)
-    last_p = [json.loads(line).get("augment_p") for line in (out / "metrics.jsonl").open() if '"train"' in line]
+    last_p = [r.get("augment_p") for r in read_metrics(out, "train")]
     return {"mode": mode, "train_s": train_s, "final_p": last_p[-1] if last_p else None,
             **{k: v for k, v in scores.items() if isinstance(v, float | int)}}
 

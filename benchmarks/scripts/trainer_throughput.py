@@ -28,7 +28,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from genforge.core.hardware import cpu_flags, cpu_has_bf16, cpu_model, cpu_peak_gflops, fast_cpu_training
-from genforge.core.training.config import TrainConfig
+from genforge.core.runs.config import TrainConfig
 from genforge.core.training.trainer import Trainer
 
 NZ, NGF, NDF, NC, BATCH = 100, 64, 64, 3, 64

@@ -28,8 +28,8 @@ from genforge.core.inputs import signature_of, torch_inputs
 from genforge.core.limits import check_generation
 from genforge.core.model import capabilities, eval_mode, generate
 from genforge.core.restore import MASK_NAME, degraded_inputs, restores
+from genforge.core.runs.run_dir import load_run, read_run_config
 from genforge.core.targets import classify_target
-from genforge.core.training.run_dir import load_run, read_run_config
 
 
 def frechet_distance_of(images: torch.Tensor, info: DataInfo, train_config: dict) -> float:

@@ -13,8 +13,8 @@ from genforge.core.hardware import cpu_has_bf16
 from genforge.core.inputs import call_generator, signature_of, torch_inputs
 from genforge.core.numerics import psnr
 from genforge.core.precision import TABLE, runtime_precisions
+from genforge.core.runs.run_dir import load_run
 from genforge.core.runtime.base import DEVICES, GeneratorRuntime
-from genforge.core.training.run_dir import load_run
 
 TORCH_PRECISIONS = runtime_precisions()
 BF16_MIN_PSNR_DB = TABLE["bf16"].min_psnr_db

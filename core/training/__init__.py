@@ -1,3 +1,3 @@
-"""Training: the loop (trainer.py), what it delegates (callbacks.py, ema.py), its options (config.py), the batch
-order (batches.py), several processes (distributed.py), checkpoints (checkpoint.py) and the run directory
-(run_dir.py, the one owner of config.json and metrics.jsonl)."""
+"""Training: the loop (trainer.py), what it delegates (callbacks.py, ema.py, loggers.py), the step context
+(step.py), augmentation for small data (augment.py), the batch order (batches.py) and several processes
+(distributed.py). What a run directory holds (its options, checkpoints and files) is core/runs/."""

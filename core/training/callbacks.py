@@ -32,6 +32,7 @@ from genforge.core.evaluation.scoring import evaluate_generator
 from genforge.core.images import save_loss_curve
 from genforge.core.progress import progress
 from genforge.core.registry import get_registry
+from genforge.core.runs.run_dir import read_metrics
 from genforge.core.training.distributed import checksum, gather
 from genforge.core.training.loggers import Logger, logger_names, warn
 
@@ -131,7 +132,7 @@ class MetricsLog(Callback):
             if trainer.placement.main and len(set(checksums)) != 1:
                 raise RuntimeError(f"the processes ended with different weights ({checksums}); this is a bug")
         if trainer.placement.main:
-            save_loss_curve(trainer.out / "metrics.jsonl", trainer.out / "loss.png",
+            save_loss_curve(read_metrics(trainer.out), trainer.out / "loss.png",
                             f"{trainer.config.model} on {trainer.config.dataset}: training to step {trainer.step}")
 
 

@@ -32,7 +32,7 @@ from genforge.core.errors import UserError
 from genforge.core.files import write_atomic
 
 if TYPE_CHECKING:
-    from genforge.core.training.config import TrainConfig
+    from genforge.core.runs.config import TrainConfig
 
 DEFAULT_TIMEOUT_S = 300  # a collective waiting longer than this ends the run instead of hanging
 

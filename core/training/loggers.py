@@ -73,8 +73,8 @@ def check_loggers(log_to) -> None:
 def log_artifacts(run_dir, paths) -> None:
     """Files made from a finished run (exports) handed to the run's loggers that keep files (e.g. MLflow), in the
     logger's run as the last checkpoint left it. A failure is a warning: the files are written already."""
-    from genforge.core.training import checkpoint as ckpt
-    from genforge.core.training.run_dir import read_run_config
+    from genforge.core.runs import checkpoint as ckpt
+    from genforge.core.runs.run_dir import read_run_config
 
     run_dir = Path(run_dir)
     train = read_run_config(run_dir)["train"]

@@ -35,15 +35,14 @@ from genforge.core.inputs import signature_of, torch_inputs
 from genforge.core.model import GeneratorModel, generate, make_config
 from genforge.core.registry import get_registry
 from genforge.core.restore import comparison_grid, restore, restores
+from genforge.core.runs import checkpoint as ckpt
+from genforge.core.runs import run_dir
+from genforge.core.runs.checkpoint import rng_state, set_rng_state
+from genforge.core.runs.config import TrainConfig, check_precision, default_precision, resolve_device
 from genforge.core.signals import StopSignals
-from genforge.core.step import StepContext
-from genforge.core.training import checkpoint as ckpt
-from genforge.core.training import run_dir
 from genforge.core.training.augment import Augmentation, resolve_mode
 from genforge.core.training.batches import BatchSampler
 from genforge.core.training.callbacks import Callback, Loggers, callbacks_in_order, callbacks_state, restore_callbacks
-from genforge.core.training.checkpoint import rng_state, set_rng_state
-from genforge.core.training.config import TrainConfig, check_precision, default_precision, resolve_device
 from genforge.core.training.distributed import (
     barrier,
     broadcast_state,
@@ -54,6 +53,7 @@ from genforge.core.training.distributed import (
 )
 from genforge.core.training.ema import EMA
 from genforge.core.training.loggers import check_loggers
+from genforge.core.training.step import StepContext, check_training_step
 
 GRID_RESTORED = 8  # clean images a restoration model's grids show restored
 
@@ -97,7 +97,9 @@ class Trainer:
         self.sampler = BatchSampler(dataset, config.batch_size, config.seed, self.placement)
         torch.manual_seed(config.seed)
         self.spec = get_registry().model(config.model)
-        self.model = build_model(self.spec, self.info, config.model_options, probe=probe_batch(dataset))
+        probe = probe_batch(dataset)
+        self.model = build_model(self.spec, self.info, config.model_options, probe=probe)
+        check_training_step(self.spec, self.model, probe)
         typed = {key: getattr(self.model.config, key) for key in config.model_options}
         self.config = config = dataclasses.replace(config, model_options=typed)  # config.json stores them typed
         if config.sync_batchnorm:
@@ -212,7 +214,7 @@ class Trainer:
     def _check_model_config(self, recorded: dict) -> None:
         """config.json's model_config is what sample, evaluate and export will build: it must be the model this
         resume trains, checked now rather than after training."""
-        path = self.out / "config.json"
+        path = run_dir.config_path(self.out)
         try:
             config = make_config(type(self.model.config), recorded)
         except UserError as exc:
@@ -226,10 +228,10 @@ class Trainer:
 
     def _truncate_log(self, step: int) -> None:
         """metrics.jsonl back to `step`; damaged lines are said once, before training, as they are dropped."""
-        damaged = run_dir.truncate_log(self.out / "metrics.jsonl", step)
+        damaged = run_dir.truncate_log(self.out, step)
         if damaged:
             shown = ", ".join(map(str, damaged[:5])) + (f" and {len(damaged) - 5} more" if len(damaged) > 5 else "")
-            warnings.warn(f"{self.out / 'metrics.jsonl'}: line(s) {shown} were damaged (not JSON records) and were "
+            warnings.warn(f"{run_dir.metrics_path(self.out)}: line(s) {shown} were damaged (not JSON records) and were "
                           "dropped; the loss curve will lack those steps", stacklevel=2)
 
     # -- the loop ------------------------------------------------------------------------

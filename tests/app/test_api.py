@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 import genforge
 from genforge.core.errors import UserError
-from genforge.core.training import checkpoint as ckpt
+from genforge.core.runs import checkpoint as ckpt
 
 OPTIONS = {"steps": 12, "image_size": 16, "batch_size": 16, "checkpoint_every": 6, "sample_every": 6,
            "seed": 5, "threads": 1}

@@ -108,7 +108,7 @@ def test_one_rule_for_a_thread_count_everywhere(bad, tmp_path):
     """The Python API, pipeline files and the training options refuse the same counts in one line."""
     import genforge
     from genforge.core.errors import UserError
-    from genforge.core.training.config import config_from_dict
+    from genforge.core.runs.config import config_from_dict
 
     for call in (lambda: genforge.sample(tmp_path, threads=bad), lambda: genforge.evaluate(tmp_path, threads=bad),
                  lambda: genforge.bench(tmp_path, threads=bad),

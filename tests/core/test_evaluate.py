@@ -113,7 +113,7 @@ def test_evaluate_cli_on_run_and_onnx(train_small, tmp_path, genforge_cli):
 
 
 def test_trainer_keeps_the_best_checkpoint(train_small, tmp_path):
-    from genforge.core.training import checkpoint as ckpt
+    from genforge.core.runs import checkpoint as ckpt
 
     trainer = train_small(tmp_path / "run", steps=6, eval_every=2, eval_samples=100)
     evals = [json.loads(line) for line in (trainer.out / "metrics.jsonl").read_text().splitlines()

@@ -18,7 +18,7 @@ def test_every_layer_offers_exactly_the_rows_that_have_its_column():
     from genforge.app.cli_bench import bench_run
     from genforge.app.cli_export import export_onnx_command
     from genforge.core.runtime.pytorch import BF16_MIN_PSNR_DB, TORCH_PRECISIONS
-    from genforge.core.step import AUTOCAST_DTYPES
+    from genforge.core.training.step import AUTOCAST_DTYPES
     from genforge.exporters.precisions import PRECISIONS
 
     assert choices(train, "precision") == table.training_precisions() == tuple(AUTOCAST_DTYPES)
@@ -32,7 +32,7 @@ def test_every_layer_offers_exactly_the_rows_that_have_its_column():
 def test_the_training_rule_for_cuda_only_precisions_comes_from_the_table(monkeypatch):
     import torch
 
-    from genforge.core.training.config import check_precision
+    from genforge.core.runs.config import check_precision
 
     with pytest.raises(UserError, match="fp16 training needs CUDA"):
         check_precision("fp16", torch.device("cpu"))

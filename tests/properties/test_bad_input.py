@@ -25,7 +25,7 @@ from onnx import TensorProto, helper
 
 from genforge.core import runtime
 from genforge.core.errors import UserError
-from genforge.core.training import checkpoint as ckpt
+from genforge.core.runs import checkpoint as ckpt
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ import pytest
 from helpers import TINY, copy_run, fingerprint, one_line, refused, run_genforge
 
 from genforge.core.errors import UserError
-from genforge.core.training import checkpoint as ckpt
+from genforge.core.runs import checkpoint as ckpt
 
 
 # -- faults: a full disk, read-only places, two writers, signals, kill -9 ----------------------------------

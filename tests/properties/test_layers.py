@@ -1,12 +1,19 @@
-"""The package's layers stay as designed: each imports only the layers it may, and no module imports in a cycle.
+"""The package's layers stay as designed: each imports only the layers it may, the kernel's wings import each
+other in one direction, and no module imports in a cycle.
 
+    front door   the package root (genforge/__init__.py): its lazy table names anything; every layer may import it
     application  app/, genforge.testing, genforge.pytest_plugin, __main__   may import anything
     benchmarks   benchmarks/ (the library; scripts/ stands apart)  kernel, exporters
     plugins      plugins/                                           kernel
     exporters    exporters/                                         kernel, but no evaluation (no metric)
-    kernel       core/ (training/, evaluation/, runtime/), the package root   kernel only, and no click
+    kernel       core/                                              kernel only, and no click
 
-Every import counts, at module top or inside a function, so laziness cannot hide a violation.
+The kernel's wings, in the only order they may import each other (and the rest of core/, their base):
+training -> evaluation -> runtime -> runs (core/training/, core/evaluation/, core/runtime/, core/runs/).
+
+Every import counts, at module top or inside a function, and so does a string that names a genforge module
+(a lazy table, an importlib call), so neither laziness nor indirection can hide a violation;
+STRING_IMPORTS_ALLOWED lists the few strings that are meant to reach across, each with its reason.
 """
 
 import ast
@@ -17,11 +24,19 @@ REPO = Path(__file__).resolve().parents[2]
 PACKAGE_DIRS = ("core", "plugins", "exporters", "benchmarks", "app")
 ROOT_MODULES = ("__init__.py", "__main__.py", "testing.py", "pytest_plugin.py")
 MAY_IMPORT = {
-    "kernel": {"kernel"},
-    "exporters": {"kernel", "exporters"},
-    "plugins": {"kernel", "plugins"},
-    "benchmarks": {"kernel", "exporters", "benchmarks"},
-    "application": {"kernel", "exporters", "plugins", "benchmarks", "application"},
+    "kernel": {"kernel", "front door"},
+    "exporters": {"kernel", "exporters", "front door"},
+    "plugins": {"kernel", "plugins", "front door"},
+    "benchmarks": {"kernel", "exporters", "benchmarks", "front door"},
+    "application": {"kernel", "exporters", "plugins", "benchmarks", "application", "front door"},
+    "front door": {"kernel", "exporters", "plugins", "benchmarks", "application", "front door"},
+}
+WINGS = ("core.training", "core.evaluation", "core.runtime", "core.runs")  # the order they may import in
+STRING_IMPORTS_ALLOWED = {
+    ("genforge.core.registry", "genforge.plugins.builtin"):
+        "the built-in plugins are found by name and register through the same hooks as a third party's",
+    ("genforge.core.precision", "genforge.exporters.convert"):
+        "a precision's row names its ONNX converter, loaded only by the exporter",
 }
 MUST_NOT_IMPORT = {  # layer -> module prefixes it never imports, genforge's or third-party
     "kernel": ("click",),
@@ -36,6 +51,8 @@ def module_name(root: Path, path: Path) -> str:
 
 
 def layer(module: str) -> str:
+    if module == "genforge":
+        return "front door"
     if module.startswith("genforge.app") or module in ("genforge.testing", "genforge.pytest_plugin",
                                                        "genforge.__main__"):
         return "application"
@@ -52,12 +69,17 @@ def package_files(root: Path) -> list[Path]:
     return files
 
 
-def imported_names(path: Path, modules: set[str]) -> set[str]:
+def imported_names(path: Path, modules: set[str], strings: bool = True) -> set[str]:
     """Every module `path` imports, genforge's and third-party (`from genforge.x import name` counts as
-    genforge.x.name when that is a module, else genforge.x)."""
+    genforge.x.name when that is a module, else genforge.x), and with `strings` every genforge module a
+    string constant names ("genforge.x.y" or "genforge.x.y:attribute")."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
+        if strings and isinstance(node, ast.Constant) and isinstance(node.value, str):
+            named = node.value.split(":")[0]
+            if named in modules and named != "genforge":
+                found.add(named)
+        elif isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             found |= {f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in modules else node.module
@@ -65,11 +87,15 @@ def imported_names(path: Path, modules: set[str]) -> set[str]:
     return found
 
 
-def import_graph(root: Path, third_party: bool = False) -> dict[str, set[str]]:
+def import_graph(root: Path, third_party: bool = False, strings: bool = True) -> dict[str, set[str]]:
     files = package_files(root)
     modules = {module_name(root, f) for f in files}
-    return {module_name(root, f): {m for m in imported_names(f, modules) if third_party or m in modules}
-            for f in files}
+    graph = {}
+    for f in files:
+        module = module_name(root, f)
+        graph[module] = {m for m in imported_names(f, modules, strings) if third_party or m in modules}
+        graph[module] -= {target for (source, target) in STRING_IMPORTS_ALLOWED if source == module}
+    return graph
 
 
 def layer_violations(root: Path) -> list[str]:
@@ -103,12 +129,28 @@ def import_cycles(root: Path) -> list[list[str]]:
     return cycles
 
 
+def wing(module: str) -> str | None:
+    return next((w for w in WINGS if module.startswith(f"genforge.{w}")), None)
+
+
+def wing_violations(root: Path) -> list[str]:
+    """Imports from a wing to one before it in WINGS (a wing importing back), which would close a cycle
+    between wings."""
+    return sorted(f"{module} ({wing(module)}) imports {target} ({wing(target)})"
+                  for module, targets in import_graph(root).items() for target in targets
+                  if wing(module) and wing(target) and WINGS.index(wing(target)) < WINGS.index(wing(module)))
+
+
 def test_layers_hold():
     assert layer_violations(REPO) == []
 
 
 def test_no_import_cycles():
     assert import_cycles(REPO) == []
+
+
+def test_the_kernels_wings_import_in_one_direction():
+    assert wing_violations(REPO) == []
 
 
 def planted_copy(tmp_path) -> Path:
@@ -128,15 +170,24 @@ def plant(path: Path, code: str) -> None:
 def test_the_check_catches_each_kind_of_violation(tmp_path):
     copy = planted_copy(tmp_path)
     plant(copy / "core" / "model.py", "from genforge.app.cli import cli")
-    plant(copy / "core" / "training" / "config.py", "import click")
+    plant(copy / "core" / "runs" / "config.py", "import click")
     plant(copy / "exporters" / "onnx.py", "from genforge.core.evaluation.metrics import frechet_distance")
     plant(copy / "benchmarks" / "measure.py", "from genforge.plugins.backends import TorchBackend")
     assert layer_violations(copy) == [
         "genforge.benchmarks.measure (benchmarks) imports genforge.plugins.backends (plugins)",
         "genforge.core.model (kernel) imports genforge.app.cli (application)",
-        "genforge.core.training.config (kernel) imports click",
+        "genforge.core.runs.config (kernel) imports click",
         "genforge.exporters.onnx (exporters) imports genforge.core.evaluation.metrics",
     ]
+
+
+def test_the_check_catches_a_string_import_and_a_wing_importing_back(tmp_path):
+    copy = planted_copy(tmp_path)
+    plant(copy / "core" / "model.py", 'importlib.import_module("genforge.app.api")')
+    plant(copy / "core" / "runs" / "run_dir.py", "from genforge.core.evaluation.scoring import evaluate_run")
+    assert layer_violations(copy) == ["genforge.core.model (kernel) imports genforge.app.api (application)"]
+    assert wing_violations(copy) == [
+        "genforge.core.runs.run_dir (core.runs) imports genforge.core.evaluation.scoring (core.evaluation)"]
 
 
 def test_the_check_catches_a_cycle(tmp_path):
@@ -163,8 +214,8 @@ def test_readme_layout_names_every_module():
     readme = (REPO / "README.md").read_text()
     layout = readme[readme.index("## Layout"):]
     layout = layout[:layout.index("\n## ")] if "\n## " in layout else layout
-    for folder in ("core", "core/training", "core/evaluation", "core/runtime", "app", "exporters", "plugins",
-                   "benchmarks", "benchmarks/scripts"):
+    for folder in ("core", "core/training", "core/evaluation", "core/runtime", "core/runs", "app", "exporters",
+                   "plugins", "benchmarks", "benchmarks/scripts"):
         assert f"{folder}/" in layout, f"README's Layout does not name {folder}/"
         for path in sorted((REPO / folder).glob("*.py")):
             if path.name != "__init__.py":

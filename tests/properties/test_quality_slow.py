@@ -6,7 +6,7 @@ import json
 import pytest
 
 from genforge.core.evaluation.scoring import evaluate_target
-from genforge.core.training.config import TrainConfig
+from genforge.core.runs.config import TrainConfig
 from genforge.core.training.trainer import Trainer
 
 pytestmark = pytest.mark.slow

@@ -18,7 +18,7 @@ import torch
 from helpers import TINY, copy_run, one_line, refused, run_genforge, sample_plugin
 from PIL import Image
 
-from genforge.core.training import checkpoint as ckpt
+from genforge.core.runs import checkpoint as ckpt
 
 
 # -- data loss -----------------------------------------------------------------------------------------

@@ -7,8 +7,8 @@ import pytest
 import torch
 from helpers import refused
 
-from genforge.core.step import StepContext
 from genforge.core.training.augment import OPERATIONS, Augmentation, colour, cutout, resolve_mode, translate
+from genforge.core.training.step import StepContext
 
 
 @pytest.mark.parametrize("operation", OPERATIONS, ids=lambda op: op.__name__)
@@ -96,8 +96,8 @@ def test_the_default_follows_the_dataset_size_and_only_for_models_that_augment()
 
 
 def test_the_run_records_its_augmentation_and_logs_its_strength_and_resume_continues_it(tmp_path, train_small):
-    from genforge.core.training.config import resumed_config
-    from genforge.core.training.run_dir import read_run_config
+    from genforge.core.runs.config import resumed_config
+    from genforge.core.runs.run_dir import read_run_config
     from genforge.core.training.trainer import Trainer
 
     out = tmp_path / "run"

@@ -10,7 +10,7 @@ import time
 import pytest
 from helpers import sample_plugin
 
-from genforge.core.training import checkpoint as ckpt
+from genforge.core.runs import checkpoint as ckpt
 from genforge.core.training.callbacks import Callback
 from genforge.core.training.trainer import Trainer
 

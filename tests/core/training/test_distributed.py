@@ -13,7 +13,7 @@ import torch
 from helpers import assert_one_line_error, sample_plugin
 
 from genforge.core.contract import open_dataset
-from genforge.core.training import checkpoint as ckpt
+from genforge.core.runs import checkpoint as ckpt
 from genforge.core.training.batches import BatchSampler
 from genforge.core.training.distributed import Placement
 
@@ -84,7 +84,7 @@ def worker_pids(parent: int) -> dict[int, int]:
         except OSError:
             continue
         env = dict(item.split(b"=", 1) for item in environ if b"=" in item)
-        if b"genforge.app.cli" in cmdline and b"RANK" in env and b"TORCHELASTIC_RUN_ID" in env:
+        if b"-m\0genforge\0train" in cmdline and b"RANK" in env and b"TORCHELASTIC_RUN_ID" in env:
             if is_descendant(int(entry.name), parent):
                 found[int(env[b"RANK"])] = int(entry.name)
     return found

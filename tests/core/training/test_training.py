@@ -13,9 +13,9 @@ from PIL import Image
 from genforge.core import runtime
 from genforge.core.errors import TrainingDiverged
 from genforge.core.model import generate
-from genforge.core.training import checkpoint as ckpt
+from genforge.core.runs import checkpoint as ckpt
+from genforge.core.runs.run_dir import load_run
 from genforge.core.training.ema import EMA
-from genforge.core.training.run_dir import load_run
 from genforge.core.training.trainer import Trainer
 
 

@@ -18,15 +18,40 @@ from genforge.core.files import read_json, write_atomic, write_json
 from genforge.core.model import with_sampling
 from genforge.core.registry import get_registry
 from genforge.core.specs import ModelSpec
-from genforge.core.training import checkpoint as ckpt
-from genforge.core.training.config import config_from_dict
+from genforge.core.runs import checkpoint as ckpt
+from genforge.core.runs.config import config_from_dict
+
+
+CONFIG_FILE, METRICS_FILE = "config.json", "metrics.jsonl"
+
+
+def config_path(run_dir) -> Path:
+    return Path(run_dir) / CONFIG_FILE
+
+
+def metrics_path(run_dir) -> Path:
+    return Path(run_dir) / METRICS_FILE
+
+
+def open_metrics_log(run_dir):
+    """metrics.jsonl opened for appending records (the jsonl logger's file)."""
+    return metrics_path(run_dir).open("a")
+
+
+def read_metrics(run_dir, kind: str | None = None) -> list[dict]:
+    """metrics.jsonl's records (of one kind: train, eval, lr, ...), oldest first; none before the first log."""
+    path = metrics_path(run_dir)
+    if not path.exists():
+        return []
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return records if kind is None else [r for r in records if r.get("kind", "train") == kind]
 
 
 def read_run_config(run_dir) -> dict:
     run_dir = Path(run_dir)
     if not run_dir.exists():
         raise UserError(f"{run_dir} does not exist; pass a run directory made by `genforge train`")
-    path = run_dir / "config.json"
+    path = config_path(run_dir)
     if not path.is_file():
         raise UserError(f"{run_dir} is not a genforge run (no config.json); pass a folder made by `genforge train`")
     record = read_json(path, "run config", "the run cannot be opened")
@@ -108,7 +133,7 @@ def load_run(run_dir, checkpoint: str | None = None, ema: bool | None = None, de
     return LoadedRun(Path(run_dir), record, info, model, path, loaded.step, ema, spec)
 
 
-RUN_FILES = ("config.json", "checkpoints", "samples", "metrics.jsonl", "samples.png", "loss.png")
+RUN_FILES = (CONFIG_FILE, "checkpoints", "samples", METRICS_FILE, "samples.png", "loss.png")
 
 
 def run_files() -> tuple[str, ...]:
@@ -119,11 +144,12 @@ def run_files() -> tuple[str, ...]:
 OVERWRITE_FIX = "choose another --out, or move your files out of it first"
 
 
-def truncate_log(path: Path, step: int) -> list[int]:
+def truncate_log(run_dir, step: int) -> list[int]:
     """Drop metrics.jsonl records after `step` (logged after the checkpoint a resumed run goes back to).
 
     Returns the numbers of the damaged lines dropped (not JSON records), besides a last line cut short by a
     kill, which is expected and dropped silently."""
+    path = metrics_path(run_dir)
     if not path.exists():
         return []
     kept, damaged = [], []
@@ -148,4 +174,4 @@ def write_run_config(out: Path, run_id: str, config, model, info: DataInfo) -> N
     record = {"genforge_version": __version__, "run_id": run_id, "train": dataclasses.asdict(config),
               "model_config": dataclasses.asdict(model.config), "data_info": info.as_dict(),
               "latent_shape": list(model.latent_shape), "conditional": model.conditional}
-    write_json(Path(out) / "config.json", record)
+    write_json(config_path(out), record)

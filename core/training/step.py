@@ -1,12 +1,19 @@
-"""The context a model's training step runs in: autocast, backward, optimizer steps, scaling."""
+"""The context a model's training step runs in (autocast, backward, optimizer steps, scaling, augmentation), and
+the contract check that runs one step of a new model before training starts."""
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping
 from contextlib import contextmanager, nullcontext
 
 import torch
 
+from genforge.core.contract import plugin_error
+from genforge.core.errors import UserError
+from genforge.core.model import GeneratorModel
 from genforge.core.precision import TABLE, training_precisions
+from genforge.core.specs import ModelSpec
 from genforge.core.training.augment import Augmentation
 from genforge.core.training.distributed import average_gradients
 
@@ -79,3 +86,38 @@ class StepContext:
             if name in self.scalers:
                 self.scalers[name].load_state_dict(saved)
         self.augmentation.load_state_dict(state.get("augmentation", {}))
+
+
+def check_training_step(spec: ModelSpec, model: GeneratorModel, probe: tuple) -> None:
+    """One training step on a copy of the model: the optimizers and the step's metrics dict."""
+    images, labels = probe
+    trial = copy.deepcopy(model)
+    with torch.random.fork_rng(devices=[]):
+        try:
+            optimizers = trial.optimizers()
+        except Exception as exc:  # noqa: BLE001
+            raise plugin_error(spec, f"optimizers() raised {type(exc).__name__}: {exc}") from None
+        if not (isinstance(optimizers, Mapping) and optimizers
+                and all(isinstance(o, torch.optim.Optimizer) for o in optimizers.values())):
+            raise plugin_error(spec, f"optimizers() returned {type(optimizers).__name__}; return a non-empty dict of "
+                                     "torch.optim optimizers by name, e.g. {'g': Adam(...), 'd': Adam(...)}")
+        ctx = StepContext(optimizers, torch.device("cpu"))
+        trial.train()
+        try:
+            metrics = trial.training_step(images, labels, ctx)
+        except UserError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise plugin_error(spec, f"training_step(images, labels, ctx) raised {type(exc).__name__}: "
+                                     f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+    check_step_metrics(spec, metrics)
+
+
+def check_step_metrics(spec, metrics) -> None:
+    ok = (isinstance(metrics, Mapping) and metrics
+          and all(isinstance(k, str) and isinstance(v, torch.Tensor) and v.numel() == 1 for k, v in metrics.items()))
+    if not ok:
+        got = type(metrics).__name__ if not isinstance(metrics, Mapping) else repr(
+            {k: type(v).__name__ for k, v in metrics.items()})
+        raise plugin_error(spec, f"training_step returned {got}; return a dict of scalar tensors, "
+                                 "e.g. {'loss': loss.detach()}")
