@@ -11,8 +11,8 @@ The plugin surface has one front door:
 with, for backend plugins, PreparedCall, load_run, signature_of and torch_inputs; for training,
 Callback (core/training/callbacks.py) and Logger (core/training/loggers.py), with LoggerSpec.
 
-The Python API (app/api.py) is here too: train, Run, sample, evaluate, export, bench, run_pipeline,
-and load (core/runtime/load.py) for any artifact.
+The Python API is here too: train, Run, sample, evaluate, export, bench (app/api.py), run_pipeline
+(app/pipeline.py), and load (core/runtime/load.py) for any artifact.
 
 Names that need torch are imported on first use (module __getattr__), so `import genforge` and
 `genforge --help` stay fast.
@@ -55,7 +55,7 @@ _LAZY = {  # name -> module that defines it (imports torch)
     "evaluate": "genforge.app.api",
     "export": "genforge.app.api",
     "bench": "genforge.app.api",
-    "run_pipeline": "genforge.app.api",
+    "run_pipeline": "genforge.app.pipeline",
 }
 
 __all__ = ["__version__", "hookimpl", "UserError", "GenforgeError", "ModelSpec", "DatasetSpec", "MetricSpec",

@@ -28,18 +28,18 @@ from genforge.core.arguments import (
     check_export_options,
     flag,
     known_keywords,
-    number,
     options_dict,
     path_of,
     plain,
     text,
     whole,
 )
-from genforge.core.compute import check_threads, settle
+from genforge.core.compute import settle
 from genforge.core.errors import UserError
 from genforge.core.files import check_output_dir, check_output_file, read_toml
-from genforge.core.limits import MAX_BATCH, MAX_SECONDS, MAX_SEED, check_generation
-from genforge.core.precision import TABLE, runtime_precisions
+from genforge.core.limits import MAX_SEED, check_generation
+from genforge.core.precision import REFERENCE, TABLE, runtime_precisions
+from genforge.exporters.precisions import export_file_name
 
 
 def read_config_file(path) -> dict:
@@ -171,7 +171,7 @@ def evaluate(target, n: int = 2000, metrics=None, checkpoint=None, ema=None, dat
                                   threads=compute.threads))
 
 
-def export_onnx_file(run, out, precision: str = "fp32", target: str = "cpu", overwrite: bool = False,
+def export_onnx_file(run, out, precision: str = REFERENCE, target: str = "cpu", overwrite: bool = False,
                      **options):
     """Export a run's generator to `out` (.onnx) with the quality gate, then hand the file to the run's loggers
     that keep files; returns the ExportReport (checks against PyTorch, quality). `genforge export onnx`."""
@@ -188,7 +188,7 @@ def export_onnx_file(run, out, precision: str = "fp32", target: str = "cpu", ove
     return report
 
 
-def export(run, format: str = "onnx", out=None, precision: str = "fp32", target: str = "cpu", overwrite=False,
+def export(run, format: str = "onnx", out=None, precision: str = REFERENCE, target: str = "cpu", overwrite=False,
            **options) -> Path:
     """Export a run's generator and return the file: format "onnx" (options: checkpoint, opset, batch, ema,
     rewrite, force, max_fd_increase, quality_samples, sampling, threads) or "tensorrt" (an engine built from a
@@ -202,8 +202,7 @@ def export(run, format: str = "onnx", out=None, precision: str = "fp32", target:
     out, overwrite = path_of(out, "out", optional=True), flag(overwrite, "overwrite")
     text(precision, "precision"), text(target, "target")
     suffix = ".onnx" if format == "onnx" else ".engine"
-    int8_for = f"-{target}" if precision == "int8" and target != "cpu" else ""
-    out = Path(out) if out is not None else run_dir.parent / f"{run_dir.name}-{precision}{int8_for}{suffix}"
+    out = Path(out) if out is not None else run_dir.parent / export_file_name(run_dir.name, precision, target, suffix)
     if format == "onnx":
         export_onnx_file(run_dir, out, precision, target, overwrite, **options)
         return out
@@ -225,7 +224,8 @@ def export(run, format: str = "onnx", out=None, precision: str = "fp32", target:
 
 
 def bench(targets, backends=None, batches=(1, 8, 64), warmup_s: float = 0.5, min_iters: int = 10,
-          duration_s: float = 2.0, threads: int | None = None, precision: str = "fp32", progress=None) -> BenchReport:
+          duration_s: float = 2.0, threads: int | None = None, precision: str = REFERENCE,
+          progress=None) -> BenchReport:
     """Time each target (runs, run directories, .onnx, .engine) on each backend (names, or None for every one
     that fits) and batch size; the report holds every raw sample."""
     from genforge.benchmarks.measure import Settings, run_benchmarks
@@ -234,12 +234,8 @@ def bench(targets, backends=None, batches=(1, 8, 64), warmup_s: float = 0.5, min
     paths = [path_of(t, "targets") for t in many]
     if not paths:
         raise UserError("targets= is empty; give at least one (a run directory, an .onnx or an .engine)")
-    if isinstance(batches, int | str) or not isinstance(batches, list | tuple) or not batches:
-        raise UserError(f"batches={batches!r} must be a list of batch sizes, like [1, 8, 64]")
-    sizes = tuple(whole(b, "batches", 1, MAX_BATCH) for b in batches)
-    warmup_s = number(warmup_s, "warmup_s", 0, MAX_SECONDS)
-    duration_s = number(duration_s, "duration_s", 0, MAX_SECONDS, low_open=True)
-    min_iters, threads = whole(min_iters, "min_iters", 2, 1_000_000), check_threads(threads)
+    settings = Settings.checked("bench()", lambda key: f"{key}=", batches=batches, warmup_s=warmup_s,
+                                min_iters=min_iters, duration_s=duration_s, threads=threads)
     if progress is not None and not callable(progress):
         raise UserError(f"progress={progress!r} must be a function taking one line of text, or None")
     if backends is not None and not isinstance(backends, str | list | tuple):
@@ -249,50 +245,9 @@ def bench(targets, backends=None, batches=(1, 8, 64), warmup_s: float = 0.5, min
         raise UserError(f"unknown precision {precision!r} for benchmarking run directories; use "
                         f"{' or '.join(runtime_precisions())}")
     backend = TABLE[precision].bench_backend  # the backend that times a run directory in this precision
-    if backend != TABLE["fp32"].bench_backend:
-        names = [(backend if n == TABLE["fp32"].bench_backend else n) for n in names] if names else [backend]
-    settings = Settings(sizes, warmup_s, min_iters, duration_s, threads)  # run_benchmarks settles the count
+    if backend != TABLE[REFERENCE].bench_backend:
+        names = [(backend if n == TABLE[REFERENCE].bench_backend else n) for n in names] if names else [backend]
     return BenchReport(run_benchmarks(paths, names, settings, progress=progress))
-
-
-@dataclass
-class PipelineResult:
-    """The report folder `genforge run` wrote (index.html, report.md, report.json, the run, the .onnx files)."""
-
-    folder: Path
-    report: dict
-
-    def __repr__(self) -> str:
-        from genforge.app.report import summary_line
-
-        return f"{summary_line(self.report)}\nreport: {self.folder / 'index.html'}"
-
-    def _repr_html_(self) -> str:
-        pictures = "".join(inline_png((self.folder / name).read_bytes(), name)
-                           for name in ("precisions.png", "speed.png") if (self.folder / name).exists())
-        return f"<p>{repr(self).splitlines()[0]}</p>{pictures}"
-
-
-def run_pipeline(pipeline=None, out=None, overwrite: bool = False, threads: int | None = None,
-                 echo=print, model: str | None = None) -> PipelineResult:
-    """The main job (`genforge run`): train, evaluate, export, benchmark, report. pipeline: a PIPELINE.toml
-    path, or None for the default on the embedded digits; model: train this model instead (with its own
-    default options)."""
-    import json
-
-    from genforge.app.pipeline import load_pipeline
-    from genforge.app.pipeline import run_pipeline as run_job
-
-    pipeline, out = path_of(pipeline, "pipeline", optional=True), path_of(out, "out", optional=True)
-    threads, overwrite = check_threads(threads), flag(overwrite, "overwrite")
-    model = text(model, "model", optional=True)
-    config = load_pipeline(pipeline, model)
-    if out is not None:
-        config["out"] = str(out)
-    if threads:
-        config["threads"] = threads
-    folder = run_job(config, overwrite=overwrite, echo=echo)
-    return PipelineResult(folder, json.loads((folder / "report.json").read_text()))
 
 
 @dataclass
@@ -334,17 +289,17 @@ class Run:
 
         return read_metrics(self.path, kind)
 
-    def sample(self, n: int = 64, labels=None, seed: int = 0, checkpoint=None, ema=None) -> Samples:
+    def sample(self, n: int = 64, labels=None, seed: int = 0, checkpoint=None, ema=None, threads=None) -> Samples:
         """n images from this run (genforge.sample): labels a class or a list cycled over them (conditional
         models), checkpoint a folder under checkpoints/ (default: the latest), ema the EMA weights or not."""
-        return sample(self.path, n, labels, seed, checkpoint, ema)
+        return sample(self.path, n, labels, seed, checkpoint, ema, threads=threads)
 
-    def evaluate(self, n: int = 2000, metrics=None, checkpoint=None, ema=None, seed: int = 0) -> Scores:
+    def evaluate(self, n: int = 2000, metrics=None, checkpoint=None, ema=None, seed: int = 0, threads=None) -> Scores:
         """Scores of n generated images (genforge.evaluate): FD and its floor, KID, class accuracy where labelled;
         metrics names others (a list, or comma-separated)."""
-        return evaluate(self.path, n, metrics, checkpoint, ema, seed=seed)
+        return evaluate(self.path, n, metrics, checkpoint, ema, seed=seed, threads=threads)
 
-    def export(self, format: str = "onnx", out=None, precision: str = "fp32", **options) -> Path:
+    def export(self, format: str = "onnx", out=None, precision: str = REFERENCE, **options) -> Path:
         """The generator as a file (genforge.export): "onnx" in fp32, fp16 or int8 behind the quality gate, or
         "tensorrt"; returns its path (default: beside the run directory)."""
         return export(self, format, out, precision, **options)

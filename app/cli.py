@@ -68,7 +68,7 @@ def _explicit(ctx, names):
 @click.option("--model", default="dcgan", show_default=True, help="Model plugin (see `genforge models`).")
 @click.option("--dataset", default="digits", show_default=True, help="Dataset plugin (see `genforge datasets`).")
 @click.option("--data-dir", type=click.Path(), help="Folder of the dataset's files.")
-@click.option("--epochs", type=int, help="Passes over the train split (default 5).")
+@click.option("--epochs", type=int, help="Passes over the train split (default: 5, and at least 1,000 steps).")
 @click.option("--steps", type=int, help="Training steps (instead of --epochs).")
 @click.option("--batch-size", default=64, show_default=True, type=int)
 @click.option("--image-size", default=32, show_default=True, type=int)
@@ -298,7 +298,7 @@ def run_command(pipeline, out, overwrite, model, threads):
     With no PIPELINE.toml: dcgan on the embedded digits, about two minutes on a CPU
     (--model diffusion takes longer: its sampler runs 20 network passes per image).
     """
-    from genforge.app.api import run_pipeline
+    from genforge.app.pipeline import run_pipeline
     from genforge.app.report import summary_line
 
     result = run_pipeline(pipeline, out, overwrite, threads, echo=click.echo, model=model)

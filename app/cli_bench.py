@@ -14,8 +14,8 @@ from genforge.app.console import print_table
 from genforge.app.params import PROBABILITY, FiniteRange, OutputDir, OutputFile, threads_option
 from genforge.core.errors import UserError
 from genforge.core.files import check_distinct_outputs, read_json, write_atomic, write_json
-from genforge.core.limits import MAX_BATCH, MAX_SECONDS, check_seconds
-from genforge.core.precision import runtime_precisions
+from genforge.core.limits import MAX_BATCH, MAX_SECONDS
+from genforge.core.precision import REFERENCE, runtime_precisions
 
 
 class DefaultRunGroup(click.Group):
@@ -74,10 +74,9 @@ def bench_options(function):
 def _settings(batches, warmup_s, min_iters, duration_s, threads):
     from genforge.benchmarks.measure import Settings
 
-    check_seconds(warmup_s, "--warmup-s")
-    check_seconds(duration_s, "--duration-s")
-    batch_sizes = _int_list(batches, "batch")
-    return Settings(batch_sizes, warmup_s, min_iters, duration_s, threads)  # the benchmark settles the count
+    return Settings.checked("the options", lambda key: f"--{key.replace('_', '-')} ",
+                            batches=_int_list(batches, "batch"), warmup_s=warmup_s, min_iters=min_iters,
+                            duration_s=duration_s, threads=threads)
 
 
 def _backend_names(backends):
@@ -113,7 +112,7 @@ def bench():
 @bench_options
 @click.option("--json", "json_out", type=OutputFile("report file"), help="Write the report (raw samples) as JSON.")
 @click.option("--markdown", type=OutputFile("Markdown file"), help="Write a Markdown table (CI job summaries).")
-@click.option("--precision", default="fp32", show_default=True, type=click.Choice(runtime_precisions()),
+@click.option("--precision", default=REFERENCE, show_default=True, type=click.Choice(runtime_precisions()),
               help="For run directories: bf16 times PyTorch in bfloat16 (the torch-bf16 backend; CPUs with AVX-512 "
                    "BF16 or AMX, or CUDA). Exported files carry their own precision.")
 @click.option("--record", "record", is_flag=True, help="Also record the report in the results store (--store).")

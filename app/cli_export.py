@@ -13,6 +13,7 @@ from genforge.app.params import FiniteRange, OutputFile, sampling_of, sampling_o
 from genforge.core.errors import UserError
 from genforge.core.files import check_distinct_outputs, write_json
 from genforge.core.limits import MAX_BATCH, check_batch_text
+from genforge.core.precision import REFERENCE
 from genforge.exporters.precisions import DEFAULT_OPSET, GATE_METRICS, INT8_TARGETS, OPSETS, PRECISIONS
 
 
@@ -33,7 +34,7 @@ def export():
 @click.option("--opset", default=DEFAULT_OPSET, show_default=True, type=int,
               help=f"ONNX opset, {OPSETS[0]} to {OPSETS[-1]}.")
 @click.option("--batch", default="dynamic", show_default=True, help="'dynamic' or a fixed batch size.")
-@click.option("--precision", default="fp32", show_default=True, type=click.Choice(list(PRECISIONS)),
+@click.option("--precision", default=REFERENCE, show_default=True, type=click.Choice(list(PRECISIONS)),
               help="; ".join(f"{p.name}: {p.summary}" for p in PRECISIONS.values()) + ".")
 @click.option("--target", default="cpu", show_default=True, type=click.Choice(list(INT8_TARGETS)),
               help="Where an int8 file will run. " + "; ".join(f"{t.name}: {t.summary}" for t in INT8_TARGETS.values())

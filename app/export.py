@@ -14,6 +14,7 @@ from genforge.core.evaluation.metrics import EvalInput, in_plugin
 from genforge.core.evaluation.scoring import frechet_distance_of, restoration_inputs
 from genforge.core.inputs import torch_inputs
 from genforge.core.model import generate
+from genforge.core.precision import REFERENCE
 from genforge.core.registry import get_registry
 from genforge.core.restore import restores
 from genforge.core.runtime.onnx import OnnxRuntime
@@ -90,7 +91,7 @@ def quality_gate(precision: str, max_fd_increase: float, n: int, force: bool, ga
     return accept
 
 
-def export_gated(run_dir, out, precision: str = "fp32", max_fd_increase: float = 0.10, quality_samples: int = 1000,
+def export_gated(run_dir, out, precision: str = REFERENCE, max_fd_increase: float = 0.10, quality_samples: int = 1000,
                  check_quality: bool = True, force: bool = False, gate_metric: str | None = None,
                  threads: int | None = None, **options) -> ExportReport:
     """export_onnx with the quality gate for the precisions that have one (fp16, int8); `options` are

@@ -23,27 +23,27 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import math
+import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from genforge.app import api
 from genforge.app.charts import grids_side_by_side, history_chart, speed_chart
-from genforge.app.export import export_gated
 from genforge.app.report import render_html, render_markdown
-from genforge.benchmarks.measure import Settings, run_benchmarks
-from genforge.core.compute import THREADS_RULE, check_threads, settle, valid_threads
+from genforge.app.results import inline_png
+from genforge.benchmarks.measure import BENCH_RULES
+from genforge.core.arguments import check_table, flag, is_number, is_whole, path_of, text
+from genforge.core.compute import check_threads, settle
 from genforge.core.errors import UserError
-from genforge.core.evaluation.scoring import evaluate_target
 from genforge.core.files import check_output_dir, read_toml, write_atomic, write_json
 from genforge.core.folders import make_owned_folder, removal_refusal, remove_owned_folder, run_lock
-from genforge.core.limits import MAX_BATCH
 from genforge.core.model import make_config
 from genforge.core.registry import get_registry
 from genforge.core.runs.config import config_from_dict
 from genforge.core.runs.run_dir import read_run_config, run_files
 from genforge.core.training.loggers import check_loggers
-from genforge.core.training.trainer import Trainer
-from genforge.exporters.precisions import PRECISIONS
+from genforge.exporters.precisions import PRECISIONS, export_file_name
 
 DEFAULT_PIPELINE = {
     "out": "genforge-report",
@@ -56,34 +56,18 @@ DEFAULT_PIPELINE = {
               "min_iters": 10},
 }
 SECTIONS = set(DEFAULT_PIPELINE)
-MAX_SECONDS = 3600  # a warm-up or timing duration longer than an hour is a typo (or inf)
-
-
-def _whole(low, high=10**6):
-    return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
-
-
-def _number(low, strict=False, high=math.inf):
-    return lambda v: (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-                      and (v > low if strict else v >= low) and v <= high)
-
-
-# per section: key -> (check, what it must be); [train] is checked by the training options' own rules
+BACKENDS_RULE = (lambda v: isinstance(v, list) and bool(v) and all(isinstance(b, str) for b in v),
+                 "a list of backend names")
+# per section: key -> (check, what it must be), checked by core/arguments.py check_table; [train] by the training
+# options' own rules, the benchmark's timings by BENCH_RULES (the API's and the CLI's too)
 SECTION_RULES = {
-    "evaluate": {"n": (_whole(10), "a whole number from 10 to 1000000"),
+    "evaluate": {"n": (is_whole(10), "a whole number from 10 to 1000000"),
                  "metrics": (lambda v: v is None or isinstance(v, str), "comma-separated metric names")},
-    "export": {"precisions": (lambda v: isinstance(v, list) and v and all(p in PRECISIONS for p in v),
+    "export": {"precisions": (lambda v: isinstance(v, list) and bool(v) and all(p in PRECISIONS for p in v),
                               f"a list of {', '.join(PRECISIONS)}"),
-               "quality_samples": (_whole(10), "a whole number from 10 to 1000000"),
-               "max_fd_increase": (_number(0), "a number, 0 or more")},
-    "bench": {"backends": (lambda v: isinstance(v, list) and v and all(isinstance(b, str) for b in v),
-                           "a list of backend names"),
-              "batches": (lambda v: isinstance(v, list) and v and all(_whole(1, MAX_BATCH)(b) for b in v),
-                          f"a list of batch sizes from 1 to {MAX_BATCH}"),
-              "warmup_s": (_number(0, high=MAX_SECONDS), f"seconds, 0 to {MAX_SECONDS}"),
-              "duration_s": (_number(0, strict=True, high=MAX_SECONDS), f"seconds above 0, at most {MAX_SECONDS}"),
-              "min_iters": (_whole(1), "a whole number from 1 to 1000000"),
-              "threads": (lambda v: v is None or valid_threads(v), THREADS_RULE),
+               "quality_samples": (is_whole(10), "a whole number from 10 to 1000000"),
+               "max_fd_increase": (is_number(0), "a number, 0 or more")},
+    "bench": {**BENCH_RULES, "backends": BACKENDS_RULE,
               "store": (lambda v: isinstance(v, str) and bool(v), "a SQLite path or a database URL (text)"),
               "commit": (lambda v: isinstance(v, str) and bool(v), "a commit SHA (text)"),
               "branch": (lambda v: isinstance(v, str) and bool(v), "a branch name (text)")},
@@ -136,14 +120,7 @@ def check_pipeline(config: dict) -> None:
         if name.strip():
             registry.get("metrics", name.strip())
     for section, rules in SECTION_RULES.items():
-        unknown = sorted(set(config[section]) - set(rules))
-        if unknown:
-            raise UserError(f"unknown setting(s) {', '.join(unknown)} in pipeline [{section}]; known: "
-                            f"{', '.join(sorted(rules))}")
-        for key, value in config[section].items():
-            check, must = rules[key]
-            if not check(value):
-                raise UserError(f"pipeline [{section}] {key} = {value!r} is not valid; it must be {must}")
+        check_table(config[section], rules, f"pipeline [{section}]")
     bench = config["bench"]
     if ("commit" in bench or "branch" in bench) and "store" not in bench:
         raise UserError("pipeline [bench] commit and branch go with store = PATH_OR_URL (where to record)")
@@ -153,11 +130,12 @@ def check_pipeline(config: dict) -> None:
         commit_and_branch(bench.get("commit"), bench.get("branch"))  # known before any work
 
 
+EXPORT_STEM = "model"  # the report's files: model-fp32.onnx, model-int8.onnx
 RUN_FOLDER = "training"  # not "run": `genforge bench run model.onnx` would read it as the subcommand
 RUN_FOLDERS = (RUN_FOLDER, "run")  # "run": what genforge 0.1 called it, still recognised as ours
 REPORT_FILES = ("samples.png", "loss.png", "precisions.png", "speed.png", "bench.json", "report.json", "report.md",
                 "index.html",
-                *(f"model-{precision}.onnx" for precision in PRECISIONS))
+                *(export_file_name(EXPORT_STEM, precision) for precision in PRECISIONS))
 
 
 def prepare_out(out: Path, overwrite: bool) -> None:
@@ -179,58 +157,50 @@ def prepare_out(out: Path, overwrite: bool) -> None:
     make_owned_folder(out, "report")
 
 
-def run_pipeline(config: dict, overwrite: bool = False, echo=print) -> Path:
-
+def run_job(config: dict, overwrite: bool = False, echo=print) -> Path:
+    """The job of a checked pipeline config, each step through the Python API (app/api.py) with one thread
+    count settled here; returns the report folder."""
     check_pipeline(config)
     out = check_output_dir(config["out"], "report folder")
-    compute = settle(config.get("threads"))
-    train_config = config_from_dict({**config["train"], "threads": compute.threads})
+    threads = settle(config.get("threads")).threads
+    train = config["train"]
     prepare_out(out, overwrite)
     report: dict = {"pipeline": config, "timings_s": {}}
     started = time.perf_counter()
 
-    echo(f"[1/4] training {train_config.model} on {train_config.dataset}")
+    echo(f"[1/4] training {train['model']} on {train['dataset']}")
     t = time.perf_counter()
-    trainer = Trainer(train_config, out / RUN_FOLDER, progress=True)
-    run = trainer.fit()
+    run = api.train(**{**train, "threads": threads}, out=out / RUN_FOLDER)
     report["timings_s"]["train"] = time.perf_counter() - t
-    report["train"] = {"steps": trainer.step, "run_dir": RUN_FOLDER, "device": str(trainer.device)}
+    report["train"] = {"steps": run.trained["step"], "run_dir": RUN_FOLDER, "device": run.trained["device"]}
     report["images"] = []
-    pictures = {}
-    for picture in ("samples.png", "loss.png"):
-        if (run / picture).exists():
-            pictures[picture] = (run / picture).read_bytes()
-    report["train_config"] = read_run_config(run)["train"]
+    pictures = {name: (run.path / name).read_bytes() for name in ("samples.png", "loss.png")
+                if (run.path / name).exists()}
+    report["train_config"] = read_run_config(run.path)["train"]
 
     echo("[2/4] evaluating")
     t = time.perf_counter()
-    metrics = config["evaluate"].get("metrics")
-    report["quality"] = evaluate_target(run, n=config["evaluate"]["n"], metrics=metrics, threads=compute.threads)
+    report["quality"] = dict(api.evaluate(run, n=config["evaluate"]["n"], metrics=config["evaluate"].get("metrics"),
+                                          threads=threads))
     report["timings_s"]["evaluate"] = time.perf_counter() - t
 
     echo(f"[3/4] exporting ONNX ({', '.join(config['export']['precisions'])})")
     t = time.perf_counter()
-    exports, targets = [], [run]
+    report["exports"], targets = [], [run.path]
     for precision in config["export"]["precisions"]:
-        path = out / f"model-{precision}.onnx"
-        result = export_gated(run, path, precision=precision, quality_samples=config["export"]["quality_samples"],
-                              max_fd_increase=config["export"]["max_fd_increase"], threads=compute.threads)
-        worst = min(result.checks, key=lambda c: c["psnr_db"])
-        exports.append({"precision": precision, "file": path.name, "size_mb": result.size_bytes / 1e6,
-                        "psnr_db": worst["psnr_db"], "max_abs_error": max(c["max_abs_error"] for c in result.checks),
-                        "fd_change": result.quality.get("fd_increase") if result.quality else None,
-                        "gate": result.quality.get("summary") if result.quality else None,
-                        "gate_passed": result.quality.get("ok") if result.quality else None})
+        path = out / export_file_name(EXPORT_STEM, precision)
+        result = api.export_onnx_file(run, path, precision, overwrite=True, threads=threads,
+                                      quality_samples=config["export"]["quality_samples"],
+                                      max_fd_increase=config["export"]["max_fd_increase"])
+        report["exports"].append(export_row(precision, path, result))
         targets.append(path)
-    report["exports"] = exports
     report["timings_s"]["export"] = time.perf_counter() - t
 
     echo("[4/4] benchmarking")
     t = time.perf_counter()
     b = config["bench"]
-    settings = Settings(tuple(b["batches"]), b["warmup_s"], b["min_iters"], b["duration_s"],
-                        b.get("threads") or compute.threads)
-    bench = run_benchmarks(targets, b["backends"], settings)
+    timings = {key: b[key] for key in BENCH_RULES if key in b}
+    bench = dict(api.bench(targets, b["backends"], **{"threads": threads, **timings}))
     write_json(out / "bench.json", bench, indent=1)
     shown = [{**row, "target": "PyTorch (the run)"} if row["target_kind"] == "run" else row for row in bench["rows"]]
     report["bench"] = [{k: v for k, v in row.items() if k != "samples_ms"} for row in shown]
@@ -250,6 +220,15 @@ def run_pipeline(config: dict, overwrite: bool = False, echo=print) -> Path:
     write_atomic(out / "report.md", render_markdown(report))
     write_atomic(out / "index.html", render_html(report, {**pictures, **history_plots}))
     return out
+
+
+def export_row(precision: str, path: Path, result) -> dict:
+    """The report's line for one exported file: size, its worst check against PyTorch, the quality gate."""
+    quality = result.quality or {}
+    return {"precision": precision, "file": path.name, "size_mb": result.size_bytes / 1e6,
+            "psnr_db": min(c["psnr_db"] for c in result.checks),
+            "max_abs_error": max(c["max_abs_error"] for c in result.checks),
+            "fd_change": quality.get("fd_increase"), "gate": quality.get("summary"), "gate_passed": quality.get("ok")}
 
 
 def record_history(bench: dict, settings: dict, pictures: dict) -> dict:
@@ -281,3 +260,38 @@ def precision_grids(targets: list[Path], n: int = 30) -> bytes:
     images = dict(zip((i.name for i in first.inputs), first.example_images(n, seed=7))) if first.inputs else {}
     grids = {name: g.generate(z=z, labels=labels, **images) for name, g in generators.items()}
     return grids_side_by_side(grids, first.class_names if first.conditional else None, labels)
+
+
+@dataclass
+class PipelineResult:
+    """The report folder `genforge run` wrote (index.html, report.md, report.json, the run, the .onnx files)."""
+
+    folder: Path
+    report: dict
+
+    def __repr__(self) -> str:
+        from genforge.app.report import summary_line
+
+        return f"{summary_line(self.report)}\nreport: {self.folder / 'index.html'}"
+
+    def _repr_html_(self) -> str:
+        pictures = "".join(inline_png((self.folder / name).read_bytes(), name)
+                           for name in ("precisions.png", "speed.png") if (self.folder / name).exists())
+        return f"<p>{repr(self).splitlines()[0]}</p>{pictures}"
+
+
+def run_pipeline(pipeline=None, out=None, overwrite: bool = False, threads: int | None = None,
+                 echo=print, model: str | None = None) -> PipelineResult:
+    """The main job (`genforge run`, genforge.run_pipeline): train, evaluate, export, benchmark, report.
+    pipeline: a PIPELINE.toml path, or None for the default on the embedded digits; model: train this model
+    instead (with its own default options)."""
+    pipeline, out = path_of(pipeline, "pipeline", optional=True), path_of(out, "out", optional=True)
+    threads, overwrite = check_threads(threads), flag(overwrite, "overwrite")
+    model = text(model, "model", optional=True)
+    config = load_pipeline(pipeline, model)
+    if out is not None:
+        config["out"] = str(out)
+    if threads:
+        config["threads"] = threads
+    folder = run_job(config, overwrite=overwrite, echo=echo)
+    return PipelineResult(folder, json.loads((folder / "report.json").read_text()))

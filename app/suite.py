@@ -11,18 +11,21 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from genforge.app.export import export_gated
-from genforge.benchmarks.measure import Settings, run_benchmarks
+from genforge.app import api
+from genforge.app.pipeline import BACKENDS_RULE
+from genforge.benchmarks.measure import BENCH_RULES
 from genforge.benchmarks.rows import markdown_table
+from genforge.core.arguments import check_table, is_whole
 from genforge.core.errors import UserError
 from genforge.core.files import read_toml, write_atomic, write_json
-from genforge.core.limits import check_seconds
+from genforge.core.precision import REFERENCE
 from genforge.core.runs import checkpoint as ckpt
-from genforge.core.runs.config import config_from_dict
-from genforge.core.training.trainer import Trainer
+from genforge.exporters.precisions import export_file_name
 
 STANDARD = Path(__file__).parent / "suites" / "standard.toml"
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a file name, never a path out of --work
+BENCH_SECTION = {**BENCH_RULES, "backends": BACKENDS_RULE}  # the same rules as a pipeline's [bench]
+SMOKE_SECTION = {**BENCH_SECTION, "steps": (is_whole(1), "a whole number of training steps, 1 or more")}
 
 
 def load_suite(path: Path | None = None) -> dict:
@@ -49,16 +52,14 @@ def check_suite(suite: dict, path) -> None:
                             "'.', '_', '-'; it names files inside --work)")
         if not isinstance(entry.get("model_options", {}), dict):
             raise UserError(f"suite {path}: target {entry['name']}'s model_options must be a table")
-        exports = entry.get("export", ["fp32"])
+        exports = entry.get("export", [REFERENCE])
         if not isinstance(exports, list) or not all(isinstance(p, str) for p in exports):
             raise UserError(f"suite {path}: target {entry['name']}'s export must be a list like [\"fp32\", \"int8\"]")
     for section in ("train", "bench", "smoke"):
         if not isinstance(suite.get(section, {}), dict):
             raise UserError(f"suite {path}: [{section}] must be a table")
-    for section in ("bench", "smoke"):
-        for key in ("warmup_s", "duration_s"):
-            if key in suite.get(section, {}):
-                check_seconds(suite[section][key], f"suite {path} [{section}] {key}")
+    for section, rules in (("bench", BENCH_SECTION), ("smoke", SMOKE_SECTION)):
+        check_table(suite.get(section, {}), rules, f"suite {path} [{section}]")
 
 
 def build_targets(suite: dict, work: Path, smoke: bool = False, echo=print) -> list[Path]:
@@ -72,12 +73,12 @@ def build_targets(suite: dict, work: Path, smoke: bool = False, echo=print) -> l
         run = work / f"{entry['name']}-{train['steps']}steps"
         if not ckpt.step_checkpoints(run / "checkpoints"):
             echo(f"training {entry['name']} ({train['steps']} steps)")
-            Trainer(config_from_dict(train), run, overwrite=True, progress=False).fit()
+            api.train(**train, out=run, overwrite=True, progress=False)
         targets.append(run)
-        for precision in entry.get("export", ["fp32"]):
-            path = work / f"{entry['name']}-{train['steps']}steps-{precision}.onnx"
+        for precision in entry.get("export", [REFERENCE]):
+            path = work / export_file_name(run.name, precision)
             if not path.exists():
-                export_gated(run, path, precision=precision, check_quality=not smoke)
+                api.export_onnx_file(run, path, precision, check_quality=not smoke)
             targets.append(path)
     return targets
 
@@ -89,9 +90,8 @@ def run_suite(path: Path | None, out: Path, work: Path | None = None, smoke: boo
     targets = build_targets(suite, work, smoke, echo)
     bench = {**suite.get("bench", {}), **({k: v for k, v in suite.get("smoke", {}).items() if k != "steps"}
                                           if smoke else {})}
-    settings = Settings(tuple(bench.get("batches", (1, 8, 64))), bench.get("warmup_s", 0.5),
-                        bench.get("min_iters", 10), bench.get("duration_s", 2.0), bench.get("threads"))
-    report = run_benchmarks(targets, bench.get("backends"), settings)
+    timings = {key: bench[key] for key in BENCH_RULES if key in bench}
+    report = dict(api.bench(targets, bench.get("backends"), **timings))
     report["suite"] = {"file": str(path or STANDARD), "smoke": smoke}
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "suite.json", report, indent=1)

@@ -27,9 +27,11 @@ import torch
 from genforge import __version__
 from genforge.benchmarks.environment import environment
 from genforge.benchmarks.stats import compare_samples, summarize
-from genforge.core.compute import Compute, settle
+from genforge.core.arguments import check_table, is_number, is_whole, plain
+from genforge.core.compute import THREADS_RULE, Compute, settle, valid_threads
 from genforge.core.errors import UserError
 from genforge.core.hardware import cpu_peak_gflops
+from genforge.core.limits import MAX_BATCH, MAX_SECONDS
 from genforge.core.registry import get_registry
 from genforge.core.runtime.tensorrt import engine_profile
 from genforge.core.targets import Target, classify_target
@@ -53,6 +55,16 @@ def check_report(report, path) -> None:
                             "not a time; pass a report written by `genforge bench --json`")
 
 
+BENCH_RULES = {  # every surface's benchmark settings: the API, the CLI, pipeline and suite files
+    "batches": (lambda v: isinstance(v, list | tuple) and bool(v) and all(is_whole(1, MAX_BATCH)(b) for b in v),
+                f"a list of batch sizes from 1 to {MAX_BATCH}, like [1, 8, 64]"),
+    "warmup_s": (is_number(0, high=MAX_SECONDS), f"seconds, 0 to {MAX_SECONDS:g}"),
+    "duration_s": (is_number(0, strict=True, high=MAX_SECONDS), f"seconds above 0, at most {MAX_SECONDS:g}"),
+    "min_iters": (is_whole(2), "a whole number from 2 to 1000000"),
+    "threads": (lambda v: v is None or valid_threads(v), f"{THREADS_RULE} (or left out: the free cores)"),
+}
+
+
 @dataclass
 class Settings:
     batches: tuple[int, ...] = (1, 8, 64)
@@ -60,6 +72,15 @@ class Settings:
     min_iters: int = 10
     duration_s: float = 2.0
     threads: int | None = None  # None: the free cores, settled when the benchmark starts (core/compute.py)
+
+    @classmethod
+    def checked(cls, where: str = "benchmark settings", label=None, **values) -> Settings:
+        """Settings from what a user gave (keywords named as in BENCH_RULES), each checked by its rule."""
+        check_table(values, BENCH_RULES, where, label)
+        values = plain(values)
+        if "batches" in values:
+            values["batches"] = tuple(values["batches"])
+        return cls(**values)
 
     def settled(self) -> tuple[Settings, Compute]:
         """These settings with the thread count decided (and given to torch), and the Compute that decided it."""

@@ -86,6 +86,32 @@ def options_dict(value, name: str, optional: bool = True) -> dict | None:
     return plain(value)
 
 
+def is_whole(low: int, high: int = 10**6):
+    """A rule's check: a whole number from low to high (never a bool)."""
+    return lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high
+
+
+def is_number(low: float, strict: bool = False, high: float = math.inf):
+    """A rule's check: a finite number above low (strict) or from low, up to high (never a bool)."""
+    return lambda v: (isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                      and (v > low if strict else v >= low) and v <= high)
+
+
+def check_table(values: dict, rules: dict, where: str, label=None) -> dict:
+    """Settings (a pipeline or suite section, an API call's keywords, a command's options) against `rules`,
+    {key: (check, what it must be)}: one line naming the first unknown key or the first value that breaks its
+    rule. label(key) is how the user wrote the key (default: "WHERE KEY = ")."""
+    label = label or (lambda key: f"{where} {key} = ")
+    unknown = sorted(set(values) - set(rules))
+    if unknown:
+        raise UserError(f"unknown setting(s) {', '.join(unknown)} in {where}; known: {', '.join(sorted(rules))}")
+    for key, value in values.items():
+        check, must = rules[key]
+        if not check(plain(value)):
+            raise UserError(f"{label(key)}{value!r} is not valid; it must be {must}")
+    return values
+
+
 def known_keywords(given: dict, known, where: str) -> None:
     unknown = sorted(set(given) - set(known))
     if unknown:

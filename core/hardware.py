@@ -70,8 +70,3 @@ def cpu_peak_gflops(threads: int | None = None) -> tuple[float | None, str]:
     lanes = cpu_vector_bits() // 32
     peak = cores * clock * lanes * 2 * 2
     return peak, f"{cores} cores x {clock:.2f} GHz x {lanes} fp32 lanes x 2 (FMA) x 2 FMA units"
-
-
-def fast_cpu_training() -> dict:
-    """The CPU fast path: channels_last always, bf16 autocast only where the CPU has bf16."""
-    return {"channels_last": True, "precision": "bf16" if cpu_has_bf16() else "fp32"}

@@ -51,6 +51,7 @@ from genforge.core.flops import count_macs
 from genforge.core.folders import remove_dead_temporaries, run_lock
 from genforge.core.inputs import signature_of
 from genforge.core.numerics import psnr
+from genforge.core.precision import REFERENCE
 from genforge.core.runs.run_dir import load_run
 from genforge.exporters.precisions import DEFAULT_OPSET, INT8_TARGETS, OPSETS, PRECISIONS
 from genforge.exporters.qdq import tensorrt_qdq_problems
@@ -198,7 +199,7 @@ def check_against_torch(path: Path, reference: torch.nn.Module, feeds: Generator
     return checks
 
 
-def export_onnx(run_dir, out, checkpoint=None, opset: int = DEFAULT_OPSET, batch="dynamic", precision: str = "fp32",
+def export_onnx(run_dir, out, checkpoint=None, opset: int = DEFAULT_OPSET, batch="dynamic", precision: str = REFERENCE,
                 ema: bool | None = None, rewrite: bool | None = None, target: str = "cpu",
                 accept=None, sampling: dict | None = None, threads: int | None = None) -> ExportReport:
     """Export, check and (only if every check passes) write `out` atomically.
@@ -249,7 +250,7 @@ def _export(loaded, out: Path, opset, batch, precision, rewrite, target, accept,
         if difference > 1e-4:
             raise ValidationFailed(f"the exact ConvTranspose rewrite differs by {difference:.2e}; export refused")
     metadata = build_metadata(loaded, precision, opset, batch)
-    if precision == "int8":
+    if policy.has_targets:
         metadata["int8_target"] = target
     metadata["rewrite"] = f"{rewritten} ConvTranspose layers" if rewritten else "none"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -286,7 +287,7 @@ def _variant(fp32_path: Path, tmp: Path, loaded, reference, feeds, precision: st
         if kept:
             report.float_layers = kept
             report.metadata = {**report.metadata, "int8_float_layers": json.dumps(kept)}
-    problems = tensorrt_qdq_problems(onnx.load(str(final))) if precision == "int8" and target == "tensorrt" else []
+    problems = tensorrt_qdq_problems(onnx.load(str(final))) if policy.has_targets and target == "tensorrt" else []
     if problems:
         raise ValidationFailed(f"the int8 file for TensorRT breaks its Q/DQ rules ({problems[0]}; "
                                f"{len(problems)} in all); nothing written")

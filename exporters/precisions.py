@@ -32,6 +32,7 @@ INT8_TARGETS = {t.name: t for t in (
                "TensorRT (and ONNX Runtime's TensorRT provider): symmetric int8 activations and per-channel weights, "
                "zero points 0; about 4x slower than 'cpu' on ONNX Runtime CPU"),
 )}
+DEFAULT_TARGET = "cpu"
 OPSETS = range(18, 24)  # what torch's dynamo exporter writes as asked (it writes 18 for anything lower)
 DEFAULT_OPSET = 18
 
@@ -40,3 +41,10 @@ DEFAULT_OPSET = 18
 # may drop (dB for PSNR); app/export.py runs the gate
 PAIRED_GATES = {"psnr": 0.5, "psnr_masked": 0.5, "ssim": 0.01, "ssim_masked": 0.01}
 GATE_METRICS = ("fd", *PAIRED_GATES)
+
+
+def export_file_name(stem: str, precision: str, target: str = "cpu", suffix: str = ".onnx") -> str:
+    """The one name of an exported file wherever genforge chooses it (export's default, `genforge run`, bench
+    suites): STEM-PRECISION.onnx, with the int8 target added when it is not the CPU's (cgan-int8-tensorrt.onnx)."""
+    named = PRECISIONS.get(precision) and PRECISIONS[precision].has_targets and target != DEFAULT_TARGET
+    return f"{stem}-{precision}{f'-{target}' if named else ''}{suffix}"

@@ -19,6 +19,7 @@ from genforge.core.errors import UserError
 from genforge.core.files import write_atomic, write_json
 from genforge.core.runtime.onnx import OnnxRuntime
 from genforge.core.runtime.tensorrt import sidecar_path, tensorrt_module
+from genforge.exporters.precisions import PRECISIONS
 from genforge.exporters.qdq import tensorrt_qdq_problems
 
 
@@ -40,7 +41,8 @@ def check_tensorrt_ready(onnx_path: Path) -> None:
     except Exception as exc:  # noqa: BLE001  protobuf raises several types for files that are not ONNX
         raise UserError(f"{onnx_path} is not a valid ONNX model: {type(exc).__name__}") from None
     meta = {p.key: p.value for p in model.metadata_props}
-    if meta.get("precision") != "int8":
+    row = PRECISIONS.get(meta.get("precision", ""))
+    if row is None or not row.has_targets:  # only int8 files are made for one target
         return
     export_again = (f"export it again with `genforge export onnx RUN --precision int8 --target tensorrt --out "
                     f"{onnx_path.stem}-trt.onnx`")

@@ -15,9 +15,10 @@ from genforge.core.feeds import GeneratorFeeds
 from genforge.core.files import genforge_cache_dir
 from genforge.core.flops import count_macs
 from genforge.core.hardware import cpu_has_bf16
+from genforge.core.precision import REFERENCE, TABLE, timed_by
 from genforge.core.runs.run_dir import load_run
 from genforge.core.runtime.onnx import OnnxRuntime
-from genforge.core.runtime.pytorch import to_bf16
+from genforge.core.runtime.pytorch import to_runtime_dtype
 from genforge.core.runtime.tensorrt import EngineRuntime
 from genforge.core.targets import Target
 
@@ -25,7 +26,7 @@ from genforge.core.targets import Target
 # -- PyTorch ---------------------------------------------------------------------------------
 class TorchCall(PreparedCall):
     def __init__(self, target: Target, batch: int, threads: int | None, device: str, compile_mode: str | None,
-                 precision: str = "fp32"):
+                 precision: str = REFERENCE):
         if threads:
             torch.set_num_threads(threads)
         self.torch, self.device = torch, device
@@ -33,9 +34,10 @@ class TorchCall(PreparedCall):
         generator = loaded.generator.eval()
         self.inputs = GeneratorFeeds.of_run(loaded).tensors(batch, seed=0, device=device)
         self.macs_per_image = count_macs(generator, tuple(t[:1] for t in self.inputs))
-        if precision == "bf16":
-            generator = to_bf16(generator)
-            self.inputs = tuple(t.to(torch.bfloat16) if t.is_floating_point() else t for t in self.inputs)
+        dtype = TABLE[precision].runtime_dtype
+        if dtype:
+            generator = to_runtime_dtype(generator, dtype)
+            self.inputs = tuple(t.to(getattr(torch, dtype)) if t.is_floating_point() else t for t in self.inputs)
         self.module = torch.compile(generator, mode=compile_mode) if compile_mode else generator
 
     def call(self):
@@ -55,7 +57,7 @@ class TorchCudaCall(CudaEventsMixin, TorchCall):
 
 class TorchBackend:
     compile_mode: str | None = None
-    precision = "fp32"
+    precision = REFERENCE
 
     def skip_reason(self, target: Target) -> str | None:
         if target.kind != "run":
@@ -71,7 +73,7 @@ class TorchBackend:
 
 
 class TorchBf16Backend(TorchBackend):
-    precision = "bf16"
+    precision = timed_by("torch-bf16")
 
     def skip_reason(self, target: Target) -> str | None:
         if not torch.cuda.is_available() and not cpu_has_bf16():

@@ -8,7 +8,10 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import numpy as np
 
 SAMPLE_PLUGINS = Path(__file__).parent / "sample_plugins"
 PROGRESS_LINE = re.compile(r"^.+: +\d+% \(\d+/\d+ \w+, ")  # core/progress.py's lines in a log
@@ -73,3 +76,38 @@ def one_line(result: subprocess.CompletedProcess, status: int, *fragments) -> st
 def copy_run(run, where: Path) -> Path:
     shutil.copytree(run, where)
     return where
+
+
+# -- benchmark reports made up for the store, history and compare tests ---------------------------------
+ENVIRONMENT = {
+    "cpu": {"model": "Test CPU", "cores": 2, "clock_ghz": 3.0, "flags": ["avx2", "fma"], "fp32_peak_gflops": 100.0,
+            "peak_method": "test"},
+    "gpu": None,
+    "versions": {"python": "3.11.7", "genforge": "0.1.0", "torch": "2.13.0", "onnxruntime": "1.20.0",
+                 "onnx": "1.17.0", "tensorrt": None},
+    "threads": {"requested": 1, "torch": 1},
+}
+
+
+def fake_report(medians: dict, seed: int = 0, environment=None, noise: float = 0.02, samples: int = 20) -> dict:
+    """A schema-valid report with rows {(target, backend, batch): median_ms}, samples spread by `noise`."""
+    from genforge.benchmarks.measure import SCHEMA
+    from genforge.benchmarks.stats import summarize
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for (target, backend, batch), median in medians.items():
+        seconds = median / 1e3 * (1 + rng.uniform(-noise, noise, samples))
+        rows.append({"target": target, "target_kind": "onnx", "target_path": f"/nowhere/{target}", "backend": backend,
+                     "batch": batch, "status": "ok", "samples_ms": [float(s * 1e3) for s in seconds],
+                     "stats": summarize(seconds), "throughput_img_s": batch / median * 1e3, "first_call_s": 0.1,
+                     "peak_rss_mib": 100.0, "device": "cpu", "gflops": None, "peak_share": None, "timing": "host",
+                     "end_to_end_ms": None})
+    rows.append({"target": "m.onnx", "target_kind": "onnx", "backend": "ort-cuda", "batch": None,
+                 "status": "skipped", "reason": "no CUDA"})
+    return {"schema": SCHEMA, "created": time.time(), "environment": environment or ENVIRONMENT,
+            "settings": {"batches": [1], "warmup_s": 0.1, "min_iters": 2, "duration_s": 0.1, "threads": 1},
+            "rows": rows}
+
+
+ROW = ("m.onnx", "ort-cpu", 1)

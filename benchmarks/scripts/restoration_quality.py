@@ -7,6 +7,7 @@ file the same way. Targets: masked PSNR at least 3 dB above the damaged input, S
 int8 file within 0.5 dB of fp32. Writes restoration-quality.json and the run's grid to --out.
 
 Run: python benchmarks/scripts/restoration_quality.py [--dataset digits] [--image-size 32] [--n 1000] [--threads N]
+     [--epochs E]
 """
 
 import argparse
@@ -25,13 +26,14 @@ def main():
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--epochs", type=int, default=None, help="Default: the trainer's default length.")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--runs", type=Path, default=Path("runs/restoration-quality"))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     run = genforge.train(model="inpaint", dataset=args.dataset, image_size=args.image_size, out=args.runs / "run",
-                         overwrite=True, progress=False, threads=args.threads)
+                         overwrite=True, progress=False, threads=args.threads, epochs=args.epochs)
     train_s = time.perf_counter() - started
     metrics = "psnr,psnr_masked,ssim,ssim_masked"
     fp32 = genforge.evaluate(run.path, n=args.n, metrics=metrics)
@@ -40,7 +42,8 @@ def main():
     shutil.copy(run.path / "samples.png", args.out / f"restoration-{args.dataset}.png")
     gain = fp32["psnr_masked"] - fp32["psnr_masked_input"]
     drop = fp32["psnr_masked"] - int8["psnr_masked"]
-    print(f"inpaint on {args.dataset} at {args.image_size} px, defaults ({run.trained['step']} steps, {train_s:.0f} s)")
+    print(f"inpaint on {args.dataset} at {args.image_size} px, defaults ({run.trained['step']} steps, "
+          f"{train_s:.0f} s)")
     for name, scores in (("PyTorch fp32", fp32), ("ONNX int8", int8)):
         print(f"  {name}: masked PSNR {scores['psnr_masked']:.2f} dB (damaged input {scores['psnr_masked_input']:.2f}),"
               f" masked SSIM {scores['ssim_masked']:.3f} (input {scores['ssim_masked_input']:.3f}), whole-image PSNR "

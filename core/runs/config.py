@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from genforge.core.compute import THREADS_RULE, valid_threads
 from genforge.core.errors import UserError
 from genforge.core.limits import CHANNELS, MAX_IMAGE_SIZE, MAX_SEED, MIN_IMAGE_SIZE
-from genforge.core.precision import TABLE, training_precisions
+from genforge.core.precision import REFERENCE, TABLE, training_precisions
 
 if TYPE_CHECKING:
     import torch
@@ -26,7 +26,7 @@ class TrainConfig:
     data_dir: str | None = None
     image_size: int = 32
     channels: int | None = None
-    epochs: int | None = None  # default 5 when neither epochs nor steps is given
+    epochs: int | None = None  # neither epochs nor steps: DEFAULT_EPOCHS, and at least DEFAULT_MIN_STEPS steps
     steps: int | None = None
     batch_size: int = 64
     precision: str | None = None  # None: the model's choice (GeneratorModel.bf16_by_default), else fp32
@@ -86,6 +86,19 @@ TYPE_WORDS = {int: "a whole number", str: "text", bool: "true or false", float: 
               list: "a list"}
 
 
+DEFAULT_EPOCHS = 5
+DEFAULT_MIN_STEPS = 1000  # a few hundred images make a handful of steps per epoch, far too few for any model
+
+
+def training_length(config: TrainConfig, steps_per_epoch: int) -> int:
+    """The run's steps: --steps, else --epochs passes, else DEFAULT_EPOCHS passes but at least DEFAULT_MIN_STEPS."""
+    if config.steps is not None:
+        return config.steps
+    if config.epochs is not None:
+        return config.epochs * steps_per_epoch
+    return max(DEFAULT_EPOCHS * steps_per_epoch, DEFAULT_MIN_STEPS)
+
+
 def config_from_dict(values: dict) -> TrainConfig:
     """A TrainConfig from options as a config file or the CLI gives them, each checked (one-line errors)."""
     if not isinstance(values, dict):
@@ -116,7 +129,7 @@ def resumed_config(record: dict, changes: dict) -> TrainConfig:
     A new --steps replaces the run's --epochs and the other way round.
     """
     # a run from before augmentation trained without it; one from before model precisions in fp32
-    values = {"augment": "none", "precision": "fp32", **record["train"]}
+    values = {"augment": "none", "precision": REFERENCE, **record["train"]}
     for key, value in changes.items():
         if key not in RESUMABLE_CHANGES and values.get(key) != value:
             raise UserError(f"--{key.replace('_', '-')} {value} disagrees with the run's {values.get(key)}; "
@@ -149,9 +162,9 @@ def default_precision(model_class, device: torch.device) -> str:
     from genforge.core.hardware import cpu_has_bf16
 
     if not getattr(model_class, "bf16_by_default", False):
-        return "fp32"
+        return REFERENCE
     native = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_bf16()
-    return "bf16" if native else "fp32"
+    return "bf16" if native else REFERENCE
 
 
 def check_precision(precision: str, device: torch.device) -> None:

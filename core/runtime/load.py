@@ -14,12 +14,13 @@ from __future__ import annotations
 
 from genforge.core.arguments import flag, options_dict, path_of, text
 from genforge.core.errors import UserError
+from genforge.core.precision import REFERENCE
 from genforge.core.runtime.base import GeneratorRuntime
 from genforge.core.runtime.pytorch import TorchRuntime
 from genforge.core.targets import classify_target
 
 
-def load(path, provider: str = "cpu", checkpoint=None, ema=None, device="cpu", precision="fp32",
+def load(path, provider: str = "cpu", checkpoint=None, ema=None, device="cpu", precision=REFERENCE,
          sampling=None, threads: int | None = None) -> GeneratorRuntime:
     """Open a run directory (or one of its checkpoints), an .onnx or an .engine for generation. A run directory
     also runs in bf16 (precision="bf16") where the CPU has AVX-512 BF16 or AMX, or on CUDA, and takes new
@@ -36,7 +37,7 @@ def load(path, provider: str = "cpu", checkpoint=None, ema=None, device="cpu", p
     if sampling:
         raise UserError(f"{path} carries its sampling options inside (they were fixed at export); export the run "
                         "again with --sampling to change them")
-    if precision != "fp32":
+    if precision != REFERENCE:
         inside = "the ONNX graph" if target.kind == "onnx" else "the engine"
         raise UserError(f"{path} carries its precision inside ({inside}); precision={precision!r} applies to run "
                         "directories only")

@@ -1,4 +1,5 @@
-"""A run directory's generator behind the runtime API, in PyTorch: fp32, or bf16 where the hardware has it."""
+"""A run directory's generator behind the runtime API, in PyTorch: as trained (fp32), or cast to a precision's
+runtime dtype (core/precision.py runtime_dtype: bfloat16) where the hardware computes it natively."""
 
 from __future__ import annotations
 
@@ -12,38 +13,40 @@ from genforge.core.feeds import GeneratorFeeds
 from genforge.core.hardware import cpu_has_bf16
 from genforge.core.inputs import call_generator, signature_of, torch_inputs
 from genforge.core.numerics import psnr
-from genforge.core.precision import TABLE, runtime_precisions
+from genforge.core.precision import REFERENCE, TABLE, runtime_precisions
 from genforge.core.runs.run_dir import load_run
 from genforge.core.runtime.base import DEVICES, GeneratorRuntime
 
 TORCH_PRECISIONS = runtime_precisions()
-BF16_MIN_PSNR_DB = TABLE["bf16"].min_psnr_db
+NATIVE_ON_CPU = {"bfloat16": (lambda: cpu_has_bf16(), "AVX-512 BF16 nor AMX")}  # dtype: (the CPU has it, it lacks)
 
 
-def check_bf16_device(device: str) -> None:
-    """bf16 pays only where the hardware computes it: a CUDA GPU, or a CPU with AVX-512 BF16 or AMX."""
-    if device == "cpu" and not cpu_has_bf16():
-        raise UserError("bf16 on this CPU would be emulated and several times slower than fp32 (it has neither "
-                        "AVX-512 BF16 nor AMX); use fp32, or ONNX Runtime int8 for speed")
+def check_native(precision: str, device: str) -> None:
+    """A cast precision pays only where the hardware computes it: a CUDA GPU, or a CPU that has the dtype."""
+    has, lacks = NATIVE_ON_CPU.get(TABLE[precision].runtime_dtype, (lambda: True, ""))
+    if device == "cpu" and not has():
+        raise UserError(f"{precision} on this CPU would be emulated and several times slower than {REFERENCE} (it "
+                        f"has neither {lacks}); use {REFERENCE}, or ONNX Runtime int8 for speed")
 
 
-def to_bf16(generator: torch.nn.Module) -> torch.nn.Module:
-    """The generator's weights in bfloat16, convolutions in channels_last (oneDNN's fast bf16 layout)."""
-    return generator.to(dtype=torch.bfloat16, memory_format=torch.channels_last)
+def to_runtime_dtype(generator: torch.nn.Module, dtype: str) -> torch.nn.Module:
+    """The generator's weights in `dtype`, convolutions in channels_last (oneDNN's fast layout for it)."""
+    return generator.to(dtype=getattr(torch, dtype), memory_format=torch.channels_last)
 
 
 class TorchRuntime(GeneratorRuntime):
-    """A run directory's generator in PyTorch, in fp32 or (where the hardware has it) bf16."""
+    """A run directory's generator in PyTorch, as trained or cast to a runtime precision (core/precision.py)."""
 
-    def __init__(self, run_dir, checkpoint=None, ema=None, device="cpu", precision="fp32", sampling=None):
+    def __init__(self, run_dir, checkpoint=None, ema=None, device="cpu", precision=REFERENCE, sampling=None):
         if device not in DEVICES:
             raise UserError(f"unknown device {device!r}; use cpu or cuda")
         if precision not in TORCH_PRECISIONS:
-            raise UserError(f"unknown precision {precision!r} for a run directory; use fp32 or bf16")
+            raise UserError(f"unknown precision {precision!r} for a run directory; use {' or '.join(TORCH_PRECISIONS)}")
         if device == "cuda" and not torch.cuda.is_available():
             raise UserError("device 'cuda' was asked for but no CUDA device is available; use device='cpu'")
-        if precision == "bf16":
-            check_bf16_device(device)
+        row = TABLE[precision]
+        if row.runtime_dtype:
+            check_native(precision, device)
         self.loaded = load_run(run_dir, checkpoint, ema=ema, device=device, sampling=sampling)
         self.device, self.precision = device, precision
         info = self.loaded.info
@@ -53,15 +56,15 @@ class TorchRuntime(GeneratorRuntime):
                          "dataset": info.name}
         self._class_names = list(info.class_names or [])
         self.generator = self.loaded.generator
-        if precision == "bf16":
+        if row.runtime_dtype:
             z, labels = self.prepare_inputs(n=16, seed=4321)
             images = self.example_images(16)
             expected = self.run(z, labels, images)
-            self.generator = to_bf16(copy.deepcopy(self.loaded.generator))
+            self.generator = to_runtime_dtype(copy.deepcopy(self.loaded.generator), row.runtime_dtype)
             self.psnr_db = psnr(expected, self.run(z, labels, images))
-            if self.psnr_db < BF16_MIN_PSNR_DB:
-                raise UserError(f"this generator loses too much in bf16 (PSNR {self.psnr_db:.1f} dB against fp32, "
-                                f"at least {BF16_MIN_PSNR_DB:g} needed); use fp32")
+            if self.psnr_db < row.min_psnr_db:
+                raise UserError(f"this generator loses too much in {precision} (PSNR {self.psnr_db:.1f} dB against "
+                                f"{REFERENCE}, at least {row.min_psnr_db:g} needed); use {REFERENCE}")
 
     @functools.cached_property
     def feeds(self) -> GeneratorFeeds:
@@ -76,8 +79,9 @@ class TorchRuntime(GeneratorRuntime):
     def run(self, z, labels, images=()):
         z_tensor, label_tensor = torch_inputs(z, labels, self.device)
         image_tensors = [torch.from_numpy(value).to(self.device) for value in images]
-        if next(self.generator.parameters(), torch.empty(0)).dtype == torch.bfloat16:
-            z_tensor = z_tensor.to(torch.bfloat16)
-            image_tensors = [t.to(torch.bfloat16) for t in image_tensors]
+        dtype = next(self.generator.parameters(), torch.empty(0)).dtype  # the runtime dtype it was cast to
+        if dtype != torch.float32:
+            z_tensor = z_tensor.to(dtype)
+            image_tensors = [t.to(dtype) for t in image_tensors]
         with torch.inference_mode():
             return call_generator(self.generator, z_tensor, label_tensor, image_tensors).float().cpu().numpy()

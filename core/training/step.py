@@ -12,7 +12,7 @@ import torch
 from genforge.core.contract import plugin_error
 from genforge.core.errors import UserError
 from genforge.core.model import GeneratorModel
-from genforge.core.precision import TABLE, training_precisions
+from genforge.core.precision import REFERENCE, TABLE, training_precisions
 from genforge.core.specs import ModelSpec
 from genforge.core.training.augment import Augmentation
 from genforge.core.training.distributed import average_gradients
@@ -22,7 +22,7 @@ AUTOCAST_DTYPES = {name: getattr(torch, TABLE[name].autocast) if TABLE[name].aut
 
 
 class StepContext:
-    def __init__(self, optimizers: dict, device: torch.device, precision: str = "fp32",
+    def __init__(self, optimizers: dict, device: torch.device, precision: str = REFERENCE,
                  augmentation: Augmentation | None = None):
         self.optimizers = optimizers
         self.device = device

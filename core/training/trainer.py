@@ -38,7 +38,13 @@ from genforge.core.restore import comparison_grid, restore, restores
 from genforge.core.runs import checkpoint as ckpt
 from genforge.core.runs import run_dir
 from genforge.core.runs.checkpoint import rng_state, set_rng_state
-from genforge.core.runs.config import TrainConfig, check_precision, default_precision, resolve_device
+from genforge.core.runs.config import (
+    TrainConfig,
+    check_precision,
+    default_precision,
+    resolve_device,
+    training_length,
+)
 from genforge.core.signals import StopSignals
 from genforge.core.training.augment import Augmentation, resolve_mode
 from genforge.core.training.batches import BatchSampler
@@ -139,8 +145,7 @@ class Trainer:
             self._check_still_empty()
             run_dir.write_run_config(self.out, self.run_id, self.config, self.model, self.info)
         barrier()
-        epochs = config.epochs if config.epochs is not None else (None if config.steps is not None else 5)
-        self.total_steps = config.steps if config.steps is not None else epochs * self.sampler.steps_per_epoch
+        self.total_steps = training_length(config, self.sampler.steps_per_epoch)
         self.fixed_z, self.fixed_labels = fixed_inputs(self.model, config.seed)
         if restores(self.model):  # the same clean images for every grid: damaged | restored | clean
             self.fixed_clean = batch_of(dataset, torch.arange(min(GRID_RESTORED, len(dataset))))[0]

@@ -5,8 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from helpers import assert_one_line_error, sample_plugin
-from test_bench_store import ENVIRONMENT, ROW, fake_report
+from helpers import ENVIRONMENT, ROW, assert_one_line_error, fake_report, sample_plugin
 
 from genforge.benchmarks.changepoints import find_steps
 from genforge.benchmarks.confirm import confirm_regressions

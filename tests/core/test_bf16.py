@@ -7,6 +7,7 @@ from helpers import assert_one_line_error
 from genforge.core import hardware, runtime
 from genforge.core.errors import UserError
 from genforge.core.numerics import psnr
+from genforge.core.precision import TABLE
 from genforge.core.runtime import pytorch as core_runtime
 
 
@@ -18,10 +19,10 @@ def run(train_small, tmp_path_factory):
 @pytest.mark.skipif(not hardware.cpu_has_bf16(), reason="this CPU has neither AVX-512 BF16 nor AMX")
 def test_bf16_runtime_matches_fp32_within_its_gate(run):
     fp32, bf16 = runtime.load(run), runtime.load(run, precision="bf16")
-    assert bf16.metadata["precision"] == "bf16" and bf16.psnr_db >= core_runtime.BF16_MIN_PSNR_DB
+    assert bf16.metadata["precision"] == "bf16" and bf16.psnr_db >= TABLE["bf16"].min_psnr_db
     images = bf16.generate(n=6, seed=2)
     assert images.dtype.name == "float32" and images.shape == fp32.generate(n=6, seed=2).shape
-    assert psnr(fp32.generate(n=6, seed=2), images) >= core_runtime.BF16_MIN_PSNR_DB
+    assert psnr(fp32.generate(n=6, seed=2), images) >= TABLE["bf16"].min_psnr_db
 
 
 @pytest.mark.skipif(not hardware.cpu_has_bf16(), reason="this CPU has neither AVX-512 BF16 nor AMX")

@@ -17,14 +17,14 @@ def test_every_layer_offers_exactly_the_rows_that_have_its_column():
     from genforge.app.cli import train
     from genforge.app.cli_bench import bench_run
     from genforge.app.cli_export import export_onnx_command
-    from genforge.core.runtime.pytorch import BF16_MIN_PSNR_DB, TORCH_PRECISIONS
+    from genforge.core.runtime.pytorch import TORCH_PRECISIONS
     from genforge.core.training.step import AUTOCAST_DTYPES
     from genforge.exporters.precisions import PRECISIONS
 
     assert choices(train, "precision") == table.training_precisions() == tuple(AUTOCAST_DTYPES)
     assert choices(export_onnx_command, "precision") == tuple(table.export_precisions()) == tuple(PRECISIONS)
     assert choices(bench_run, "precision") == table.runtime_precisions() == TORCH_PRECISIONS
-    assert BF16_MIN_PSNR_DB == table.TABLE["bf16"].min_psnr_db
+    assert all(table.TABLE[name].runtime_dtype is None for name in TORCH_PRECISIONS if name == table.REFERENCE)
     for name, row in table.export_precisions().items():
         assert (row.convert is None) == (name == "fp32") and (row.convert is None or callable(row.converter()))
 

@@ -381,7 +381,7 @@ def test_non_finite_and_out_of_range_numbers_are_one_line(args, fragment, genfor
 
 
 def test_reports_with_times_of_zero_or_nan_are_refused(genforge_cli, tmp_path):
-    from test_bench_store import ROW, fake_report
+    from helpers import ROW, fake_report
 
     for bad in (0.0, -1.0, float("nan")):
         report = fake_report({ROW: 10.0})
