@@ -1,9 +1,10 @@
-"""Where training results go: the logger contract, and the callback that feeds every logger of a run.
+"""Where training results go: the logger contract, the loggers a run uses, and handing them exported files.
+The Loggers callback (core/training/callbacks.py) feeds them during training.
 
 A logger plugin registers a LoggerSpec (hook register_loggers) naming a Logger subclass. `--log-to
-tensorboard,mlflow` (or log_to in a config or pipeline file) picks the loggers of a run; the JSONL file
-(metrics.jsonl, which the run directory needs) is always one of them. Loggers run on rank 0 only. A
-logger that raises is switched off with one warning: a logger never costs a run.
+tensorboard,mlflow` (or log_to in a config or pipeline file) picks the loggers of a run; the JSONL logger
+(metrics.jsonl, opened through core/runs/run_dir.py; resuming and loss.png read it) is always one of them.
+Loggers run on rank 0 only. A logger that raises is switched off with one warning: a logger never costs a run.
 
     class PrintLogger(Logger):
         def log_metrics(self, record):
