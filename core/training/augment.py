@@ -82,6 +82,7 @@ class Augmentation:
 
     mode: str = "none"
     p: float = 0.0
+    signal: float | None = None  # the overfitting signal at the last adjustment (adaptive mode)
     _signs: float = 0.0
     _count: int = 0
     _steps: int = 0
@@ -119,7 +120,8 @@ class Augmentation:
             return
         signs, count = _summed_over_processes(self._signs, self._count)
         if count:
-            direction = 1.0 if signs / count > TARGET else -1.0
+            self.signal = signs / count
+            direction = 1.0 if self.signal > TARGET else -1.0
             self.p = min(1.0, max(0.0, self.p + direction * self._images / IMAGES_TO_FULL))
         self._signs, self._count, self._images = 0.0, 0, 0
 

@@ -342,6 +342,8 @@ class Trainer:
         if self.ctx.augmentation.active:
             self.ctx.augmentation.end_step(images.shape[0])
             metrics["augment_p"] = torch.tensor(self.ctx.augmentation.p)
+            if self.ctx.augmentation.signal is not None:
+                metrics["augment_signal"] = torch.tensor(self.ctx.augmentation.signal)
         self._check_finite(metrics)
         for scheduler in self.schedulers.values():
             scheduler.step()

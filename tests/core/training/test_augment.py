@@ -97,7 +97,7 @@ def test_the_default_follows_the_dataset_size_and_only_for_models_that_augment()
 
 def test_the_run_records_its_augmentation_and_logs_its_strength_and_resume_continues_it(tmp_path, train_small):
     from genforge.core.runs.config import resumed_config
-    from genforge.core.runs.run_dir import read_run_config
+    from genforge.core.runs.run_dir import read_metrics, read_run_config
     from genforge.core.training.trainer import Trainer
 
     out = tmp_path / "run"
@@ -105,6 +105,8 @@ def test_the_run_records_its_augmentation_and_logs_its_strength_and_resume_conti
     assert json.loads((out / "config.json").read_text())["train"]["augment"] == "adaptive"
     strengths = [json.loads(line).get("augment_p") for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [p for p in strengths if p is not None][-1] > 0
+    signals = [r["augment_signal"] for r in read_metrics(out, "train") if "augment_signal" in r]
+    assert signals and all(-1 <= s <= 1 for s in signals), "the overfitting signal is logged beside p"
     trainer = Trainer(resumed_config(read_run_config(out), {"steps": 12}), out, resume=True, progress=False)
     assert trainer.ctx.augmentation.p == pytest.approx([p for p in strengths if p is not None][-1])
 
