@@ -6,8 +6,8 @@ trains on it once per --augment mode with everything else at its defaults, and e
 `genforge evaluate`'s metrics against the full built-in set (its feature classifier and test split),
 so every mode is judged on the distribution, not on the images it saw. The subset's own images,
 drawn as many times, are scored first: what a generator that only copies its training images reaches.
-Target: FD over the floor at
-least 1.5x better with augmentation than without, conditional accuracy not lower.
+Target: FD over the floor at least 1.5x better with augmentation than without, conditional accuracy not
+lower.
 
 Run: python benchmarks/scripts/small_data.py [--dataset digits] [--images 500] [--steps 1500]
      [--modes none,adaptive,fixed] [--threads N]
