@@ -9,7 +9,7 @@ drawn as many times, are scored first: what a generator that only copies its tra
 Target: FD over the floor at least 1.5x better with augmentation than without, conditional accuracy not
 lower.
 
-Run: python benchmarks/scripts/small_data.py [--dataset digits] [--images 500] [--steps 1500]
+Run: python benchmarks/scripts/small_data.py [--dataset digits] [--images 500] [--steps 1500|default | --epochs E]
      [--modes none,adaptive,fixed] [--threads N]
 """
 
@@ -56,16 +56,18 @@ def register_datasets(register):
 
 def train_and_score(mode: str, args) -> dict:
     out = args.runs / f"{args.model}-{mode}"
-    config = TrainConfig(model=args.model, dataset=f"{args.dataset}-subset", steps=args.steps, augment=mode,
+    length = {"epochs": args.epochs} if args.epochs else {} if args.steps == "default" else {"steps": int(args.steps)}
+    config = TrainConfig(model=args.model, dataset=f"{args.dataset}-subset", **length, augment=mode,
                          image_size=args.image_size, threads=args.threads, sample_every=0, checkpoint_every=0)
     started = time.perf_counter()
-    Trainer(config, out, overwrite=True, progress=False).fit()
+    trainer = Trainer(config, out, overwrite=True, progress=False)
+    trainer.fit()
     train_s = time.perf_counter() - started
     loaded = load_run(out)
     judged = {**loaded.record["train"], "dataset": args.dataset}  # scored against the full set
     scores = evaluate_generator(loaded.model, loaded.info, judged, n=args.n)
     last_p = [r.get("augment_p") for r in read_metrics(out, "train")]
-    return {"mode": mode, "train_s": train_s, "final_p": last_p[-1] if last_p else None,
+    return {"mode": mode, "train_s": train_s, "steps": trainer.step, "final_p": last_p[-1] if last_p else None,
             **{k: v for k, v in scores.items() if isinstance(v, float | int)}}
 
 
@@ -85,7 +87,8 @@ def main():
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--model", default="cgan")
     parser.add_argument("--images", type=int, default=500)
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", default="1500", help="Training steps, or 'default': the trainer's default length.")
+    parser.add_argument("--epochs", type=int, default=None, help="Train this many epochs instead of --steps.")
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--modes", default="none,adaptive,fixed")
     parser.add_argument("--n", type=int, default=2000)
@@ -102,7 +105,7 @@ def main():
     for mode in args.modes.split(","):
         rows.append(train_and_score(mode, args))
         row = rows[-1]
-        print(f"{args.model} on {args.images} {args.dataset} images, {args.steps} steps, augment {mode}: "
+        print(f"{args.model} on {args.images} {args.dataset} images, {row['steps']} steps, augment {mode}: "
               f"FD/floor {row['fd_over_floor']:.3f}, cond_acc {row.get('cond_acc', float('nan')):.3f}, "
               f"final p {row['final_p']}, {row['train_s']:.0f} s", flush=True)
     base = next((r for r in rows if r["mode"] == "none"), None)
