@@ -34,6 +34,7 @@ from genforge.core.evaluation.scoring import evaluate_run
 from genforge.core.inputs import label_problem
 from genforge.core.model import capabilities
 from genforge.core.numerics import ROUNDING_TOLERANCE, relative_difference, span_outside_range
+from genforge.core.precision import REFERENCE, default_exports
 from genforge.core.registry import get_registry
 from genforge.core.runs.config import TrainConfig
 from genforge.core.runs.run_dir import load_run
@@ -88,10 +89,10 @@ def check_model_plugin(name: str, dataset: str = "digits", image_size: int | Non
         _check_deterministic(first, second)
         report.passed(f"two seeded runs of {CHECK_STEPS} steps end with the same weights (up to rounding)")
         _check_samples(first, report)
-        for precision in ("fp32", "int8"):
+        for precision in default_exports():
             _check_export(first, work / f"{name}-{precision}.onnx", precision, report)
         _check_evaluation(first, report)
-        _check_benchmark(first, work / f"{name}-fp32.onnx", benchmark_s, report)
+        _check_benchmark(first, work / f"{name}-{REFERENCE}.onnx", benchmark_s, report)
     return report
 
 

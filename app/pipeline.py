@@ -39,6 +39,7 @@ from genforge.core.errors import UserError
 from genforge.core.files import check_output_dir, read_toml, write_atomic, write_json
 from genforge.core.folders import make_owned_folder, removal_refusal, remove_owned_folder, run_lock
 from genforge.core.model import make_config
+from genforge.core.precision import default_exports
 from genforge.core.registry import get_registry
 from genforge.core.runs.config import config_from_dict
 from genforge.core.runs.run_dir import read_run_config, run_files
@@ -51,7 +52,7 @@ DEFAULT_PIPELINE = {
     "train": {"model": "dcgan", "dataset": "digits", "image_size": 32, "batch_size": 32, "steps": 800,
               "sample_every": 200, "checkpoint_every": 400, "model_options": {"g_width": 32, "d_width": 32}},
     "evaluate": {"n": 1000, "metrics": None},
-    "export": {"precisions": ["fp32", "int8"], "quality_samples": 1000, "max_fd_increase": 0.10},
+    "export": {"precisions": default_exports(), "quality_samples": 1000, "max_fd_increase": 0.10},
     "bench": {"backends": ["torch", "ort-cpu"], "batches": [1, 64], "warmup_s": 0.3, "duration_s": 1.5,
               "min_iters": 10},
 }

@@ -39,6 +39,7 @@ class Precision:
     convert: str | None = None  # "module:function", for ONNX precisions other than fp32
     float_retry: bool = False  # a file that fails a check is made once more with its edge layers in float
     has_targets: bool = False  # the exported file is made for one target (exporters/precisions.py INT8_TARGETS)
+    exported_by_default: bool = False  # `genforge run` and the plugin kit export it unless told otherwise
 
     def converter(self):
         module, name = self.convert.split(":")
@@ -49,7 +50,7 @@ REFERENCE = "fp32"
 TABLE = {p.name: p for p in (
     Precision(REFERENCE, "float32 everywhere; the ONNX graph has its ConvTranspose rewritten into Convs (fastest on "
               "ONNX Runtime CPU)", trains=True, runtime=True, bench_backend="torch", onnx=True, min_psnr_db=60.0,
-              max_abs_error=1e-3, rewrite=True),
+              max_abs_error=1e-3, rewrite=True, exported_by_default=True),
     Precision("fp16", "float16 graph with float32 inputs and outputs, for GPUs; Tanh stays float32 (training: "
               "autocast with gradient scaling, CUDA only)", trains=True, autocast="float16",
               training_needs_cuda=True, onnx=True, min_psnr_db=35.0, max_abs_error=0.1, quality_gate=True,
@@ -60,13 +61,24 @@ TABLE = {p.name: p for p in (
               runtime_dtype="bfloat16", bench_backend="torch-bf16", min_psnr_db=35.0),
     Precision("int8", "static Q/DQ int8, calibrated on the generator's own inputs, for --target cpu or tensorrt",
               onnx=True, min_psnr_db=22.0, max_abs_error=0.6, rewrite=True, interleave="transpose",
-              quality_gate=True, convert="genforge.exporters.convert:to_int8", float_retry=True, has_targets=True),
+              quality_gate=True, convert="genforge.exporters.convert:to_int8", float_retry=True, has_targets=True,
+              exported_by_default=True),
 )}
 
 
 def timed_by(backend: str) -> str:
     """The precision whose run directories the benchmark backend `backend` times (its bench_backend column)."""
     return next(name for name, p in TABLE.items() if p.bench_backend == backend)
+
+
+def bfloat16_precision() -> str:
+    """The training precision a model's bf16_by_default asks for: the row that autocasts to bfloat16."""
+    return next(name for name, p in TABLE.items() if p.autocast == "bfloat16")
+
+
+def default_exports() -> list[str]:
+    """What `genforge run` and the plugin kit export when not told: the reference and the fast CPU file."""
+    return [name for name, p in TABLE.items() if p.exported_by_default]
 
 
 def training_precisions() -> tuple[str, ...]:

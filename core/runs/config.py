@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from genforge.core.compute import THREADS_RULE, valid_threads
 from genforge.core.errors import UserError
 from genforge.core.limits import CHANNELS, MAX_IMAGE_SIZE, MAX_SEED, MIN_IMAGE_SIZE
-from genforge.core.precision import REFERENCE, TABLE, training_precisions
+from genforge.core.precision import REFERENCE, TABLE, bfloat16_precision, training_precisions
 
 if TYPE_CHECKING:
     import torch
@@ -164,7 +164,7 @@ def default_precision(model_class, device: torch.device) -> str:
     if not getattr(model_class, "bf16_by_default", False):
         return REFERENCE
     native = torch.cuda.is_bf16_supported() if device.type == "cuda" else cpu_has_bf16()
-    return "bf16" if native else REFERENCE
+    return bfloat16_precision() if native else REFERENCE
 
 
 def check_precision(precision: str, device: torch.device) -> None:
