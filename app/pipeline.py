@@ -32,14 +32,14 @@ from genforge.app import api
 from genforge.app.charts import grids_side_by_side, history_chart, speed_chart
 from genforge.app.report import render_html, render_markdown
 from genforge.app.results import inline_png
-from genforge.benchmarks.measure import BENCH_RULES
+from genforge.benchmarks.measure import BACKENDS_RULE, BENCH_RULES
 from genforge.core.arguments import check_table, flag, is_number, is_whole, path_of, text
 from genforge.core.compute import check_threads, settle
 from genforge.core.errors import UserError
 from genforge.core.files import check_output_dir, read_toml, write_atomic, write_json
 from genforge.core.folders import make_owned_folder, removal_refusal, remove_owned_folder, run_lock
 from genforge.core.model import make_config
-from genforge.core.precision import default_exports
+from genforge.core.precision import REFERENCE, default_exports
 from genforge.core.registry import get_registry
 from genforge.core.runs.config import config_from_dict
 from genforge.core.runs.run_dir import read_run_config, run_files
@@ -57,8 +57,6 @@ DEFAULT_PIPELINE = {
               "min_iters": 10},
 }
 SECTIONS = set(DEFAULT_PIPELINE)
-BACKENDS_RULE = (lambda v: isinstance(v, list) and bool(v) and all(isinstance(b, str) for b in v),
-                 "a list of backend names")
 # per section: key -> (check, what it must be), checked by core/arguments.py check_table; [train] by the training
 # options' own rules, the benchmark's timings by BENCH_RULES (the API's and the CLI's too)
 SECTION_RULES = {
@@ -210,7 +208,7 @@ def run_job(config: dict, overwrite: bool = False, echo=print) -> Path:
     history_plots: dict = {}  # in index.html only: the report folder holds the files REPORT_FILES names
     if b.get("store"):
         report["history"] = record_history(bench, b, history_plots)
-    pictures["precisions.png"] = precision_grids(targets)
+    pictures["precisions.png"] = precision_grids(targets, threads)
     pictures["speed.png"] = speed_chart(shown)
     for name, data in pictures.items():
         if data:
@@ -250,12 +248,12 @@ def record_history(bench: dict, settings: dict, pictures: dict) -> dict:
             "series": [{"name": s.name, "commits": len(s.points), "plot": s.file_name} for s in history]}
 
 
-def precision_grids(targets: list[Path], n: int = 30) -> bytes:
+def precision_grids(targets: list[Path], threads: int, n: int = 30) -> bytes:
     """The run and each export, from the same noise (and labels, and a restoration model's degraded test images),
     side by side."""
     from genforge.core import runtime
 
-    generators = {("PyTorch fp32" if t.is_dir() else t.stem): runtime.load(t) for t in targets}
+    generators = {(f"PyTorch {REFERENCE}" if t.is_dir() else t.stem): runtime.load(t, threads=threads) for t in targets}
     first = next(iter(generators.values()))
     z, labels = first.prepare_inputs(n=n, seed=7)
     images = dict(zip((i.name for i in first.inputs), first.example_images(n, seed=7))) if first.inputs else {}

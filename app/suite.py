@@ -12,8 +12,7 @@ import re
 from pathlib import Path
 
 from genforge.app import api
-from genforge.app.pipeline import BACKENDS_RULE
-from genforge.benchmarks.measure import BENCH_RULES
+from genforge.benchmarks.measure import BACKENDS_RULE, BENCH_RULES
 from genforge.benchmarks.rows import markdown_table
 from genforge.core.arguments import check_table, is_whole
 from genforge.core.errors import UserError

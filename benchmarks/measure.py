@@ -63,6 +63,8 @@ BENCH_RULES = {  # every surface's benchmark settings: the API, the CLI, pipelin
     "min_iters": (is_whole(2), "a whole number from 2 to 1000000"),
     "threads": (lambda v: v is None or valid_threads(v), f"{THREADS_RULE} (or left out: the free cores)"),
 }
+BACKENDS_RULE = (lambda v: isinstance(v, list) and bool(v) and all(isinstance(b, str) for b in v),
+                 "a list of backend names")  # a pipeline's or suite's [bench] backends
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""How a command computes, settled once: its thread count (and why), device and precision, in one Compute.
+"""How many threads a command computes with, settled once, in one Compute (the count and how it was chosen).
 
 torch (OpenMP) and ONNX Runtime spin their worker threads at barriers; with more threads than free
 cores, a thread that another process preempted holds every other thread up, and a run becomes 10 to
@@ -90,13 +90,12 @@ def users_omp_threads(environment=None) -> int | None:
 
 @dataclass(frozen=True)
 class Compute:
-    """What one command computes with: threads (and how the count was chosen), device and precision."""
+    """What one command computes with: its thread count, how the count was chosen, the cores it had. (The
+    device and precision are the trainer's and the runtime's, chosen by their options and core/precision.py.)"""
 
     threads: int
     chosen: str  # "--threads", "OMP_NUM_THREADS" or "free cores"
     cores: int
-    device: str = "cpu"
-    precision: str | None = None
 
     def child_environment(self, processes: int = 1, environment=None) -> dict:
         """The environment for `processes` child processes sharing this command's threads: each gets its share
@@ -107,28 +106,25 @@ class Compute:
         return environment
 
     def record(self) -> dict:
-        """What a report's environment records: the count, how it was chosen, cores, device, load average."""
-        return {"threads": self.threads, "chosen": self.chosen, "cores": self.cores, "device": self.device,
-                "precision": self.precision, "load_average": load_average()}
+        """What a report's environment records: the count, how it was chosen, cores, load average."""
+        return {"threads": self.threads, "chosen": self.chosen, "cores": self.cores, "load_average": load_average()}
 
 
-def decide(threads: int | None = None, world_size: int = 1, device: str = "cpu",
-           precision: str | None = None) -> Compute:
+def decide(threads: int | None = None, world_size: int = 1) -> Compute:
     """The Compute for `threads` (None: the user's OMP_NUM_THREADS, else this process's share of the free
     cores); checks the count and changes nothing."""
     check_threads(threads)
     users = None if threads else users_omp_threads()
     count = threads or users or default_threads(world_size)
     chosen = "--threads" if threads else "OMP_NUM_THREADS" if users else "free cores"
-    return Compute(count, chosen, cores_available(), device, precision)
+    return Compute(count, chosen, cores_available())
 
 
-def settle(threads: int | None = None, world_size: int = 1, device: str = "cpu",
-           precision: str | None = None) -> Compute:
+def settle(threads: int | None = None, world_size: int = 1) -> Compute:
     """decide(), then give torch the count: the one call a command makes before it computes."""
     import torch  # lazy: the CLI's start-up imports no torch
 
-    compute = decide(threads, world_size, device, precision)
+    compute = decide(threads, world_size)
     torch.set_num_threads(compute.threads)
     return compute
 

@@ -28,6 +28,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from genforge.core.hardware import cpu_flags, cpu_has_bf16, cpu_model, cpu_peak_gflops
+from genforge.core.precision import REFERENCE, bfloat16_precision
 from genforge.core.runs.config import TrainConfig
 from genforge.core.training.trainer import Trainer
 
@@ -105,7 +106,7 @@ def main():
     parser.add_argument("--steps", type=int, default=6, help="steps per timed block")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    fast = {"channels_last": True, "precision": "bf16" if cpu_has_bf16() else "fp32"}  # the CPU fast path
+    fast = {"channels_last": True, "precision": bfloat16_precision() if cpu_has_bf16() else REFERENCE}  # CPU fast path
     print(f"CPU: {cpu_model()}, {torch.get_num_threads()} threads, AVX-512: {'avx512f' in cpu_flags()}, "
           f"native bf16: {cpu_has_bf16()}; torch {torch.__version__}")
     print(f"fast path used here: channels_last={fast['channels_last']}, precision={fast['precision']}")

@@ -85,10 +85,10 @@ class Trainer:
         self.outcome = "FAILED"  # how fit() ended, for the loggers' teardown: FINISHED, KILLED (a signal) or FAILED
         self.last_log: dict | None = None  # the latest metrics.jsonl record, for the progress bar
         self.placement = placement_from_environment()
-        self.compute = settle(config.threads, self.placement.world_size)
+        threads = settle(config.threads, self.placement.world_size).threads
         # recorded in config.json, so a resumed run computes with the same count: CPU kernels split their sums by
         # thread, and bit-exact resumption needs the same split (--threads on --resume changes it knowingly)
-        self.config = config = dataclasses.replace(config, threads=self.compute.threads)
+        self.config = config = dataclasses.replace(config, threads=threads)
         self.device = resolve_device(config.device)
         if config.precision is not None:
             check_precision(config.precision, self.device)
