@@ -44,7 +44,7 @@ class DiffusionConfig:
     min_snr: float = 5.0  # min-SNR-gamma loss weighting; 0: plain MSE on the prediction
     label_dropout: float = 0.1  # classifier-free guidance: share of training labels replaced by the null class
     steps: int = 20  # DDIM steps when sampling (a sampling option)
-    guidance: float = 1.2  # classifier-free guidance scale; 1: purely conditional, no extra pass (sampling option)
+    guidance: float = 1.1  # classifier-free guidance scale; 1: purely conditional, no extra pass (sampling option)
 
     def __post_init__(self):
         check_options(self, ("width", "blocks", "steps"), ("lr",), ("label_dropout",))
