@@ -40,6 +40,7 @@ from genforge.core.runs.config import TrainConfig
 from genforge.core.runs.run_dir import load_run
 from genforge.core.training.trainer import Trainer
 from genforge.exporters.onnx import export_onnx
+from genforge.exporters.precisions import export_file_name
 
 CHECK_IMAGE_SIZE = 16
 CHECK_STEPS = 2
@@ -90,9 +91,9 @@ def check_model_plugin(name: str, dataset: str = "digits", image_size: int | Non
         report.passed(f"two seeded runs of {CHECK_STEPS} steps end with the same weights (up to rounding)")
         _check_samples(first, report)
         for precision in default_exports():
-            _check_export(first, work / f"{name}-{precision}.onnx", precision, report)
+            _check_export(first, work / export_file_name(name, precision), precision, report)
         _check_evaluation(first, report)
-        _check_benchmark(first, work / f"{name}-{REFERENCE}.onnx", benchmark_s, report)
+        _check_benchmark(first, work / export_file_name(name, REFERENCE), benchmark_s, report)
     return report
 
 

@@ -56,7 +56,10 @@ def register_datasets(register):
 
 def train_and_score(mode: str, args) -> dict:
     out = args.runs / f"{args.model}-{mode}"
-    length = {"epochs": args.epochs} if args.epochs else {} if args.steps == "default" else {"steps": int(args.steps)}
+    if args.epochs:
+        length = {"epochs": args.epochs}
+    else:
+        length = {} if args.steps is None else {"steps": args.steps}  # None: the trainer's default length
     config = TrainConfig(model=args.model, dataset=f"{args.dataset}-subset", **length, augment=mode,
                          image_size=args.image_size, threads=args.threads, sample_every=0, checkpoint_every=0)
     started = time.perf_counter()
@@ -82,12 +85,18 @@ def memorised_reference(args) -> float:
     return fd / fd_reference_points(reference_for(train))["fd_floor"]
 
 
+def steps(value: str) -> int | None:
+    """--steps: a whole number, or 'default' (None: the trainer's default length)."""
+    return None if value == "default" else int(value)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--model", default="cgan")
     parser.add_argument("--images", type=int, default=500)
-    parser.add_argument("--steps", default="1500", help="Training steps, or 'default': the trainer's default length.")
+    parser.add_argument("--steps", type=steps, default=1500,
+                        help="Training steps, or 'default': the trainer's default length.")
     parser.add_argument("--epochs", type=int, default=None, help="Train this many epochs instead of --steps.")
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--modes", default="none,adaptive,fixed")
