@@ -37,7 +37,7 @@ class DiffusionConfig:
     width: int = 32  # channels of the first level; 2x at the levels below
     blocks: int = 1  # residual blocks per level on the way down (one more on the way up)
     attention_size: int = 8  # self-attention at feature maps this size and smaller; 0: none
-    lr: float = 1e-3
+    lr: float = 2e-3
     warmup_steps: int = 200
     schedule: str = "cosine"
     prediction: str = "v"

@@ -31,13 +31,12 @@ from genforge.core.training.trainer import Trainer
 
 
 class TimeBudget(Callback):
-    """Stops training once `seconds` of this process's CPU time have passed since the first step."""
+    """Stops training once `seconds` of this process's CPU time have passed since it was made (just before the
+    trainer, so the run's setup counts as the cgan's does); the end-of-run checkpoint and sample grid still
+    come after, and the printed ratio includes them."""
 
     def __init__(self, seconds: float):
-        self.seconds, self.started = seconds, None
-
-    def on_fit_start(self, trainer):
-        self.started = time.process_time()
+        self.seconds, self.started = seconds, time.process_time()
 
     def on_step_end(self, trainer, metrics):
         if time.process_time() - self.started >= self.seconds:
