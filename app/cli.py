@@ -70,7 +70,7 @@ def _explicit(ctx, names):
 @click.option("--data-dir", type=click.Path(), help="Folder of the dataset's files.")
 @click.option("--epochs", type=int, help="Passes over the train split (default: 5, and at least 1,000 steps).")
 @click.option("--steps", type=int, help="Training steps (instead of --epochs).")
-@click.option("--batch-size", default=64, show_default=True, type=int)
+@click.option("--batch-size", type=int, help="The global batch (default: the model's choice: 64, or 32 for diffusion).")
 @click.option("--image-size", default=32, show_default=True, type=int)
 @click.option("--channels", type=click.Choice(["1", "3"]), help="Train on 1 or 3 channels (converting).")
 @click.option("--precision", type=click.Choice(AUTOCAST_MODES),

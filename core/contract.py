@@ -38,6 +38,14 @@ def plugin_error(spec, message: str) -> ContractError:
 
 
 # -- models ----------------------------------------------------------------------------------------
+def default_batch_size(model: str) -> int:
+    """The global batch `model` trains with unless told --batch-size (GeneratorModel.batch_size_by_default)."""
+    spec = get_registry().model(model)
+    model_class = spec.load()
+    check_model_class(spec, model_class)
+    return model_class.batch_size_by_default
+
+
 def build_model(model: str | ModelSpec, info: DataInfo, options: dict | None, probe: tuple | None = None
                 ) -> GeneratorModel:
     """The model plugin `model` (its name or its spec) built for `info`, checked against the contract.
@@ -75,6 +83,10 @@ def check_model_class(spec: ModelSpec, model_class) -> None:
         if not isinstance(getattr(model_class, flag), bool):
             raise plugin_error(spec, f"{model_class.__name__}.{flag} is {getattr(model_class, flag)!r}; "
                                      "set it to True or False")
+    batch = model_class.batch_size_by_default
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise plugin_error(spec, f"{model_class.__name__}.batch_size_by_default is {batch!r}; "
+                                 "set it to a whole number, 1 or more (or leave it out: 64)")
     sizes = model_class.image_sizes
     if sizes is not None and not (isinstance(sizes, tuple) and sizes and all(isinstance(s, int) for s in sizes)):
         raise plugin_error(spec, f"{model_class.__name__}.image_sizes is {sizes!r}; "

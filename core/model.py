@@ -27,6 +27,10 @@ Optional, on the class:
   bf16_by_default   bool (default False): train under bf16 autocast unless told --precision, on devices
                     with native bf16 arithmetic (CUDA with bf16; CPUs with AVX-512 BF16 or AMX); fp32
                     elsewhere. Set it where bf16 was measured to train as well as fp32 (diffusion).
+  batch_size_by_default
+                    int (default 64): the global batch the model trains with unless told --batch-size.
+                    Set it where another batch was measured to train better in the same time (diffusion:
+                    32, more steps of the same cost per image).
   augments          bool (default False): the training step shows its discriminator real and
                     generated images through ctx.augment (and reports its raw scores on the
                     reals with ctx.report_real_scores), so `--augment` applies; the default
@@ -95,6 +99,7 @@ class GeneratorModel(nn.Module):
     ema_by_default: bool = False
     augments: bool = False
     bf16_by_default: bool = False
+    batch_size_by_default: int = 64
     image_sizes: tuple[int, ...] | None = None  # None: any size
     sampling_options: tuple[str, ...] = ()  # Config fields that sample/evaluate/export may change
     latent_shape: tuple[int, ...] = ()

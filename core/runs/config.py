@@ -28,7 +28,7 @@ class TrainConfig:
     channels: int | None = None
     epochs: int | None = None  # neither epochs nor steps: DEFAULT_EPOCHS, and at least DEFAULT_MIN_STEPS steps
     steps: int | None = None
-    batch_size: int = 64
+    batch_size: int | None = None  # None: the model's choice (GeneratorModel.batch_size_by_default, 64 for most)
     precision: str | None = None  # None: the model's choice (GeneratorModel.bf16_by_default), else fp32
     device: str = "auto"
     channels_last: bool = False
@@ -59,7 +59,7 @@ OPTION_RULES = {
     "channels": ((int, type(None)), lambda v: v is None or v in CHANNELS, "1 or 3"),
     "epochs": ((int, type(None)), lambda v: v is None or v >= 1, "at least 1"),
     "steps": ((int, type(None)), lambda v: v is None or v >= 1, "at least 1"),
-    "batch_size": (int, lambda v: v >= 1, "at least 1"),
+    "batch_size": ((int, type(None)), lambda v: v is None or v >= 1, "at least 1"),
     "precision": ((str, type(None)), lambda v: v is None or v in AUTOCAST_MODES, " or ".join(AUTOCAST_MODES)),
     "augment": ((str, type(None)), lambda v: v is None or v in AUGMENT_MODES, ", ".join(AUGMENT_MODES)),
     "device": (str, lambda v: v in DEVICES, " or ".join(DEVICES)),

@@ -29,6 +29,7 @@ from pathlib import Path
 from genforge.core.errors import PluginError, UserError
 from genforge.core.evaluation.metrics import check_metric_options
 from genforge.core.evaluation.scoring import evaluate_generator
+from genforge.core.files import write_atomic
 from genforge.core.images import save_loss_curve
 from genforge.core.progress import progress
 from genforge.core.registry import get_registry
@@ -147,8 +148,8 @@ class SampleGrids(Callback):
 
     def on_fit_end(self, trainer):
         if trainer.placement.main:
-            trainer.sample_grid(trainer.out / "samples" / f"step-{trainer.step:08d}.png")
-            trainer.sample_grid(trainer.out / "samples.png")
+            last = trainer.sample_grid(trainer.out / "samples" / f"step-{trainer.step:08d}.png")
+            write_atomic(trainer.out / "samples.png", last.read_bytes())  # same noise, same weights: one pass
 
 
 class EvalBest(Callback):

@@ -61,6 +61,9 @@ MODEL_FAULTS = {
     "ema_by_default not a bool": ([("    Config = TinyConfig\n",
                                     "    Config = TinyConfig\n    ema_by_default = 'yes'\n")], False,
                                   ["Tiny.ema_by_default is 'yes'", "True or False"]),
+    "batch_size_by_default not a count": ([("    Config = TinyConfig\n",
+                                            "    Config = TinyConfig\n    batch_size_by_default = 0\n")], False,
+                                          ["Tiny.batch_size_by_default is 0", "whole number, 1 or more"]),
     "noise drawn inside": ([("torch.tanh(self.fc(z))", "torch.tanh(self.fc(z + torch.randn_like(z)))")], False,
                            ["different images for the same noise", "they differ by", "rounding allows"]),
     "optimizers not a dict": ([('return {"g": torch.optim.Adam(self.G.parameters(), lr=self.config.lr)}',
@@ -112,6 +115,17 @@ def test_the_unfaulted_plugin_trains(install_plugin, genforge_cli, tmp_path):
     install(install_plugin, conditional=True)
     genforge_cli(*train_args(tmp_path))
     assert (tmp_path / "run" / "samples.png").exists()
+
+
+def test_a_model_chooses_the_batch_it_trains_with_unless_told(install_plugin, genforge_cli, tmp_path):
+    source = sample_plugin("tiny_model").replace("    Config = TinyConfig\n",
+                                                 "    Config = TinyConfig\n    batch_size_by_default = 8\n")
+    install(install_plugin, model=source)
+    args = [a for a in train_args(tmp_path) if a not in ("--batch-size", "8")]
+    genforge_cli(*args)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["batch_size"] == 8
+    genforge_cli(*args[:-1], tmp_path / "told", "--batch-size", "4")
+    assert json.loads((tmp_path / "told" / "config.json").read_text())["train"]["batch_size"] == 4
 
 
 def test_bad_module_attr_reference_is_named_when_listed_and_built(install_plugin, genforge_cli, tmp_path):

@@ -29,6 +29,7 @@ def test_each_model_trains_and_samples(train_small, tmp_path, model, dataset, ch
     trainer = train_small(tmp_path / "run", model=model, dataset=dataset, image_size=size)
     run = trainer.out
     assert (run / "samples.png").exists() and (run / "loss.png").exists() and (run / "config.json").exists()
+    assert (run / "samples.png").read_bytes() == (run / "samples" / "step-00000004.png").read_bytes()
     assert [p.name for p in ckpt.step_checkpoints(run / "checkpoints")] == ["step-00000002", "step-00000004"]
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == [1, 2, 3, 4] and all(r["images_per_s"] > 0 for r in records)
