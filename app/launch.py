@@ -13,7 +13,6 @@ this prints which one and how to resume. Across machines, run torchrun yourself 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import os
 import signal
@@ -25,7 +24,7 @@ from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 from torch.distributed.run import get_args_parser, run
 
 from genforge.core.compute import decide
-from genforge.core.contract import default_batch_size, open_dataset
+from genforge.core.contract import open_dataset, with_batch_size
 from genforge.core.errors import TrainingStopped, UserError
 from genforge.core.runs.config import TrainConfig
 from genforge.core.training.distributed import FINISHED_DIR
@@ -39,8 +38,7 @@ def check_launch(nproc: int, config: TrainConfig) -> None:
     if cuda and nproc > torch.cuda.device_count():
         raise UserError(f"--nproc {nproc} needs {nproc} GPUs (one per process) and this machine has "
                         f"{torch.cuda.device_count()}; use --nproc {torch.cuda.device_count()} or --device cpu")
-    if config.batch_size is None:
-        config = dataclasses.replace(config, batch_size=default_batch_size(config.model))
+    config = with_batch_size(config)
     if config.batch_size < nproc:
         raise UserError(f"--batch-size {config.batch_size} (the global batch) is smaller than --nproc {nproc}: each "
                         "process needs a share; raise --batch-size")

@@ -23,6 +23,7 @@ from genforge.core.model import GeneratorModel, capabilities, eval_mode, make_co
 from genforge.core.numerics import ROUNDING_TOLERANCE, relative_difference, span_outside_range
 from genforge.core.registry import Registry, get_registry
 from genforge.core.restore import check_declared_inputs, degraded_inputs, example_clean
+from genforge.core.runs.config import TrainConfig
 from genforge.core.specs import DatasetSpec, ModelSpec
 
 ITEMS_CHECKED = 8  # dataset items read to check them against their DataInfo
@@ -38,12 +39,15 @@ def plugin_error(spec, message: str) -> ContractError:
 
 
 # -- models ----------------------------------------------------------------------------------------
-def default_batch_size(model: str) -> int:
-    """The global batch `model` trains with unless told --batch-size (GeneratorModel.batch_size_by_default)."""
-    spec = get_registry().model(model)
+def with_batch_size(config: TrainConfig) -> TrainConfig:
+    """`config` with its global batch settled: --batch-size if given, else the model's
+    GeneratorModel.batch_size_by_default."""
+    if config.batch_size is not None:
+        return config
+    spec = get_registry().model(config.model)
     model_class = spec.load()
     check_model_class(spec, model_class)
-    return model_class.batch_size_by_default
+    return dataclasses.replace(config, batch_size=model_class.batch_size_by_default)
 
 
 def build_model(model: str | ModelSpec, info: DataInfo, options: dict | None, probe: tuple | None = None

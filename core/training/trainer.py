@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from genforge.core.compute import settle
-from genforge.core.contract import build_model, check_generator_output, default_batch_size, open_dataset, probe_batch
+from genforge.core.contract import build_model, check_generator_output, open_dataset, probe_batch, with_batch_size
 from genforge.core.data import batch_of
 from genforge.core.errors import TrainingDiverged, TrainingInterrupted, UserError
 from genforge.core.folders import (
@@ -88,9 +88,7 @@ class Trainer:
         threads = settle(config.threads, self.placement.world_size).threads
         # recorded in config.json, so a resumed run computes with the same count: CPU kernels split their sums by
         # thread, and bit-exact resumption needs the same split (--threads on --resume changes it knowingly)
-        self.config = config = dataclasses.replace(config, threads=threads)
-        if config.batch_size is None:
-            self.config = config = dataclasses.replace(config, batch_size=default_batch_size(config.model))
+        self.config = config = with_batch_size(dataclasses.replace(config, threads=threads))
         self.device = resolve_device(config.device)
         if config.precision is not None:
             check_precision(config.precision, self.device)
