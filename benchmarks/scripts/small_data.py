@@ -10,7 +10,7 @@ Target: FD over the floor at least 1.5x better with augmentation than without, c
 lower.
 
 Run: python benchmarks/scripts/small_data.py [--dataset digits] [--images 500] [--steps 1500|default | --epochs E]
-     [--modes none,adaptive,fixed] [--threads N]
+     [--modes none,adaptive,fixed] [--threads N] [--score-every STEPS]
 """
 
 import argparse
@@ -27,6 +27,7 @@ from genforge.core.evaluation.metrics import fd_reference_points
 from genforge.core.evaluation.scoring import evaluate_generator, frechet_distance_of
 from genforge.core.files import write_json
 from genforge.core.hookspecs import hookimpl
+from genforge.core.runs.checkpoint import step_checkpoints
 from genforge.core.runs.config import TrainConfig
 from genforge.core.runs.run_dir import load_run, read_metrics
 from genforge.core.specs import DatasetSpec
@@ -61,17 +62,25 @@ def train_and_score(mode: str, args) -> dict:
     else:
         length = {} if args.steps is None else {"steps": args.steps}  # None: the trainer's default length
     config = TrainConfig(model=args.model, dataset=f"{args.dataset}-subset", **length, augment=mode,
-                         image_size=args.image_size, threads=args.threads, sample_every=0, checkpoint_every=0)
+                         image_size=args.image_size, threads=args.threads, sample_every=0,
+                         checkpoint_every=args.score_every, keep=10_000)
     started = time.perf_counter()
     trainer = Trainer(config, out, overwrite=True, progress=False)
     trainer.fit()
     train_s = time.perf_counter() - started
-    loaded = load_run(out)
-    judged = {**loaded.record["train"], "dataset": args.dataset}  # scored against the full set
-    scores = evaluate_generator(loaded.model, loaded.info, judged, n=args.n)
+    trend = []
+    for path in step_checkpoints(out / "checkpoints") if args.score_every else [None]:
+        loaded = load_run(out, checkpoint=None if path is None else path.name)
+        judged = {**loaded.record["train"], "dataset": args.dataset}  # scored against the full set
+        scores = {k: v for k, v in evaluate_generator(loaded.model, loaded.info, judged, n=args.n).items()
+                  if isinstance(v, float | int)}
+        trend.append({"step": loaded.step, **scores})
+        if args.score_every:
+            print(f"  {mode}, step {loaded.step}: FD/floor {scores['fd_over_floor']:.3f}, "
+                  f"cond_acc {scores.get('cond_acc', float('nan')):.3f}", flush=True)
     last_p = [r.get("augment_p") for r in read_metrics(out, "train")]
     return {"mode": mode, "train_s": train_s, "steps": trainer.step, "final_p": last_p[-1] if last_p else None,
-            **{k: v for k, v in scores.items() if isinstance(v, float | int)}}
+            **trend[-1], "trend": trend}
 
 
 def memorised_reference(args) -> float:
@@ -101,6 +110,8 @@ def main():
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--modes", default="none,adaptive,fixed")
     parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--score-every", type=int, default=0,
+                        help="Also score a checkpoint every this many steps (0: only the last), to see the trend.")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--runs", type=Path, default=Path("runs/small-data"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
