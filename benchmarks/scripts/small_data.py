@@ -36,6 +36,10 @@ from genforge.core.training.trainer import Trainer
 SOURCE = {"dataset": "digits", "images": 500}
 
 
+def subset_order(count: int) -> torch.Tensor:
+    return torch.randperm(count, generator=torch.Generator().manual_seed(1234))
+
+
 def load_subset(split, image_size, channels, data_dir, download, seed):
     """The first SOURCE["images"] training images of SOURCE["dataset"] in a seeded order; its whole test split."""
     spec = registry.get_registry().dataset(SOURCE["dataset"])
@@ -43,7 +47,7 @@ def load_subset(split, image_size, channels, data_dir, download, seed):
     info = dataclasses.replace(info, name=f"{SOURCE['dataset']}-subset")
     if split != "train":
         return dataset, info
-    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(1234))[:SOURCE["images"]]
+    order = subset_order(len(dataset))[:SOURCE["images"]]
     images, labels = dataset.images[order], None if dataset.labels is None else dataset.labels[order]
     sizes = {**info.split_sizes, "train": len(order)}
     return ImageTensorDataset(images, labels), dataclasses.replace(info, split_sizes=sizes)
@@ -55,7 +59,23 @@ def register_datasets(register):
                          f"the first {SOURCE['images']} training images of {SOURCE['dataset']}"))
 
 
-def train_and_score(mode: str, args) -> dict:
+def discriminator_signs(model, full_train, args) -> dict:
+    """The mean sign of the discriminator's scores on the subset's own images and on 500 training images of the
+    full set it never saw, unaugmented: one that memorised its images scores them real and the others fake.
+    Only for models with a discriminator `D` taking (images) or, conditional, (images, labels): the built-in GANs."""
+    if not isinstance(getattr(model, "D", None), torch.nn.Module):
+        return {}
+    order = subset_order(len(full_train))
+    signs = {}
+    for name, indices in (("own", order[:args.images]), ("held_out", order[args.images:args.images + 500])):
+        images, labels = batch_of(full_train, indices)
+        with torch.no_grad():
+            scores = model.D(images, labels) if model.conditional else model.D(images)
+        signs[f"d_sign_{name}"] = float(torch.sign(scores.float()).mean())
+    return signs
+
+
+def train_and_score(mode: str, args, full_train) -> dict:
     out = args.runs / f"{args.model}-{mode}"
     if args.epochs:
         length = {"epochs": args.epochs}
@@ -74,10 +94,12 @@ def train_and_score(mode: str, args) -> dict:
         judged = {**loaded.record["train"], "dataset": args.dataset}  # scored against the full set
         scores = {k: v for k, v in evaluate_generator(loaded.model, loaded.info, judged, n=args.n).items()
                   if isinstance(v, float | int)}
-        trend.append({"step": loaded.step, **scores})
-        if args.score_every:
-            print(f"  {mode}, step {loaded.step}: FD/floor {scores['fd_over_floor']:.3f}, "
-                  f"cond_acc {scores.get('cond_acc', float('nan')):.3f}", flush=True)
+        signs = discriminator_signs(loaded.model, full_train, args)
+        trend.append({"step": loaded.step, **scores, **signs})
+        print(f"  {mode}, step {loaded.step}: FD/floor {scores['fd_over_floor']:.3f}, "
+              f"cond_acc {scores.get('cond_acc', float('nan')):.3f}"
+              + (f", D's mean score sign on its own images {signs['d_sign_own']:+.2f}, on held-out ones "
+                 f"{signs['d_sign_held_out']:+.2f}" if signs else ""), flush=True)
     last_p = [r.get("augment_p") for r in read_metrics(out, "train")]
     return {"mode": mode, "train_s": train_s, "steps": trainer.step, "final_p": last_p[-1] if last_p else None,
             **trend[-1], "trend": trend}
@@ -119,11 +141,12 @@ def main():
     SOURCE.update(dataset=args.dataset, images=args.images)
     registry._registry = registry.Registry(builtins=registry.BUILTIN_PLUGINS + ("__main__",))
     copied = memorised_reference(args)
+    full_train = registry.get_registry().dataset(args.dataset).load()("train", args.image_size, None, None, False, 0)[0]
     print(f"the {args.images} training images themselves, drawn {args.n} times: FD/floor {copied:.3f} (a generator "
           "that only copies them)", flush=True)
     rows = []
     for mode in args.modes.split(","):
-        rows.append(train_and_score(mode, args))
+        rows.append(train_and_score(mode, args, full_train))
         row = rows[-1]
         print(f"{args.model} on {args.images} {args.dataset} images, {row['steps']} steps, augment {mode}: "
               f"FD/floor {row['fd_over_floor']:.3f}, cond_acc {row.get('cond_acc', float('nan')):.3f}, "
