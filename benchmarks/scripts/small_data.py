@@ -121,6 +121,13 @@ def steps(value: str) -> int | None:
     return None if value == "default" else int(value)
 
 
+def zero_or_more(value: str) -> int:
+    """--score-every: a whole number, 0 or more."""
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"{value!r} must be a whole number, 0 or more")
+    return int(value)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", default="digits")
@@ -132,7 +139,7 @@ def main():
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--modes", default="none,adaptive,fixed")
     parser.add_argument("--n", type=int, default=2000)
-    parser.add_argument("--score-every", type=int, default=0,
+    parser.add_argument("--score-every", type=zero_or_more, default=0,
                         help="Also score a checkpoint every this many steps (0: only the last), to see the trend.")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--runs", type=Path, default=Path("runs/small-data"))
