@@ -106,6 +106,18 @@ def config_from_dict(values: dict) -> TrainConfig:
     unknown = sorted(set(values) - set(OPTION_RULES))
     if unknown:
         raise UserError(f"unknown training option(s) {', '.join(unknown)}; known: {', '.join(sorted(OPTION_RULES))}")
+    _check_values(values)
+    return TrainConfig(**values)
+
+
+def check_config(config: TrainConfig) -> None:
+    """The rules of config_from_dict for a TrainConfig built in Python, so it is refused before any work."""
+    if not isinstance(config, TrainConfig):
+        raise UserError(f"the training config must be a TrainConfig, not {type(config).__name__}")
+    _check_values({name: getattr(config, name) for name in OPTION_RULES})
+
+
+def _check_values(values: dict) -> None:
     for name, value in values.items():
         kind, check, must = OPTION_RULES[name]
         kinds = kind if isinstance(kind, tuple) else (kind,)
@@ -113,10 +125,8 @@ def config_from_dict(values: dict) -> TrainConfig:
             raise UserError(f"training option {name} = {value!r} must be {TYPE_WORDS[kinds[0]]} ({must})")
         if (check is not None and not check(value)) or (isinstance(value, float) and value != value):
             raise UserError(f"training option {name} = {value!r} is out of range; it must be {must}")
-    config = TrainConfig(**values)
-    if config.epochs is not None and config.steps is not None:
+    if values.get("epochs") is not None and values.get("steps") is not None:
         raise UserError("give either epochs or steps, not both")
-    return config
 
 
 RESUMABLE_CHANGES = {"steps", "epochs", "device", "log_every", "sample_every", "checkpoint_every", "keep", "threads",

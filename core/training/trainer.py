@@ -40,6 +40,7 @@ from genforge.core.runs import run_dir
 from genforge.core.runs.checkpoint import rng_state, set_rng_state
 from genforge.core.runs.config import (
     TrainConfig,
+    check_config,
     check_precision,
     default_precision,
     resolve_device,
@@ -72,6 +73,7 @@ def fixed_inputs(model: GeneratorModel, seed: int, n: int = 64):
 class Trainer:
     def __init__(self, config: TrainConfig, out: Path, resume: bool = False, overwrite: bool = False,
                  progress: bool = True, callbacks: list[Callback] | None = None):
+        check_config(config)
         if config.eval_metric is None:  # the model's own measure of quality judges its best checkpoint
             model_class = get_registry().model(config.model).load()
             config = dataclasses.replace(config, eval_metric=getattr(model_class, "primary_metric", "fd"))
@@ -94,8 +96,6 @@ class Trainer:
             check_precision(config.precision, self.device)
         check_placement(self.placement, config, self.device)
         self.device = start(self.placement, self.device.type, config.dist_timeout_s) or self.device
-        if config.epochs is not None and config.steps is not None:
-            raise UserError("give either --epochs or --steps, not both")
         check_loggers(config.log_to)
         self._check_run_dir(resume, overwrite)
         dataset, self.info = open_dataset(config.dataset, "train", config.image_size, config.channels,

@@ -11,7 +11,7 @@ from helpers import assert_one_line_error
 from PIL import Image
 
 from genforge.core import runtime
-from genforge.core.errors import TrainingDiverged
+from genforge.core.errors import TrainingDiverged, UserError
 from genforge.core.model import generate
 from genforge.core.runs import checkpoint as ckpt
 from genforge.core.runs.run_dir import load_run
@@ -118,6 +118,19 @@ def test_nan_loss_stops_with_last_good_checkpoint(small_config, tmp_path, monkey
     with pytest.raises(TrainingDiverged, match="g_loss became nan at step 3.*step-00000002"):
         trainer.fit()
     assert ckpt.read_checkpoint(ckpt.find_checkpoint(trainer.out)).step == 2
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ({"checkpoint_every": -5}, "checkpoint_every = -5 is out of range"),
+    ({"steps": "10"}, "steps = '10' must be a whole number"),
+    ({"epochs": 1}, "give either epochs or steps, not both"),
+])
+def test_a_trainconfig_built_in_python_is_refused_by_the_clis_rules_before_anything_is_written(
+        small_config, tmp_path, override, fragment):
+    with pytest.raises(UserError) as error:
+        Trainer(small_config("dcgan", "digits", **override), tmp_path / "run", progress=False)
+    assert fragment in str(error.value) and "\n" not in str(error.value)
+    assert not (tmp_path / "run").exists()
 
 
 def test_checkpoints_keep_the_last_k(train_small, tmp_path):
