@@ -153,7 +153,7 @@ class ConditionalGAN(GeneratorModel):
             fake = self.G(z, fake_labels)
             d_real, real_logits = self.D(ctx.augment(images), labels, classify=True)
             d_fake = self.D(ctx.augment(fake.detach()), fake_labels)
-            ctx.report_real_scores(d_real)
+            ctx.report_real_scores(d_real, self.D)
             d_class = F.cross_entropy(real_logits.float(), labels)  # real images only: fakes would teach it G's errors
             d_loss = discriminator_loss(self.config.loss, d_real, d_fake) + weight * d_class
         ctx.optimize("d", d_loss)

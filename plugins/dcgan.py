@@ -88,7 +88,7 @@ class DCGAN(GeneratorModel):
         with ctx.autocast():
             fake = self.G(z)
             d_real, d_fake = self.D(ctx.augment(images)), self.D(ctx.augment(fake.detach()))
-            ctx.report_real_scores(d_real)
+            ctx.report_real_scores(d_real, lambda held_out, _: self.D(held_out))
             d_loss = discriminator_loss(self.config.loss, d_real, d_fake)
         ctx.optimize("d", d_loss)
         with ctx.frozen(self.D), ctx.autocast():

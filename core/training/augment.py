@@ -2,14 +2,20 @@
 through the same random translation, cutout and colour changes, so it cannot memorise the few real ones.
 
 A GAN applies it through its step context: `self.D(ctx.augment(images))` and `self.D(ctx.augment(fake))`;
-with `ctx.report_real_scores(d_real)` (the discriminator's raw scores on the augmented reals) the strength
-adapts as in ADA (Karras et al. 2020): each operation is applied to an image with probability p, and p rises
-while the discriminator is sure of the reals (the mean sign of its scores above TARGET) and falls otherwise.
-Gradients flow through every operation to the generator (DiffAugment, Zhao et al. 2020).
+with `ctx.report_real_scores(d_real, discriminator)` (the discriminator's raw scores on the augmented reals,
+and a function that scores images) the strength adapts as in ADA (Karras et al. 2020): each operation is
+applied to an image with probability p, and p rises while the discriminator overfits and falls otherwise.
+Its overfitting signal is ADA's r_v where the dataset has a test split: half the gap between the mean sign of
+the discriminator's scores on its training reals and on held-out reals (0: it tells them apart no better than
+chance; 1: it calls every training image real and every held-out one fake), held at HELD_OUT_TARGET. Without
+held-out images (or without the scoring function) it is ADA's r_t, the mean sign on the training reals, held
+at TARGET; as a generator reproduces a small training set, r_t sinks while the discriminator memorises, which
+only r_v sees. Gradients flow through every operation to the generator (DiffAugment, Zhao et al. 2020).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +27,7 @@ from genforge.core.training.distributed import gather
 AUTO_ADAPTIVE_BELOW = 20_000  # training images: smaller sets get adaptive augmentation by default
 FIXED_P = 1.0  # DiffAugment's policy: every operation on every image
 TARGET = 0.6  # ADA's overfitting heuristic r_t = E[sign(D(real))] is held near this
+HELD_OUT_TARGET = 0.2  # r_v = (E[sign(D(train real))] - E[sign(D(held-out real))]) / 2 is held near this
 INTERVAL = 4  # steps between adjustments
 IMAGES_TO_FULL = 20_000  # images seen for p to go from 0 to 1 at the most (ADA's 500k is for longer runs)
 SHIFT = 1 / 8  # translation: up to this fraction of the side
@@ -83,8 +90,11 @@ class Augmentation:
     mode: str = "none"
     p: float = 0.0
     signal: float | None = None  # the overfitting signal at the last adjustment (adaptive mode)
+    held_out: Callable | None = None  # () -> (images, labels) of held-out reals on the run's device: r_v's
     _signs: float = 0.0
     _count: int = 0
+    _gap: float = 0.0  # sign means, training minus held-out reals, summed over this interval's r_v measurements
+    _gaps: int = 0
     _steps: int = 0
     _images: int = 0
 
@@ -104,13 +114,21 @@ class Augmentation:
             images = torch.where(chosen, operation(images), images)
         return images
 
-    def report_real_scores(self, scores: torch.Tensor) -> None:
-        """The discriminator's raw scores on augmented reals: the overfitting signal of adaptive mode."""
+    def report_real_scores(self, scores: torch.Tensor, discriminator: Callable | None = None) -> None:
+        """The discriminator's raw scores on augmented reals, and `discriminator(images, labels) -> scores`: the
+        overfitting signal of adaptive mode. Once an interval, on its last step, held-out reals are scored too."""
         if self.mode != "adaptive":
             return
-        scores = scores.detach().float().flatten()
-        self._signs += float(torch.sign(scores).sum())
-        self._count += scores.numel()
+        signs = torch.sign(scores.detach().float().flatten())
+        self._signs += float(signs.sum())
+        self._count += signs.numel()
+        if discriminator is None or self.held_out is None or self._steps % INTERVAL != INTERVAL - 1:
+            return
+        images, labels = self.held_out()
+        with torch.no_grad():
+            held = discriminator(self(images), labels)
+        self._gap += float(signs.mean()) - float(torch.sign(held.float()).mean())
+        self._gaps += 1
 
     def end_step(self, batch_size: int) -> None:
         """Once per training step: every INTERVAL steps p moves toward holding the signal at TARGET."""
@@ -118,25 +136,25 @@ class Augmentation:
         self._images += batch_size
         if self.mode != "adaptive" or self._steps % INTERVAL:
             return
-        signs, count = _summed_over_processes(self._signs, self._count)
+        signs, count, gap, gaps = _summed_over_processes(self._signs, self._count, self._gap, self._gaps)
         if count:
-            self.signal = signs / count
-            direction = 1.0 if self.signal > TARGET else -1.0
+            self.signal = gap / gaps / 2 if gaps else signs / count
+            direction = 1.0 if self.signal > (HELD_OUT_TARGET if gaps else TARGET) else -1.0
             self.p = min(1.0, max(0.0, self.p + direction * self._images / IMAGES_TO_FULL))
-        self._signs, self._count, self._images = 0.0, 0, 0
+        self._signs, self._count, self._images, self._gap, self._gaps = 0.0, 0, 0, 0.0, 0
 
     def state_dict(self) -> dict:
         """Everything adaptive mode carries between steps, so a resumed run continues as an unbroken one."""
         return {"mode": self.mode, "p": self.p, "signs": self._signs, "count": self._count, "steps": self._steps,
-                "images": self._images}
+                "images": self._images, "gap": self._gap, "gaps": self._gaps}
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("mode") == self.mode:
-            self.p, self._signs = float(state["p"]), float(state.get("signs", 0.0))
-            self._count, self._steps, self._images = (int(state.get(k, 0)) for k in ("count", "steps", "images"))
+            self.p, self._signs, self._gap = (float(state.get(k, 0.0)) for k in ("p", "signs", "gap"))
+            self._count, self._steps, self._images, self._gaps = (int(state.get(k, 0))
+                                                                  for k in ("count", "steps", "images", "gaps"))
 
 
-def _summed_over_processes(signs: float, count: int) -> tuple[float, int]:
+def _summed_over_processes(*numbers: float) -> list[float]:
     """Every process adjusts p from the same numbers, so p stays one value across a distributed run."""
-    both = gather((signs, count))
-    return sum(s for s, _ in both), sum(c for _, c in both)
+    return [sum(column) for column in zip(*gather(numbers))]

@@ -33,3 +33,15 @@ class BatchSampler:
             self._epoch, self._perm = epoch, torch.randperm(len(self.dataset), generator=generator)
         indices = self._perm[index * self.batch_size:(index + 1) * self.batch_size]
         return batch_of(self.dataset, shard(indices, self.placement))
+
+
+class HeldOutSampler:
+    """Random batches of a held-out split (adaptive augmentation's r_v), a pure function of (seed, step, rank),
+    so a resumed run draws what an unbroken one would."""
+
+    def __init__(self, dataset, batch_size: int, seed: int, placement: Placement = Placement()):
+        self.dataset, self.batch_size, self.seed, self.rank = dataset, batch_size, seed, placement.rank
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        generator = torch.Generator().manual_seed((self.seed * 1_000_003 + step) * 1_009 + self.rank + 1)
+        return batch_of(self.dataset, torch.randint(len(self.dataset), (self.batch_size,), generator=generator))

@@ -14,7 +14,7 @@ from genforge.core.errors import UserError
 from genforge.core.model import GeneratorModel
 from genforge.core.precision import REFERENCE, TABLE, training_precisions
 from genforge.core.specs import ModelSpec
-from genforge.core.training.augment import Augmentation
+from genforge.core.training.augment import INTERVAL, Augmentation
 from genforge.core.training.distributed import average_gradients
 
 AUTOCAST_DTYPES = {name: getattr(torch, TABLE[name].autocast) if TABLE[name].autocast else None
@@ -42,9 +42,11 @@ class StepContext:
         (`--augment`; core/training/augment.py), or the images themselves when it is off."""
         return self.augmentation(images)
 
-    def report_real_scores(self, scores: torch.Tensor) -> None:
-        """The discriminator's raw scores on the augmented real images; adaptive augmentation's signal."""
-        self.augmentation.report_real_scores(scores)
+    def report_real_scores(self, scores: torch.Tensor, discriminator=None) -> None:
+        """The discriminator's raw scores on the augmented real images, and optionally the discriminator as a
+        function `(images, labels) -> scores` (as training_step's images and labels): adaptive augmentation's
+        signal, which then compares the training reals' scores with held-out reals' (core/training/augment.py)."""
+        self.augmentation.report_real_scores(scores, discriminator)
 
     def randn(self, *shape) -> torch.Tensor:
         return torch.randn(shape, device=self.device)
@@ -101,7 +103,9 @@ def check_training_step(spec: ModelSpec, model: GeneratorModel, probe: tuple) ->
                 and all(isinstance(o, torch.optim.Optimizer) for o in optimizers.values())):
             raise plugin_error(spec, f"optimizers() returned {type(optimizers).__name__}; return a non-empty dict of "
                                      "torch.optim optimizers by name, e.g. {'g': Adam(...), 'd': Adam(...)}")
-        ctx = StepContext(optimizers, torch.device("cpu"))
+        # adaptive augmentation at the last step of an interval: a discriminator given to report_real_scores runs
+        ctx = StepContext(optimizers, torch.device("cpu"), augmentation=Augmentation(
+            "adaptive", held_out=lambda: probe, _steps=INTERVAL - 1))
         trial.train()
         try:
             metrics = trial.training_step(images, labels, ctx)

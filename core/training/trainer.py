@@ -48,7 +48,7 @@ from genforge.core.runs.config import (
 )
 from genforge.core.signals import StopSignals
 from genforge.core.training.augment import Augmentation, resolve_mode
-from genforge.core.training.batches import BatchSampler
+from genforge.core.training.batches import BatchSampler, HeldOutSampler
 from genforge.core.training.callbacks import Callback, Loggers, callbacks_in_order, callbacks_state, restore_callbacks
 from genforge.core.training.distributed import (
     barrier,
@@ -124,6 +124,11 @@ class Trainer:
         augment = resolve_mode(config.augment, type(self.model), self.info.split_sizes.get("train"))
         self.config = config = dataclasses.replace(config, augment=augment)
         self.ctx = StepContext(self.optimizers, self.device, config.precision, Augmentation(augment))
+        if augment == "adaptive" and self.info.split_sizes.get("test"):
+            held_out = HeldOutSampler(open_dataset(config.dataset, "test", config.image_size, config.channels,
+                                                   config.data_dir, seed=config.seed)[0],
+                                      self.sampler.batch_size, config.seed, self.placement)
+            self.ctx.augmentation.held_out = lambda: self._on_device(*held_out.batch(self.step))
         if config.ema is None:
             self.config = config = dataclasses.replace(config, ema=type(self.model).ema_by_default)
         self.ema = EMA(self.model.generator(), config.ema_decay) if config.ema else None
@@ -336,9 +341,8 @@ class Trainer:
 
     def train_step(self) -> dict:
         """One step of the model's own training_step on the next batch; returns its metrics."""
-        images, labels = self.sampler.batch(self.step)
-        images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
-        metrics = self.model.training_step(images, labels.to(self.device, non_blocking=True), self.ctx)
+        images, labels = self._on_device(*self.sampler.batch(self.step))
+        metrics = self.model.training_step(images, labels, self.ctx)
         if self.ctx.augmentation.active:
             self.ctx.augmentation.end_step(images.shape[0])
             metrics["augment_p"] = torch.tensor(self.ctx.augmentation.p)
@@ -351,6 +355,10 @@ class Trainer:
             broadcast_state(self.model, buffers_only=True)
         self.step += 1
         return metrics
+
+    def _on_device(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        return images, labels.to(self.device, non_blocking=True)
 
     def log(self, record: dict) -> None:
         """A metrics record ({"kind", "step", ...}) to every logger of the run (rank 0)."""

@@ -60,6 +60,40 @@ def test_adaptive_strength_rises_while_the_discriminator_is_sure_of_the_reals_an
     assert restored.state_dict() == saved
 
 
+def test_with_held_out_reals_the_strength_follows_how_much_surer_the_discriminator_is_of_its_own_reals():
+    held_out = torch.zeros(64, 1, 8, 8), torch.zeros(64, dtype=torch.long)
+    memorised = Augmentation("adaptive", held_out=lambda: held_out)
+    for _ in range(400):  # its training reals scored real, the held-out ones fake: r_v = 1
+        memorised.report_real_scores(torch.full((64,), 0.1), lambda images, labels: torch.full((len(images),), -2.0))
+        memorised.end_step(64)
+    assert memorised.p == 1.0 and memorised.signal == pytest.approx(1.0)
+    general = Augmentation("adaptive", held_out=lambda: held_out, p=0.5)
+    for _ in range(40):  # both scored alike, though every score is sure of the reals (r_t would raise p)
+        general.report_real_scores(torch.full((64,), 3.0), lambda images, labels: torch.full((len(images),), 3.0))
+        general.end_step(64)
+    assert general.p < 0.5 and general.signal == pytest.approx(0.0)
+    saved = memorised.state_dict()
+    assert {"gap", "gaps"} <= set(saved)
+
+
+def test_the_trainer_hands_adaptive_augmentation_batches_of_the_test_split(tmp_path, small_config):
+    from genforge.core.contract import open_dataset
+    from genforge.core.data import batch_of
+    from genforge.core.training.trainer import Trainer
+
+    trainer = Trainer(small_config("cgan", "digits", augment="adaptive"), tmp_path / "run", progress=False)
+    test, _ = open_dataset("digits", "test", image_size=16)
+    images, labels = trainer.ctx.augmentation.held_out()
+    assert images.shape == (16, 1, 16, 16) and labels.shape == (16,)
+    rows = batch_of(test, torch.arange(len(test)))[0].flatten(1)
+    assert all(bool((rows == image.flatten()).all(dim=1).any()) for image in images), "not images of the test split"
+    assert torch.equal(trainer.ctx.augmentation.held_out()[0], images), "the same step draws the same batch"
+    trainer.release_lock()
+    fixed = Trainer(small_config("cgan", "digits", augment="fixed"), tmp_path / "fixed", progress=False)
+    assert fixed.ctx.augmentation.held_out is None
+    fixed.release_lock()
+
+
 class Recording(Augmentation):
     def __call__(self, images):
         self.seen.append(images)
@@ -104,7 +138,7 @@ def test_the_run_records_its_augmentation_and_logs_its_strength_and_resume_conti
     train_small(out, "cgan", steps=8, checkpoint_every=4)
     assert json.loads((out / "config.json").read_text())["train"]["augment"] == "adaptive"
     strengths = [json.loads(line).get("augment_p") for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert [p for p in strengths if p is not None][-1] > 0
+    assert strengths and all(p is not None and 0 <= p <= 1 for p in strengths)
     signals = [r["augment_signal"] for r in read_metrics(out, "train") if "augment_signal" in r]
     assert signals and all(-1 <= s <= 1 for s in signals), "the overfitting signal is logged beside p"
     trainer = Trainer(resumed_config(read_run_config(out), {"steps": 12}), out, resume=True, progress=False)
@@ -115,3 +149,27 @@ def test_augment_asked_of_a_model_that_does_not_augment_is_one_line_and_leaves_n
     refused(genforge_cli, ("train", "--model", "vae", "--augment", "fixed", "--steps", "2", "--out", tmp_path / "r"),
             ["--augment fixed", "does not augment"])
     assert not (tmp_path / "r").exists()
+
+
+def test_a_discriminator_function_that_fails_is_named_by_the_step_check_before_training():
+    from conftest import SMALL_MODELS
+
+    from genforge.core.contract import build_model
+    from genforge.core.data import DataInfo
+    from genforge.core.errors import ContractError
+    from genforge.core.registry import get_registry
+    from genforge.core.training.step import check_training_step
+
+    info = DataInfo("digits", 1, 16, 16, 10, tuple("0123456789"), {"train": 100})
+    gan, spec = build_model("dcgan", info, SMALL_MODELS["dcgan"]), get_registry().model("dcgan")
+    probe = torch.rand(8, 1, 16, 16) * 2 - 1, torch.zeros(8).long()
+    check_training_step(spec, gan, probe)
+
+    class WrongArity(type(gan)):
+        def training_step(self, images, labels, ctx):
+            ctx.report_real_scores(self.D(images), lambda images: self.D(images))  # must take (images, labels)
+            return {"loss": torch.zeros(())}
+
+    gan.__class__ = WrongArity
+    with pytest.raises(ContractError, match=r"dcgan.*training_step\(images, labels, ctx\) raised TypeError"):
+        check_training_step(spec, gan, probe)
