@@ -10,7 +10,7 @@ Target: FD over the floor at least 1.5x better with augmentation than without, c
 lower.
 
 Run: python benchmarks/scripts/small_data.py [--dataset digits] [--images 500] [--steps 1500|default | --epochs E]
-     [--modes none,adaptive,fixed] [--threads N] [--score-every STEPS]
+     [--modes none,adaptive,fixed] [--threads N] [--score-every STEPS] [--seed S]
 """
 
 import argparse
@@ -82,7 +82,7 @@ def train_and_score(mode: str, args, full_train) -> dict:
     else:
         length = {} if args.steps is None else {"steps": args.steps}  # None: the trainer's default length
     config = TrainConfig(model=args.model, dataset=f"{args.dataset}-subset", **length, augment=mode,
-                         image_size=args.image_size, threads=args.threads, sample_every=0,
+                         image_size=args.image_size, threads=args.threads, seed=args.seed, sample_every=0,
                          checkpoint_every=args.score_every, keep=10_000)
     started = time.perf_counter()
     trainer = Trainer(config, out, overwrite=True, progress=False)
@@ -142,6 +142,7 @@ def main():
     parser.add_argument("--score-every", type=zero_or_more, default=0,
                         help="Also score a checkpoint every this many steps (0: only the last), to see the trend.")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--seed", type=zero_or_more, default=0, help="The training seed (the subset stays the same).")
     parser.add_argument("--runs", type=Path, default=Path("runs/small-data"))
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args()
