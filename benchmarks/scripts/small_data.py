@@ -105,14 +105,14 @@ def train_and_score(mode: str, args, full_train) -> dict:
             **trend[-1], "trend": trend}
 
 
-def memorised_reference(args) -> float:
+def memorised_reference(args, full_train, info) -> float:
     """FD over floor of the subset's own images drawn n times: what a generator that only copies its training
     images would score, the yardstick for how much any run generalises beyond them."""
-    dataset, info = load_subset("train", args.image_size, None, None, False, 0)
-    draws = torch.randint(0, len(dataset), (args.n,), generator=torch.Generator().manual_seed(0))
+    own = subset_order(len(full_train))[:args.images]
+    draws = own[torch.randint(0, len(own), (args.n,), generator=torch.Generator().manual_seed(0))]
     train = {"dataset": args.dataset, "image_size": args.image_size, "channels": info.channels, "data_dir": None,
              "seed": 0}
-    fd = frechet_distance_of(batch_of(dataset, draws)[0], info, train)
+    fd = frechet_distance_of(batch_of(full_train, draws)[0], info, train)
     return fd / fd_reference_points(reference_for(train))["fd_floor"]
 
 
@@ -148,8 +148,9 @@ def main():
     args = parser.parse_args()
     SOURCE.update(dataset=args.dataset, images=args.images)
     registry._registry = registry.Registry(builtins=registry.BUILTIN_PLUGINS + ("__main__",))
-    copied = memorised_reference(args)
-    full_train = registry.get_registry().dataset(args.dataset).load()("train", args.image_size, None, None, False, 0)[0]
+    load = registry.get_registry().dataset(args.dataset).load()
+    full_train, info = load("train", args.image_size, None, None, False, 0)
+    copied = memorised_reference(args, full_train, info)
     print(f"the {args.images} training images themselves, drawn {args.n} times: FD/floor {copied:.3f} (a generator "
           "that only copies them)", flush=True)
     rows = []

@@ -131,7 +131,8 @@ class Augmentation:
         self._gaps += 1
 
     def end_step(self, batch_size: int) -> None:
-        """Once per training step: every INTERVAL steps p moves toward holding the signal at TARGET."""
+        """Once per training step: every INTERVAL steps p moves toward holding the signal at its target
+        (HELD_OUT_TARGET for r_v, TARGET for r_t)."""
         self._steps += 1
         self._images += batch_size
         if self.mode != "adaptive" or self._steps % INTERVAL:

@@ -36,12 +36,13 @@ class BatchSampler:
 
 
 class HeldOutSampler:
-    """Random batches of a held-out split (adaptive augmentation's r_v), a pure function of (seed, step, rank),
-    so a resumed run draws what an unbroken one would."""
+    """Random batches of a held-out split (adaptive augmentation's r_v), a pure function of (seed, step), so a
+    resumed run draws what an unbroken one would; with several processes, each takes its shard of the batch."""
 
     def __init__(self, dataset, batch_size: int, seed: int, placement: Placement = Placement()):
-        self.dataset, self.batch_size, self.seed, self.rank = dataset, batch_size, seed, placement.rank
+        self.dataset, self.batch_size, self.seed, self.placement = dataset, batch_size, seed, placement
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        generator = torch.Generator().manual_seed((self.seed * 1_000_003 + step) * 1_009 + self.rank + 1)
-        return batch_of(self.dataset, torch.randint(len(self.dataset), (self.batch_size,), generator=generator))
+        generator = torch.Generator().manual_seed((self.seed * 1_000_003 + step) * 1_009 + 1)
+        indices = torch.randint(len(self.dataset), (self.batch_size,), generator=generator)
+        return batch_of(self.dataset, shard(indices, self.placement))

@@ -94,6 +94,19 @@ def test_the_trainer_hands_adaptive_augmentation_batches_of_the_test_split(tmp_p
     fixed.release_lock()
 
 
+def test_with_several_processes_each_scores_its_share_of_the_one_held_out_batch():
+    from genforge.core.contract import open_dataset
+    from genforge.core.training.batches import HeldOutSampler
+    from genforge.core.training.distributed import Placement
+
+    test, _ = open_dataset("digits", "test", image_size=8)
+    whole = HeldOutSampler(test, 16, seed=5).batch(7)[0]
+    shares = [HeldOutSampler(test, 16, seed=5, placement=Placement(rank, 2, rank)).batch(7)[0] for rank in (0, 1)]
+    assert [len(share) for share in shares] == [8, 8]
+    assert sorted(map(tuple, torch.cat(shares).flatten(1).tolist())) == sorted(map(tuple, whole.flatten(1).tolist()))
+    assert not torch.equal(whole, HeldOutSampler(test, 16, seed=5).batch(8)[0]), "a new step, a new batch"
+
+
 class Recording(Augmentation):
     def __call__(self, images):
         self.seen.append(images)
