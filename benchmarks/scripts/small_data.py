@@ -37,7 +37,12 @@ SOURCE = {"dataset": "digits", "images": 500}
 
 
 def subset_order(count: int) -> torch.Tensor:
+    """A seeded order of the full training split: its first SOURCE["images"] are the subset, the rest unseen."""
     return torch.randperm(count, generator=torch.Generator().manual_seed(1234))
+
+
+def subset_indices(count: int) -> torch.Tensor:
+    return subset_order(count)[:SOURCE["images"]]
 
 
 def load_subset(split, image_size, channels, data_dir, download, seed):
@@ -47,7 +52,7 @@ def load_subset(split, image_size, channels, data_dir, download, seed):
     info = dataclasses.replace(info, name=f"{SOURCE['dataset']}-subset")
     if split != "train":
         return dataset, info
-    order = subset_order(len(dataset))[:SOURCE["images"]]
+    order = subset_indices(len(dataset))
     images, labels = dataset.images[order], None if dataset.labels is None else dataset.labels[order]
     sizes = {**info.split_sizes, "train": len(order)}
     return ImageTensorDataset(images, labels), dataclasses.replace(info, split_sizes=sizes)
@@ -108,7 +113,7 @@ def train_and_score(mode: str, args, full_train) -> dict:
 def memorised_reference(args, full_train, info) -> float:
     """FD over floor of the subset's own images drawn n times: what a generator that only copies its training
     images would score, the yardstick for how much any run generalises beyond them."""
-    own = subset_order(len(full_train))[:args.images]
+    own = subset_indices(len(full_train))
     draws = own[torch.randint(0, len(own), (args.n,), generator=torch.Generator().manual_seed(0))]
     train = {"dataset": args.dataset, "image_size": args.image_size, "channels": info.channels, "data_dir": None,
              "seed": 0}
