@@ -6,6 +6,8 @@ instead of weight clipping. The critic is updated on every training step and the
 every `n_critic`-th one (5 in the paper), each critic step on a fresh batch, as in the paper's
 Algorithm 1; Adam(1e-4, betas 0.0/0.9). The critic has no BatchNorm (the penalty is per sample):
 LayerNorm-style GroupNorm(1, C) instead. The generator is DCGAN's (Radford et al. 2015).
+The critic sees real and generated images through genforge's augmentation (`--augment`), the penalty
+included, so small datasets get DiffAugment/ADA like the built-in GANs.
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, 
 class WGANGP(GeneratorModel):
     Config = WGANGPConfig
     conditional = False
+    augments = True
     image_sizes = (16, 32, 64, 128)
 
     def __init__(self, info, config: WGANGPConfig):
@@ -100,14 +103,19 @@ class WGANGP(GeneratorModel):
         n = len(images)
         with torch.no_grad():
             fake = self.G(ctx.randn(n, *self.latent_shape))
-        mix = torch.rand(n, 1, 1, 1, device=images.device)
-        wasserstein = self.D(images).mean() - self.D(fake).mean()
-        penalty = gradient_penalty(self.D, images, fake, mix)
+        real, fake = ctx.augment(images), ctx.augment(fake)
+        d_real, d_fake = self.D(real), self.D(fake)
+        # a critic's scores have no zero; measured from the midpoint of its mean real and fake scores, their
+        # sign says real or fake as a logit's does, which adaptive augmentation's overfitting signal reads
+        midpoint = (d_real.mean() + d_fake.mean()).detach() / 2
+        ctx.report_real_scores(d_real - midpoint, lambda held_out, _labels: self.D(held_out) - midpoint)
+        wasserstein = d_real.mean() - d_fake.mean()
+        penalty = gradient_penalty(self.D, real, fake, torch.rand(n, 1, 1, 1, device=images.device))
         ctx.optimize("critic", -wasserstein + self.config.gp_weight * penalty)
         self.critic_steps += 1
         if int(self.critic_steps) % self.config.n_critic == 0:
             with ctx.frozen(self.D), ctx.autocast():
-                g_loss = -self.D(self.G(ctx.randn(n, *self.latent_shape))).float().mean()
+                g_loss = -self.D(ctx.augment(self.G(ctx.randn(n, *self.latent_shape)))).float().mean()
             ctx.optimize("g", g_loss)
             self.last_g_loss.copy_(g_loss.detach())
         return {"wasserstein": wasserstein.detach(), "gp": penalty.detach(), "g_loss": self.last_g_loss.clone()}

@@ -3,8 +3,9 @@
 import torch
 from torch import nn
 
+from genforge import DataInfo, StepContext
 from genforge.testing import check_model_plugin
-from genforge_wgan_gp.model import gradient_penalty
+from genforge_wgan_gp.model import WGANGP, WGANGPConfig, gradient_penalty
 
 SMALL = {"g_width": 8, "d_width": 8, "latent_dim": 16}
 
@@ -36,3 +37,32 @@ def test_generator_updates_every_n_critic_steps(genforge_cli, tmp_path):
     assert int(model.critic_steps) == 6
     genforge_cli("train", "--resume", run, "--steps", "7", "--no-progress")
     assert int(load_run(run).model.critic_steps) == 7
+
+
+class RecordingContext(StepContext):
+    """genforge's step context, recording what the critic is shown and the scores reported to it."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.shown, self.reported = [], []
+
+    def augment(self, images):
+        self.shown.append(images)
+        return super().augment(images)
+
+    def report_real_scores(self, scores, discriminator=None):
+        self.reported.append((scores, discriminator))
+        super().report_real_scores(scores, discriminator)
+
+
+def test_the_critic_sees_real_and_generated_images_through_the_augmentation_with_centred_scores():
+    info = DataInfo("digits", 1, 16, 16, 10, tuple("0123456789"), {"train": 100})
+    model = WGANGP(info, WGANGPConfig(**SMALL, n_critic=1))
+    ctx = RecordingContext(model.optimizers(), torch.device("cpu"))
+    images = torch.rand(8, 1, 16, 16) * 2 - 1
+    metrics = model.training_step(images, None, ctx)
+    assert ctx.shown[0] is images, "the reals were not augmented"
+    assert len(ctx.shown) == 3 and ctx.shown[2].requires_grad, "the critic's and the generator's fakes"
+    (scores, critic), = ctx.reported
+    assert abs(float(scores.mean()) - float(metrics["wasserstein"]) / 2) < 1e-5, "real scores minus the midpoint"
+    assert critic(images, None).shape == (8,)
