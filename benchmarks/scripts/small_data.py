@@ -7,7 +7,7 @@ trains on it once per --augment mode with everything else at its defaults, and e
 so every mode is judged on the distribution, not on the images it saw. The subset's own images,
 drawn as many times, are scored first: what a generator that only copies its training images reaches.
 Target: FD over the floor at least 1.5x better with augmentation than without, conditional accuracy not
-lower. Each mode's samples (two of every class for a conditional model) go to OUT/small-data-MODE.png.
+lower. Each mode's sample grid (the run's own samples.png, at its last step) goes to OUT/small-data-MODE.png.
 
 Run: python benchmarks/scripts/small_data.py [--dataset digits] [--images 500] [--steps 1500|default | --epochs E]
      [--image-size 32] [--modes none,adaptive,fixed] [--threads N] [--score-every STEPS] [--seed S]
@@ -27,11 +27,9 @@ from genforge.core.evaluation.metrics import fd_reference_points
 from genforge.core.evaluation.scoring import evaluate_generator, frechet_distance_of
 from genforge.core.files import write_json
 from genforge.core.hookspecs import hookimpl
-from genforge.core.images import save_grid
 from genforge.core.runs.checkpoint import step_checkpoints
 from genforge.core.runs.config import TrainConfig
 from genforge.core.runs.run_dir import load_run, read_metrics
-from genforge.core.runtime.load import load
 from genforge.core.specs import DatasetSpec
 from genforge.core.training.trainer import Trainer
 
@@ -108,20 +106,10 @@ def train_and_score(mode: str, args, full_train) -> dict:
               + (f", D's mean score sign on its own images {signs['d_sign_own']:+.2f}, on held-out ones "
                  f"{signs['d_sign_held_out']:+.2f}" if signs else ""), flush=True)
     last_p = [r.get("augment_p") for r in read_metrics(out, "train")]
-    save_samples(out, args.out / f"small-data-{mode}.png")
+    args.out.mkdir(parents=True, exist_ok=True)
+    trainer.sample_grid(args.out / f"small-data-{mode}.png")
     return {"mode": mode, "train_s": train_s, "steps": trainer.step, "final_p": last_p[-1] if last_p else None,
             **trend[-1], "trend": trend}
-
-
-def save_samples(run: Path, path: Path) -> None:
-    """20 samples of the run's last checkpoint, seeded: two of every class for a conditional model."""
-    generator = load(run)
-    classes = generator.num_classes if generator.conditional else 0
-    labels = (torch.arange(20) % classes).int().numpy() if classes else None
-    images = torch.from_numpy(generator.generate(n=20, labels=labels, seed=0))
-    names = generator.class_names or [str(i) for i in range(classes)]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_grid(images, path, nrow=classes or 10, captions=None if labels is None else [names[i] for i in labels])
 
 
 def memorised_reference(args, full_train, info) -> float:
